@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ProcReader } from '../enrich/proc-reader';
+
+/** A library file on the host, identified by inode: uprobes attach per inode, not per path. */
+export interface LibraryFile {
+  /** Path soload writes into uprobe_events (reachable from soload's own mount namespace). */
+  path: string;
+  /** Paths processes know it by (what appears in their maps). */
+  aliases: string[];
+  dev: number;
+  ino: number;
+  /** Pids seen mapping it at discovery time (a sample, capped). */
+  usedBy: number[];
+}
+
+/** Directories searched for sonames not mapped by any running process. */
+export const DEFAULT_LIB_DIRS = [
+  '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu',
+  '/lib64', '/usr/lib64', '/lib', '/usr/lib', '/usr/local/lib',
+];
+
+/**
+ * Inventories shared objects: those mapped by running processes (via the ProcReader) plus the
+ * standard library directories. Files are keyed by (dev, ino) so the same libc reached through
+ * /lib and /usr/lib (merged-/usr symlinks) gets one probe, not two that would double-report.
+ */
+export function inventoryLibraries(proc: ProcReader, libDirs: string[] = DEFAULT_LIB_DIRS, maxPids = 4096): LibraryFile[] {
+  const byInode = new Map<string, LibraryFile>();
+  const add = (hostPath: string, alias: string, pid?: number) => {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(hostPath);
+    } catch {
+      return;
+    }
+    if (!st.isFile()) return;
+    const key = `${st.dev}:${st.ino}`;
+    let lib = byInode.get(key);
+    if (!lib) {
+      lib = { path: hostPath, aliases: [], dev: st.dev, ino: st.ino, usedBy: [] };
+      byInode.set(key, lib);
+    }
+    if (!lib.aliases.includes(alias)) lib.aliases.push(alias);
+    if (pid !== undefined && lib.usedBy.length < 16) lib.usedBy.push(pid);
+  };
+  for (const pid of proc.listPids().slice(0, maxPids)) {
+    for (const f of proc.mappedFiles(pid)) {
+      if (!/\.so(\.|$)|\/ld-|ld-linux|ld-musl/.test(path.basename(f))) continue;
+      // Prefer the host path when it names the same inode; otherwise reach the file through the
+      // process's root (another mount namespace: a container) so the kernel can resolve it.
+      add(f, f, pid);
+      add(path.join(proc.root, String(pid), 'root', f), f, pid);
+    }
+  }
+  for (const dir of libDirs) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names) if (/\.so(\.\d+)*$/.test(n)) add(path.join(dir, n), path.join(dir, n));
+  }
+  // A file reachable by a host path beats one reachable only through /proc/<pid>/root, which
+  // stops resolving when that process exits.
+  for (const lib of byInode.values()) {
+    const host = lib.aliases.find((a) => fs.existsSync(a) && sameInode(a, lib));
+    if (host) lib.path = fs.realpathSync(host);
+  }
+  return [...byInode.values()];
+}
+
+function sameInode(p: string, lib: LibraryFile): boolean {
+  try {
+    const st = fs.statSync(p);
+    return st.ino === lib.ino && st.dev === lib.dev;
+  } catch {
+    return false;
+  }
+}
+
+/** Converts a glob (`*`, `?`, `[...]`) to an anchored RegExp (pure). */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') re += glob[i + 1] === '*' ? (i++, '.*') : '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 1);
+      if (end < 0) re += '\\[';
+      else {
+        re += '[' + glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+        i = end;
+      }
+    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * The library files a probe's `library` selector names (pure over the inventory):
+ * an absolute path matches that file (by any alias or its real path); a glob with `/` matches full
+ * paths; anything else matches basenames (a soname such as `libc.so.6`, or a basename glob).
+ */
+export function selectLibraries(selector: string, inventory: LibraryFile[]): LibraryFile[] {
+  const isGlob = /[*?[]/.test(selector);
+  if (selector.startsWith('/') && !isGlob) {
+    return inventory.filter((l) => l.path === selector || l.aliases.includes(selector));
+  }
+  const re = isGlob ? globToRegExp(selector) : undefined;
+  const full = selector.includes('/');
+  return inventory.filter((l) =>
+    [l.path, ...l.aliases].some((p) => {
+      const subject = full ? p : path.basename(p);
+      return re ? re.test(subject) : subject === selector;
+    }),
+  );
+}

@@ -1,0 +1,144 @@
+import type { LoadEvent, TraceRecord } from '../types';
+
+/** Counters a correlator keeps; exported as soload's health numbers. */
+export interface DlopenStats {
+  entries: number;
+  returns: number;
+  /** Returns with no pending entry (soload started mid-call, or the entry was lost). */
+  orphanReturns: number;
+  /** Entries whose return never came (thread died inside dlopen) and were expired. */
+  expiredEntries: number;
+  /** `dlopen(NULL)`: a handle to the main program, not a load. Not reported. */
+  selfHandles: number;
+  /** Requested name unreadable at entry, recovered from the link_map's l_libname at return. */
+  nameRecovered: number;
+  /** Requested name unreadable at entry and not recoverable (failed dlopen). */
+  nameUnresolved: number;
+  /** Successful dlopen whose l_name could not be read. */
+  pathUnresolved: number;
+}
+
+interface Pending {
+  name: string | null;
+  flags?: number;
+  timestampNs: bigint;
+  comm: string;
+}
+
+/**
+ * Pairs dlopen entry and return hits per thread into LoadEvents (pure state machine; no I/O).
+ * A stack per thread, because a library constructor may itself call dlopen before the outer call
+ * returns. Return probes fire in LIFO order on a thread, so the top of the stack is the match.
+ */
+export class DlopenCorrelator {
+  readonly stats: DlopenStats = {
+    entries: 0,
+    returns: 0,
+    orphanReturns: 0,
+    expiredEntries: 0,
+    selfHandles: 0,
+    nameRecovered: 0,
+    nameUnresolved: 0,
+    pathUnresolved: 0,
+  };
+  private readonly pending = new Map<number, Pending[]>();
+  private readonly maxAgeNs: bigint;
+
+  /** @param maxAgeMs entries older than this without a return are dropped by {@link expire}. */
+  constructor(maxAgeMs = 60_000) {
+    this.maxAgeNs = BigInt(maxAgeMs) * 1_000_000n;
+  }
+
+  /** Feeds an entry hit. */
+  onEntry(rec: TraceRecord): void {
+    this.stats.entries++;
+    const flags = rec.fields.flags != null ? Number(rec.fields.flags) : undefined;
+    const stack = this.pending.get(rec.tid) ?? [];
+    stack.push({ name: rec.fields.name ?? null, flags, timestampNs: rec.timestampNs, comm: rec.fields.comm ?? rec.comm });
+    this.pending.set(rec.tid, stack);
+  }
+
+  /** Feeds a return hit; returns the completed LoadEvent, or undefined when nothing was loaded. */
+  onReturn(rec: TraceRecord, probe: string): LoadEvent | undefined {
+    this.stats.returns++;
+    const stack = this.pending.get(rec.tid);
+    const entry = stack?.pop();
+    if (stack && stack.length === 0) this.pending.delete(rec.tid);
+    if (!entry) this.stats.orphanReturns++;
+    const handle = parseHandle(rec.fields.handle);
+    const ok = handle !== 0n;
+    const path = nonEmpty(rec.fields.path);
+    const libname = nonEmpty(rec.fields.libname);
+    // dlopen(NULL) returns the main program's map: its l_name is "" and nothing was loaded.
+    if (ok && entry && entry.name === null && path === undefined && rec.fields.path === '') {
+      this.stats.selfHandles++;
+      return undefined;
+    }
+    let requestedName = entry?.name ?? undefined;
+    const unresolved: string[] = [];
+    if (requestedName === undefined) {
+      if (ok && libname !== undefined) {
+        requestedName = libname;
+        this.stats.nameRecovered++;
+      } else {
+        this.stats.nameUnresolved++;
+        unresolved.push('soload.requested_name');
+      }
+    }
+    if (ok && path === undefined) {
+      this.stats.pathUnresolved++;
+      unresolved.push('file.path');
+    }
+    const ev: LoadEvent = {
+      timestampNs: rec.timestampNs,
+      pid: rec.tgid ?? rec.tid,
+      tid: rec.tid,
+      comm: rec.fields.comm ?? entry?.comm ?? rec.comm,
+      method: 'dlopen',
+      result: ok ? 'ok' : 'failed',
+      probe,
+    };
+    if (ok && path !== undefined) ev.path = path;
+    if (requestedName !== undefined) ev.requestedName = requestedName;
+    if (entry?.flags !== undefined && Number.isFinite(entry.flags)) ev.flags = entry.flags;
+    if (unresolved.length) ev.unresolved = unresolved;
+    return ev;
+  }
+
+  /** Forgets a thread (it exited). */
+  forgetThread(tid: number): void {
+    const stack = this.pending.get(tid);
+    if (stack) {
+      this.stats.expiredEntries += stack.length;
+      this.pending.delete(tid);
+    }
+  }
+
+  /** Drops entries older than maxAge relative to `nowNs` (trace clock). */
+  expire(nowNs: bigint): void {
+    for (const [tid, stack] of this.pending) {
+      const keep = stack.filter((p) => nowNs - p.timestampNs <= this.maxAgeNs);
+      this.stats.expiredEntries += stack.length - keep.length;
+      if (keep.length) this.pending.set(tid, keep);
+      else this.pending.delete(tid);
+    }
+  }
+
+  /** Threads with a dlopen in flight. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+}
+
+function parseHandle(v: string | null | undefined): bigint {
+  if (v == null) return 0n;
+  try {
+    return BigInt(v);
+  } catch {
+    return 0n;
+  }
+}
+
+function nonEmpty(v: string | null | undefined): string | undefined {
+  return v == null || v === '' ? undefined : v;
+}

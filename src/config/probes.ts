@@ -1,0 +1,81 @@
+/**
+ * Declarative probe definitions and the built-in ones soload ships for dlopen.
+ *
+ * A probe names a library (absolute path, soname such as `libc.so.6`, or a glob), a symbol (or an
+ * explicit file offset for stripped libraries), entry or return, and the fetch arguments to record.
+ * `role` tells the capture stage what the hits mean; user probes without a role are exported as
+ * generic `soload.probe` records carrying their fields.
+ */
+
+/** One declarative probe as written in config. */
+export interface ProbeConfig {
+  /** Event name, unique in the list: [A-Za-z][A-Za-z0-9_]{0,31}. */
+  name: string;
+  /** Absolute path, soname (`libc.so.6`) or glob (`*libdl.so*`) matched against loaded libraries. */
+  library: string;
+  /** Symbol to probe, optionally versioned (`dlopen@@GLIBC_2.34`). Ignored when `offset` is set. */
+  symbol?: string;
+  /** Explicit file offset (e.g. "0x85500") for libraries without symbols. */
+  offset?: string;
+  kind: 'entry' | 'return';
+  /** Attribute name → uprobe fetch argument (with type), e.g. `{ "name": "+0(%di):ustring" }`. */
+  fetch: Record<string, string>;
+  /** Capture role: `dlopen.entry`, `dlopen.return` or `custom` (default). */
+  role?: string;
+  /** When false, a library or symbol that cannot be found is fatal instead of skipped. */
+  optional?: boolean;
+}
+
+/** The roles soload's capture stage understands. */
+export const PROBE_ROLES = ['dlopen.entry', 'dlopen.return', 'custom'] as const;
+
+/** Registers holding the first two integer arguments, per Node's `process.arch`. */
+const ARG_REGS: Record<string, [string, string]> = {
+  x64: ['%di', '%si'],
+  arm64: ['%x0', '%x1'],
+  ia32: ['%ax', '%dx'],
+  riscv64: ['%a0', '%a1'],
+  ppc64: ['%r3', '%r4'],
+  s390x: ['%r2', '%r3'],
+};
+
+/**
+ * Built-in dlopen probes for an architecture.
+ *
+ * Why these fetch arguments: the seed document saw `(fault)` for the dlopen argument — uprobe
+ * handlers read user memory without taking page faults, so a name in a not-yet-touched page of
+ * .rodata cannot be read at entry. At return the value is glibc's `struct link_map *` for the new
+ * object: `l_name` (offset 8 on LP64) is the resolved path, just written by ld.so into a malloc'd
+ * (so resident) buffer; `l_libname->name` (l_libname at offset 56, name first in libname_list) is the
+ * name the object was first requested by — the fallback when the entry argument faulted.
+ * glibc ≥ 2.34 has dlopen in libc.so.6; older glibc in libdl.so.2. Both are listed and optional:
+ * whichever exists on the host is probed.
+ */
+export function builtinProbes(arch: string = process.arch): ProbeConfig[] {
+  const [a0, a1] = ARG_REGS[arch] ?? ARG_REGS.x64!;
+  const ptr = arch === 'ia32' ? 4 : 8;
+  const entry = (library: string, suffix: string): ProbeConfig => ({
+    name: `dlopen_entry${suffix}`,
+    library,
+    symbol: 'dlopen',
+    kind: 'entry',
+    role: 'dlopen.entry',
+    optional: true,
+    fetch: { name: `+0(${a0}):ustring`, flags: `${a1}:x32`, comm: '$comm' },
+  });
+  const ret = (library: string, suffix: string): ProbeConfig => ({
+    name: `dlopen_return${suffix}`,
+    library,
+    symbol: 'dlopen',
+    kind: 'return',
+    role: 'dlopen.return',
+    optional: true,
+    fetch: {
+      handle: `$retval:x${ptr * 8}`,
+      comm: '$comm',
+      libname: `+0(+0(+${ptr * 7}($retval))):ustring`,
+      path: `+0(+${ptr}($retval)):ustring`,
+    },
+  });
+  return [entry('libc.so.6', ''), ret('libc.so.6', ''), entry('libdl.so.2', '_libdl'), ret('libdl.so.2', '_libdl')];
+}

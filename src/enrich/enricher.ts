@@ -1,0 +1,89 @@
+import path from 'node:path';
+import type { LoadEvent } from '../types';
+import type { FileInfo, ProcessInfo, ProcReader } from './proc-reader';
+
+/** A LoadEvent with what /proc could add. */
+export interface EnrichedLoad {
+  event: LoadEvent;
+  process?: ProcessInfo;
+  file?: FileInfo;
+  /** Attribute names that could not be enriched (process gone, file unreadable). */
+  missing: string[];
+}
+
+/**
+ * Adds process and file facts to load events, caching per pid. A cache entry is dropped when the
+ * process exits or execs (the capture stage tells us from sched tracepoints), and re-validated by
+ * start time when older than `revalidateMs`, so a reused pid never inherits a dead process's facts.
+ */
+export class ProcessEnricher {
+  private readonly cache = new Map<number, { info: ProcessInfo; at: number }>();
+  private readonly proc: ProcReader;
+  private readonly maxEntries: number;
+  private readonly revalidateMs: number;
+
+  constructor(proc: ProcReader, opts: { maxEntries?: number; revalidateMs?: number } = {}) {
+    this.proc = proc;
+    this.maxEntries = opts.maxEntries ?? 16384;
+    this.revalidateMs = opts.revalidateMs ?? 5000;
+  }
+
+  /** Enriches one event. Never throws: what cannot be read is listed in `missing`. */
+  enrich(event: LoadEvent, now = Date.now()): EnrichedLoad {
+    const missing: string[] = [];
+    const processInfo = this.processInfo(event.pid, now);
+    if (!processInfo) missing.push('process');
+    else missing.push(...processInfo.missing);
+    let resolved = event;
+    if (event.result === 'ok' && event.path === undefined && event.requestedName) {
+      const fromMaps = this.pathFromMaps(event.pid, event.requestedName);
+      if (fromMaps) {
+        resolved = { ...event, path: fromMaps, unresolved: event.unresolved?.filter((u) => u !== 'file.path') };
+      }
+    }
+    let file: FileInfo | undefined;
+    if (resolved.path) {
+      file = this.proc.statAs(event.pid, resolved.path);
+      if (!file) missing.push('file.size', 'file.inode');
+    }
+    return { event: resolved, process: processInfo, file, missing };
+  }
+
+  /** Forgets a process (exit or exec). */
+  forget(pid: number): void {
+    this.cache.delete(pid);
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  private processInfo(pid: number, now: number): ProcessInfo | undefined {
+    const hit = this.cache.get(pid);
+    if (hit) {
+      if (now - hit.at < this.revalidateMs) return hit.info;
+      const ticks = this.proc.startTicks(pid);
+      if (ticks !== undefined && ticks === hit.info.startTicks) {
+        hit.at = now;
+        return hit.info;
+      }
+      this.cache.delete(pid);
+      if (ticks === undefined) return hit.info; // exited since: the cached facts are still the right ones
+    }
+    const info = this.proc.readProcess(pid);
+    if (!info) return undefined;
+    if (this.cache.size >= this.maxEntries) {
+      const oldest = this.cache.keys().next().value as number;
+      this.cache.delete(oldest);
+    }
+    this.cache.set(pid, { info, at: now });
+    return info;
+  }
+
+  /** The mapped file whose basename is the requested name's basename (l_name fallback). */
+  private pathFromMaps(pid: number, requested: string): string | undefined {
+    if (requested.startsWith('/')) return requested;
+    const base = path.basename(requested);
+    return this.proc.mappedFiles(pid).find((f) => path.basename(f) === base);
+  }
+}

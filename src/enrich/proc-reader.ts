@@ -1,0 +1,191 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseOtelKeyValueList } from '../config/load';
+
+/** What /proc tells about one process. Every field may be missing when the process is gone. */
+export interface ProcessInfo {
+  pid: number;
+  ppid?: number;
+  exePath?: string;
+  exeName?: string;
+  commandLine?: string;
+  comm?: string;
+  uid?: number;
+  owner?: string;
+  containerId?: string;
+  serviceName?: string;
+  /** Start time in clock ticks since boot (field 22 of stat): tells a reused pid apart. */
+  startTicks?: number;
+  /** Fields that could not be read (process exited, permission), by attribute name. */
+  missing: string[];
+}
+
+/** stat(2) of a file as seen from inside a process's mount namespace. */
+export interface FileInfo {
+  size: number;
+  inode: number;
+  dev: number;
+}
+
+/**
+ * The only reader of /proc. `root` is the proc mount (a fixture tree in tests); `passwdPath` maps
+ * uids to names. Every method tolerates the process vanishing between two reads.
+ */
+export class ProcReader {
+  readonly root: string;
+  private readonly passwdPath: string;
+  private users?: Map<number, string>;
+
+  constructor(root = '/proc', passwdPath = '/etc/passwd') {
+    this.root = root;
+    this.passwdPath = passwdPath;
+  }
+
+  /** Reads what enrichment needs about `pid`. Returns undefined only when /proc/<pid> is absent. */
+  readProcess(pid: number): ProcessInfo | undefined {
+    const dir = path.join(this.root, String(pid));
+    const stat = readText(path.join(dir, 'stat'));
+    if (stat === undefined) return undefined;
+    const info: ProcessInfo = { pid, missing: [] };
+    // comm sits in parentheses and may itself contain ") ": the fields start after the LAST ")".
+    const close = stat.lastIndexOf(')');
+    if (close > 0) {
+      info.comm = stat.slice(stat.indexOf('(') + 1, close);
+      const rest = stat.slice(close + 2).split(' ');
+      info.ppid = Number(rest[1]);
+      info.startTicks = Number(rest[19]);
+    }
+    try {
+      info.exePath = fs.readlinkSync(path.join(dir, 'exe')).replace(/ \(deleted\)$/, '');
+      info.exeName = path.basename(info.exePath);
+    } catch {
+      info.missing.push('process.executable.path');
+    }
+    const cmdline = readText(path.join(dir, 'cmdline'));
+    if (cmdline) info.commandLine = cmdline.replace(/\0+$/, '').split('\0').join(' ');
+    else info.missing.push('process.command_line');
+    const status = readText(path.join(dir, 'status'));
+    const uid = status && /^Uid:\s+(\d+)/m.exec(status);
+    if (uid) {
+      info.uid = Number(uid[1]);
+      info.owner = this.userName(info.uid);
+    } else info.missing.push('process.owner');
+    const cgroup = readText(path.join(dir, 'cgroup'));
+    if (cgroup !== undefined) info.containerId = containerIdFromCgroup(cgroup);
+    const environ = readText(path.join(dir, 'environ'));
+    if (environ !== undefined) info.serviceName = serviceNameFromEnviron(environ);
+    return info;
+  }
+
+  /** stat of `file` as process `pid` sees it (its mount namespace, through /proc/<pid>/root). */
+  statAs(pid: number, file: string): FileInfo | undefined {
+    for (const p of [path.join(this.root, String(pid), 'root', file), file]) {
+      try {
+        const st = fs.statSync(p);
+        return { size: st.size, inode: st.ino, dev: st.dev };
+      } catch {
+        continue;
+      }
+    }
+    return undefined;
+  }
+
+  /** Start time of `pid` in ticks, cheap enough to validate a cache entry. */
+  startTicks(pid: number): number | undefined {
+    const stat = readText(path.join(this.root, String(pid), 'stat'));
+    if (!stat) return undefined;
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[19]);
+  }
+
+  /** Numeric entries of /proc. */
+  listPids(): number[] {
+    try {
+      return fs.readdirSync(this.root).filter((n) => /^\d+$/.test(n)).map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  /** File-backed mappings of `pid` (from /proc/<pid>/maps), deduplicated, in map order. */
+  mappedFiles(pid: number): string[] {
+    const maps = readText(path.join(this.root, String(pid), 'maps'));
+    if (!maps) return [];
+    return parseMapsPaths(maps);
+  }
+
+  /** comm and cmdline of a pid: enough to tell whether it is a soload process. */
+  commandOf(pid: number): { comm?: string; cmdline?: string } {
+    return {
+      comm: readText(path.join(this.root, String(pid), 'comm'))?.trim(),
+      cmdline: readText(path.join(this.root, String(pid), 'cmdline'))?.split('\0').join(' '),
+    };
+  }
+
+  private userName(uid: number): string | undefined {
+    if (!this.users) {
+      this.users = new Map();
+      for (const line of (readText(this.passwdPath) ?? '').split('\n')) {
+        const f = line.split(':');
+        if (f.length >= 3 && /^\d+$/.test(f[2]!)) this.users.set(Number(f[2]), f[0]!);
+      }
+    }
+    return this.users.get(uid);
+  }
+}
+
+function readText(p: string): string | undefined {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Paths of file-backed mappings in a maps text (pure). Skips [heap], anon and deleted-marker noise. */
+export function parseMapsPaths(maps: string): string[] {
+  const seen = new Set<string>();
+  for (const line of maps.split('\n')) {
+    // address perms offset dev inode path — the path is everything after the 5th field and may
+    // contain spaces, so split only the first five.
+    const m = /^\S+\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(.*)$/.exec(line);
+    if (!m || m[1] === '0') continue;
+    const p = m[2]!.replace(/ \(deleted\)$/, '');
+    if (p.startsWith('/')) seen.add(p);
+  }
+  return [...seen];
+}
+
+/**
+ * Container id from a /proc/<pid>/cgroup text (pure). Covers cgroup v1 (`12:memory:/docker/<id>`),
+ * v2 (`0::/system.slice/docker-<id>.scope`), containerd/CRI (`cri-containerd-<id>.scope`, kubepods
+ * paths), podman (`libpod-<id>.scope`) and CRI-O (`crio-<id>.scope`): all name the container by a
+ * 64-hex id as the last path element's core.
+ */
+export function containerIdFromCgroup(text: string): string | undefined {
+  let found: string | undefined;
+  for (const line of text.split('\n')) {
+    const cgPath = line.split(':').slice(2).join(':');
+    const last = cgPath.split('/').pop() ?? '';
+    const m = /([0-9a-f]{64})/.exec(last);
+    if (m) found = m[1];
+  }
+  return found;
+}
+
+/**
+ * service.name a process declares for OpenTelemetry, from its environ (NUL-separated) (pure):
+ * OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES, as in the OTel spec.
+ */
+export function serviceNameFromEnviron(environ: string): string | undefined {
+  let fromAttrs: string | undefined;
+  for (const kv of environ.split('\0')) {
+    if (kv.startsWith('OTEL_SERVICE_NAME=')) {
+      const v = kv.slice('OTEL_SERVICE_NAME='.length).trim();
+      if (v) return v;
+    } else if (kv.startsWith('OTEL_RESOURCE_ATTRIBUTES=')) {
+      fromAttrs = parseOtelKeyValueList(kv.slice('OTEL_RESOURCE_ATTRIBUTES='.length))['service.name'];
+    }
+  }
+  return fromAttrs;
+}

@@ -1,0 +1,378 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { ErrorCodes, SoloadError } from '../errors';
+import type { ProbeSpec } from '../types';
+import { buildProbeLine, buildRemoveLine, parseProbeListing } from './probe-line';
+
+/** What the running kernel's tracefs offers. */
+export interface TracefsCapabilities {
+  /** Mount point in use, or undefined when tracefs is unavailable. */
+  path?: string;
+  uprobes: boolean;
+  kprobes: boolean;
+  instances: boolean;
+  returnProbes: boolean;
+  ustring: boolean;
+  fileOffsetFetch: boolean;
+  comm: boolean;
+  recordTgid: boolean;
+  traceClocks: string[];
+  schedTracepoints: boolean;
+}
+
+/** Paths tried, in order, when no tracefs path is configured. */
+export const TRACEFS_CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
+
+/**
+ * Finds a mounted tracefs (a directory holding `uprobe_events` or `trace`); with `mountIfMissing`,
+ * mounts tracefs at /sys/kernel/tracing the way `mount -t tracefs nodev /sys/kernel/tracing` does.
+ */
+export function locateTracefs(configured = '', mountIfMissing = true): string | undefined {
+  const candidates = configured ? [configured] : TRACEFS_CANDIDATES;
+  const found = candidates.find((p) => fs.existsSync(path.join(p, 'trace')));
+  if (found || !mountIfMissing) return found;
+  const target = configured || TRACEFS_CANDIDATES[0]!;
+  if (!fs.existsSync(target)) return undefined;
+  spawnSync('mount', ['-t', 'tracefs', 'nodev', target], { stdio: 'ignore' });
+  return fs.existsSync(path.join(target, 'trace')) ? target : undefined;
+}
+
+/** Reads what a tracefs mount supports from its files and README (pure over the file tree). */
+export function probeCapabilities(root: string | undefined): TracefsCapabilities {
+  const caps: TracefsCapabilities = {
+    path: root,
+    uprobes: false,
+    kprobes: false,
+    instances: false,
+    returnProbes: false,
+    ustring: false,
+    fileOffsetFetch: false,
+    comm: false,
+    recordTgid: false,
+    traceClocks: [],
+    schedTracepoints: false,
+  };
+  if (!root) return caps;
+  const exists = (p: string) => fs.existsSync(path.join(root, p));
+  const readme = safeRead(path.join(root, 'README'));
+  caps.uprobes = exists('uprobe_events');
+  caps.kprobes = exists('kprobe_events');
+  caps.instances = exists('instances');
+  caps.returnProbes = /%return/.test(readme) || /\[r\[/.test(readme);
+  caps.ustring = /\bustring\b/.test(readme);
+  // `@+OFFSET` (file-offset memory fetch for uprobes) arrived with the same README line that lists
+  // "@<address>"; older kernels document it as "@+offset" in uprobetracer only, so accept both.
+  caps.fileOffsetFetch = /@<address>|@\+/.test(readme);
+  caps.comm = /\$comm/.test(readme);
+  caps.recordTgid = exists('options/record-tgid');
+  caps.traceClocks = safeRead(path.join(root, 'trace_clock')).replace(/[[\]]/g, '').split(/\s+/).filter(Boolean);
+  caps.schedTracepoints = exists('events/sched/sched_process_exit') && exists('events/sched/sched_process_exec');
+  return caps;
+}
+
+function safeRead(p: string): string {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Options of a {@link TracefsSession}. */
+export interface TracefsSessionOptions {
+  /** tracefs mount point (a fixture tree in tests). */
+  root: string;
+  /** Event group, unique to this soload process (e.g. `soload_1234`). */
+  group: string;
+  /** Instance directory name, unique to this soload process. */
+  instance: string;
+  bufferSizeKb?: number;
+  traceClock?: string;
+}
+
+/** A tracepoint soload enables in its own instance, with an optional filter. */
+export interface TracepointSpec {
+  system: string;
+  event: string;
+  filter?: string;
+}
+
+/** Probe groups and instances a previous soload left behind. */
+export interface StaleState {
+  groups: string[];
+  instances: string[];
+}
+
+/**
+ * Owns soload's footprint in tracefs: one instance, one probe group. `start()` creates them;
+ * `shutdown()` undoes exactly what start did, in reverse, and keeps going past individual errors so
+ * nothing is left behind. Other tracers' probes, instances and global settings are never touched.
+ */
+export class TracefsSession {
+  readonly root: string;
+  readonly group: string;
+  readonly instance: string;
+  private readonly opts: TracefsSessionOptions;
+  private readonly undo: Array<{ what: string; run: () => void }> = [];
+  private installed: ProbeSpec[] = [];
+  private errorLogOffset = 0;
+
+  constructor(opts: TracefsSessionOptions) {
+    this.opts = opts;
+    this.root = opts.root;
+    this.group = opts.group;
+    this.instance = opts.instance;
+  }
+
+  /** Directory of soload's instance. */
+  get instanceDir(): string {
+    return path.join(this.root, 'instances', this.instance);
+  }
+
+  /** trace_pipe of soload's instance. */
+  get tracePipePath(): string {
+    return path.join(this.instanceDir, 'trace_pipe');
+  }
+
+  /** Probes the kernel accepted. */
+  get probes(): readonly ProbeSpec[] {
+    return this.installed;
+  }
+
+  /**
+   * Creates the instance, configures it, installs and enables `probes` and `tracepoints`.
+   * Probes the kernel refuses are returned in `rejected` (with the kernel's reason) unless
+   * `failFast`; the caller decides whether what was accepted is enough.
+   */
+  start(
+    probes: ProbeSpec[],
+    tracepoints: TracepointSpec[] = [],
+  ): { rejected: Array<{ probe: ProbeSpec; error: SoloadError }>; tracepoints: TracepointSpec[] } {
+    if (!fs.existsSync(path.join(this.root, 'uprobe_events'))) {
+      throw new SoloadError(
+        ErrorCodes.UPROBES_UNAVAILABLE,
+        `${this.root}/uprobe_events does not exist: this kernel was built without CONFIG_UPROBE_EVENTS, so soload cannot trace. Run \`soload check\` for details.`,
+      );
+    }
+    try {
+      fs.mkdirSync(this.instanceDir);
+    } catch (err) {
+      throw this.ioError(`create tracefs instance ${this.instanceDir}`, err);
+    }
+    this.undo.push({ what: `remove instance ${this.instance}`, run: () => this.removeInstanceDir(this.instanceDir) });
+
+    if (this.opts.traceClock) this.writeControl(path.join(this.instanceDir, 'trace_clock'), this.opts.traceClock);
+    if (this.opts.bufferSizeKb) this.writeControl(path.join(this.instanceDir, 'buffer_size_kb'), String(this.opts.bufferSizeKb));
+    // The line header's pid is the thread id; record-tgid adds the process id, which is what a
+    // load belongs to. irq-info off drops the latency flags column nobody here reads.
+    for (const [opt, val] of [['record-tgid', '1'], ['irq-info', '0']] as const) {
+      const p = path.join(this.instanceDir, 'options', opt);
+      if (fs.existsSync(p)) this.writeControl(p, val);
+    }
+
+    const rejected: Array<{ probe: ProbeSpec; error: SoloadError }> = [];
+    for (const probe of probes) {
+      try {
+        this.addProbe(probe);
+      } catch (err) {
+        if (err instanceof SoloadError && err.code === ErrorCodes.PROBE_REJECTED) rejected.push({ probe, error: err });
+        else throw err;
+      }
+    }
+    const enabledTracepoints: TracepointSpec[] = [];
+    for (const tp of tracepoints) {
+      if (this.enableTracepoint(tp)) enabledTracepoints.push(tp);
+    }
+    return { rejected, tracepoints: enabledTracepoints };
+  }
+
+  private addProbe(probe: ProbeSpec): void {
+    const line = buildProbeLine(this.group, probe);
+    this.writeProbeDefinition(line);
+    this.installed.push(probe);
+    this.undo.push({ what: `remove probe ${this.group}/${probe.event}`, run: () => this.writeProbeDefinition(buildRemoveLine(this.group, probe.event), true) });
+    const enable = path.join(this.instanceDir, 'events', this.group, probe.event, 'enable');
+    this.writeControl(enable, '1');
+    this.undo.push({ what: `disable ${probe.event}`, run: () => this.writeControl(enable, '0') });
+  }
+
+  private enableTracepoint(tp: TracepointSpec): boolean {
+    const dir = path.join(this.instanceDir, 'events', tp.system, tp.event);
+    if (!fs.existsSync(dir)) return false;
+    if (tp.filter) {
+      try {
+        this.writeControl(path.join(dir, 'filter'), tp.filter);
+        this.undo.push({ what: `clear filter ${tp.event}`, run: () => this.writeControl(path.join(dir, 'filter'), '0') });
+      } catch {
+        // Older kernels lack the filtered field (e.g. group_dead before 5.x): run unfiltered.
+      }
+    }
+    this.writeControl(path.join(dir, 'enable'), '1');
+    this.undo.push({ what: `disable ${tp.system}/${tp.event}`, run: () => this.writeControl(path.join(dir, 'enable'), '0') });
+    return true;
+  }
+
+  /**
+   * Undoes start() in reverse. Returns the steps that failed (already retried once); an empty list
+   * means soload left nothing in the kernel.
+   */
+  shutdown(): string[] {
+    const failures: string[] = [];
+    while (this.undo.length > 0) {
+      const step = this.undo.pop()!;
+      try {
+        step.run();
+      } catch (err) {
+        try {
+          step.run();
+        } catch {
+          failures.push(`${step.what}: ${(err as Error).message}`);
+        }
+      }
+    }
+    this.installed = [];
+    return failures;
+  }
+
+  /** Appends one definition to uprobe_events (O_APPEND: never truncates others' probes). */
+  private writeProbeDefinition(line: string, removing = false): void {
+    const file = path.join(this.root, 'uprobe_events');
+    this.markErrorLog();
+    try {
+      fs.appendFileSync(file, line + '\n');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (removing && e.code === 'ENOENT') return;
+      const kernelSays = this.newErrorLog();
+      if (!removing && (e.code === 'EINVAL' || e.code === 'E2BIG' || e.code === 'ENOENT' || e.code === 'EEXIST')) {
+        throw new SoloadError(
+          ErrorCodes.PROBE_REJECTED,
+          `the kernel refused probe definition "${line}": ${kernelSays || e.message}. Check the probe's fetch arguments and offset (\`soload probes\` prints the lines; \`soload check\` lists what this kernel supports).`,
+          { line, errno: e.code, kernel: kernelSays },
+        );
+      }
+      throw this.ioError(`write "${line}" to ${file}${kernelSays ? ` (kernel: ${kernelSays})` : ''}`, err);
+    }
+  }
+
+  private markErrorLog(): void {
+    try {
+      this.errorLogOffset = fs.statSync(path.join(this.root, 'error_log')).size || safeRead(path.join(this.root, 'error_log')).length;
+    } catch {
+      this.errorLogOffset = 0;
+    }
+  }
+
+  /** The kernel's newest error_log entry written since markErrorLog(), condensed to one line. */
+  private newErrorLog(): string {
+    const text = safeRead(path.join(this.root, 'error_log'));
+    const fresh = text.length > this.errorLogOffset ? text.slice(this.errorLogOffset) : text;
+    const entries = fresh.split(/\n(?=\[)/).filter((e) => e.trim());
+    const last = entries[entries.length - 1];
+    if (!last) return '';
+    const m = /error:\s*(.+)/.exec(last);
+    const cmd = /Command:\s*(.+)/.exec(last);
+    const caret = last.split('\n').find((l) => /^\s*\^\s*$/.test(l));
+    let where = '';
+    if (cmd && caret) {
+      const col = caret.indexOf('^') - (last.split('\n').find((l) => l.includes('Command:'))!.indexOf('Command:') + 'Command: '.length);
+      if (col >= 0) where = ` (at "${cmd[1]!.slice(col, col + 24)}")`;
+    }
+    return m ? `${m[1]!.trim()}${where}` : last.trim();
+  }
+
+  private writeControl(file: string, value: string): void {
+    try {
+      fs.writeFileSync(file, value);
+    } catch (err) {
+      throw this.ioError(`write "${value}" to ${file}`, err);
+    }
+  }
+
+  private removeInstanceDir(dir: string): void {
+    try {
+      fs.rmdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  private ioError(what: string, err: unknown): SoloadError {
+    const e = err as NodeJS.ErrnoException;
+    const code = e.code === 'EACCES' || e.code === 'EPERM' ? ErrorCodes.NOT_PRIVILEGED : ErrorCodes.TRACEFS_IO;
+    const hint =
+      code === ErrorCodes.NOT_PRIVILEGED
+        ? 'run soload as root (or with CAP_SYS_ADMIN and CAP_DAC_OVERRIDE)'
+        : 'another process may hold the file open; `soload check` reports the tracefs state';
+    return new SoloadError(code, `cannot ${what}: ${e.message}; ${hint}`, { errno: e.code }, { cause: err });
+  }
+}
+
+/**
+ * Finds probe groups and instances named `<prefix>_<pid>` whose soload process is gone. `isAlive`
+ * decides (tests pass a stub); only names of that exact shape are considered, so other tools'
+ * probes and instances are never candidates.
+ */
+export function findStaleState(root: string, groupPrefix: string, instancePrefix: string, isAlive: (pid: number) => boolean): StaleState {
+  const groupRe = new RegExp(`^${groupPrefix}_(\\d+)$`);
+  const instRe = new RegExp(`^${instancePrefix}_(\\d+)$`);
+  const groups = new Set<string>();
+  for (const p of parseProbeListing(safeRead(path.join(root, 'uprobe_events')))) {
+    const m = groupRe.exec(p.group);
+    if (m && !isAlive(Number(m[1]))) groups.add(p.group);
+  }
+  let instances: string[] = [];
+  try {
+    instances = fs.readdirSync(path.join(root, 'instances')).filter((n) => {
+      const m = instRe.exec(n);
+      return m !== null && !isAlive(Number(m[1]));
+    });
+  } catch {
+    instances = [];
+  }
+  return { groups: [...groups], instances };
+}
+
+/**
+ * Removes stale soload state: disables the stale groups' events in every instance that enabled
+ * them, deletes the instances, then the probe definitions. Returns what could not be removed.
+ */
+export function removeStaleState(root: string, stale: StaleState): string[] {
+  const failures: string[] = [];
+  const listing = parseProbeListing(safeRead(path.join(root, 'uprobe_events')));
+  for (const inst of stale.instances) {
+    const dir = path.join(root, 'instances', inst);
+    for (const g of stale.groups) {
+      const en = path.join(dir, 'events', g, 'enable');
+      try {
+        if (fs.existsSync(en)) fs.writeFileSync(en, '0');
+      } catch {
+        /* removed below with the instance */
+      }
+    }
+    try {
+      fs.rmdirSync(dir);
+    } catch (err) {
+      failures.push(`instance ${inst}: ${(err as Error).message}`);
+    }
+  }
+  for (const g of stale.groups) {
+    // A stale group may be enabled in the top-level buffer or in an instance we do not own only if
+    // someone enabled it by hand; disable it there too, or the kernel refuses the removal (EBUSY).
+    const topEnable = path.join(root, 'events', g, 'enable');
+    try {
+      if (fs.existsSync(topEnable)) fs.writeFileSync(topEnable, '0');
+    } catch {
+      /* best effort */
+    }
+    for (const p of listing.filter((l) => l.group === g)) {
+      try {
+        fs.appendFileSync(path.join(root, 'uprobe_events'), buildRemoveLine(g, p.event) + '\n');
+      } catch (err) {
+        failures.push(`probe ${g}/${p.event}: ${(err as Error).message}`);
+      }
+    }
+  }
+  return failures;
+}

@@ -1,0 +1,76 @@
+/**
+ * Plain data types shared along the data path:
+ * config → elf → tracefs (ProbeSpec) → pipe (TraceRecord) → capture (LoadEvent) → enrich → otel.
+ */
+
+/** One uprobe soload installs. Built by pure code, written to uprobe_events by TracefsSession. */
+export interface ProbeSpec {
+  /** Event name inside soload's group, e.g. `dlopen_entry`. [A-Za-z0-9_], starts with a letter. */
+  event: string;
+  /** `entry` → `p:` probe; `return` → `r:` probe. */
+  kind: 'entry' | 'return';
+  /** Absolute path of the ELF file the probe is placed in. */
+  path: string;
+  /** File offset of the instruction to probe (what uprobe_events wants, not the vaddr). */
+  offset: number;
+  /** Ordered fetch arguments: name → fetcharg expression with type (e.g. `+0(%di):ustring`). */
+  fetch: Array<{ name: string; arg: string }>;
+  /** What the probe is for: the capture logic keys off this, not off the event name. */
+  role: string;
+  /** Where the offset came from, for `soload check`/`soload probes`. */
+  symbol?: string;
+  symbolSource?: string;
+}
+
+/** One parsed trace_pipe line. */
+export interface TraceRecord {
+  /** Task name as printed in the line header (may be `<...>` when the kernel's comm cache missed). */
+  comm: string;
+  /** Thread id (the kernel's `pid` of the task). */
+  tid: number;
+  /** Thread-group id (process id) when the instance records tgids, else undefined. */
+  tgid?: number;
+  cpu: number;
+  /** Trace-clock timestamp in nanoseconds (printed with µs precision by the kernel). */
+  timestampNs: bigint;
+  /** Probe event name (without group). */
+  event: string;
+  /** Probe group, when the line carries it (it does not in the default text format). */
+  group?: string;
+  /** Probed address text, e.g. `0x7f..500` or for return probes `0x5649.. <- 0x7f..500`. */
+  location: string;
+  /**
+   * Fetched fields by name. String fields are unquoted and unescaped; `(fault)` values are
+   * represented as `null` (never as the string "(fault)").
+   */
+  fields: Record<string, string | null>;
+}
+
+/** How a shared object came to be mapped. */
+export type LoadMethod = 'dlopen' | 'needed' | 'preload' | 'interpreter' | 'executable' | 'unknown';
+
+/** A shared-object load, after correlation of probe hits, before /proc enrichment. */
+export interface LoadEvent {
+  /** Trace-clock timestamp (ns) of the record that completed this event. */
+  timestampNs: bigint;
+  pid: number;
+  tid: number;
+  /** comm as read by the kernel at probe time ($comm), falling back to the line header. */
+  comm: string;
+  method: LoadMethod;
+  /** Absolute resolved path as the process sees it; undefined when it could not be resolved. */
+  path?: string;
+  /** The name as requested (dlopen argument / DT_NEEDED entry), when known. */
+  requestedName?: string;
+  result: 'ok' | 'failed';
+  /** dlopen flags, when known. */
+  flags?: number;
+  /** The probe event that produced it. */
+  probe: string;
+  /** Object whose load pulled this one in (dlopen dependencies). */
+  loadedBy?: string;
+  /** True for loads reported from the start-up inventory of already-running processes. */
+  snapshot?: boolean;
+  /** Fields that could not be read from the kernel (e.g. a `(fault)` string), by attribute name. */
+  unresolved?: string[];
+}
