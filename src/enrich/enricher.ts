@@ -41,6 +41,12 @@ export class ProcessEnricher {
         resolved = { ...event, path: fromMaps, unresolved: event.unresolved?.filter((u) => u !== 'file.path') };
       }
     }
+    if (resolved.path !== undefined && !resolved.path.startsWith('/')) {
+      // ld.so keeps a dlopen("./x.so") name as given in l_name; make it absolute as the process saw it.
+      const abs = this.absolutize(event.pid, resolved.path);
+      if (abs) resolved = { ...resolved, path: abs };
+      else missing.push('file.path.absolute');
+    }
     let file: FileInfo | undefined;
     if (resolved.path) {
       file = this.proc.statAs(event.pid, resolved.path);
@@ -78,6 +84,17 @@ export class ProcessEnricher {
     }
     this.cache.set(pid, { info, at: now });
     return info;
+  }
+
+  private absolutize(pid: number, rel: string): string | undefined {
+    const mapped = this.proc.mappedFiles(pid);
+    const cwd = this.proc.cwd(pid);
+    if (cwd) {
+      const joined = path.resolve(cwd, rel);
+      if (mapped.includes(joined) || this.proc.statAs(pid, joined)) return joined;
+    }
+    const base = path.basename(rel);
+    return mapped.find((f) => path.basename(f) === base);
   }
 
   /** The mapped file whose basename is the requested name's basename (l_name fallback). */

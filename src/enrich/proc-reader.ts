@@ -98,6 +98,15 @@ export class ProcReader {
     return Number(rest[19]);
   }
 
+  /** Current working directory of `pid` (as that process sees paths), if readable. */
+  cwd(pid: number): string | undefined {
+    try {
+      return fs.readlinkSync(path.join(this.root, String(pid), 'cwd'));
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Numeric entries of /proc. */
   listPids(): number[] {
     try {

@@ -214,6 +214,18 @@ export class TracefsSession {
   }
 
   /**
+   * Stops the kernel writing into soload's buffer while what is already there stays readable, so
+   * shutdown can drain the last records before removing anything.
+   */
+  stopRecording(): void {
+    try {
+      fs.writeFileSync(path.join(this.instanceDir, 'tracing_on'), '0');
+    } catch {
+      /* instance already gone */
+    }
+  }
+
+  /**
    * Undoes start() in reverse. Returns the steps that failed (already retried once); an empty list
    * means soload left nothing in the kernel.
    */

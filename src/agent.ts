@@ -1,0 +1,284 @@
+import type { Logger } from '@opentelemetry/api-logs';
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import { inventoryLibraries, type LibraryFile } from './capture/discover';
+import { DlopenCorrelator } from './capture/dlopen';
+import { LoadFilter } from './capture/filters';
+import { assertPlanUsable, planProbes, type ProbePlan } from './capture/plan';
+import type { SoloadConfig } from './config/schema';
+import { ProcessEnricher } from './enrich/enricher';
+import { ProcReader } from './enrich/proc-reader';
+import { ElfSymbolResolver } from './elf';
+import { ErrorCodes, SoloadError } from './errors';
+import { TraceClock } from './otel/clock';
+import { SoLoadLogMapper } from './otel/mapper';
+import { createLogPipeline, type LogPipeline } from './otel/pipeline';
+import { TracePipeReader, type ProbeSchemaMap } from './pipe';
+import { findStaleState, locateTracefs, removeStaleState, TracefsSession, type TracepointSpec } from './tracefs/session';
+import type { LoadEvent, ProbeSpec, TraceRecord } from './types';
+
+/** soload's own diagnostics (stderr), separate from the records it exports. */
+export interface DiagLog {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+/** A DiagLog writing `soload: level: msg` lines to stderr above `level`. */
+export function stderrLog(level: string): DiagLog {
+  const order = ['debug', 'info', 'warn', 'error'];
+  const min = Math.max(0, order.indexOf(level));
+  const at = (l: string) => (msg: string) => {
+    if (order.indexOf(l) >= min) process.stderr.write(`soload: ${l}: ${msg}\n`);
+  };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/** Counters soload reports about itself. */
+export interface AgentStats {
+  records: number;
+  loadsEmitted: number;
+  loadsFiltered: number;
+  customEmitted: number;
+  unknownEvents: number;
+  processExits: number;
+  processExecs: number;
+}
+
+/** Injection points, so tests can point soload at fixture trees and capture output. */
+export interface AgentOptions {
+  config: SoloadConfig;
+  log?: DiagLog;
+  /** tracefs mount; default: located (and mounted if needed). */
+  tracefsRoot?: string;
+  proc?: ProcReader;
+  pipeline?: LogPipeline;
+  /** Receives every load after filtering, before export (tests, the recall harness). */
+  onLoad?: (ev: LoadEvent) => void;
+  /** pid used in the group/instance names; default process.pid. */
+  pid?: number;
+}
+
+/** sched tracepoints soload follows to keep per-process state honest. */
+export const PROCESS_TRACEPOINTS: TracepointSpec[] = [
+  // group_dead: the whole thread group is gone, not one thread.
+  { system: 'sched', event: 'sched_process_exit', filter: 'group_dead == 1' },
+  { system: 'sched', event: 'sched_process_exec' },
+];
+
+/** Parser schemas for the probes (string fields matter: the kernel prints them unescaped). */
+export function schemasFor(specs: readonly ProbeSpec[]): ProbeSchemaMap {
+  const map: ProbeSchemaMap = new Map();
+  for (const s of specs) {
+    map.set(s.event, { fields: s.fetch.map((f) => ({ name: f.name, string: /:(u?string|symstr)$/.test(f.arg) || f.arg === '$comm' })) });
+  }
+  map.set('sched_process_exit', { fields: [{ name: 'comm', string: false }, { name: 'pid', string: false }, { name: 'prio', string: false }, { name: 'group_dead', string: false }] });
+  map.set('sched_process_exec', { fields: [{ name: 'filename', string: false }, { name: 'pid', string: false }, { name: 'old_pid', string: false }] });
+  return map;
+}
+
+/** True when `pid` is a live soload process (stale-state detection). */
+export function isSoloadProcess(proc: ProcReader, pid: number): boolean {
+  const { comm, cmdline } = proc.commandOf(pid);
+  if (comm === undefined) return false;
+  return comm === 'soload' || /soload|dist\/src\/cli\/main\.js/.test(cmdline ?? '');
+}
+
+/**
+ * The soload component: config in, `start()` installs probes and begins streaming, `shutdown()`
+ * undoes exactly what start did, in reverse (reader, probes and instance, exporters).
+ */
+export class SoloadAgent {
+  readonly stats: AgentStats = { records: 0, loadsEmitted: 0, loadsFiltered: 0, customEmitted: 0, unknownEvents: 0, processExits: 0, processExecs: 0 };
+  readonly correlator = new DlopenCorrelator();
+  private readonly config: SoloadConfig;
+  private readonly log: DiagLog;
+  private readonly proc: ProcReader;
+  private readonly pid: number;
+  private readonly opts: AgentOptions;
+  private readonly clock = new TraceClock();
+  private readonly filter: LoadFilter;
+  private readonly enricher: ProcessEnricher;
+  private session?: TracefsSession;
+  private reader?: TracePipeReader;
+  private pipeline?: LogPipeline;
+  private mapper?: SoLoadLogMapper;
+  private logger?: Logger;
+  private roles = new Map<string, string>();
+  private housekeeping?: NodeJS.Timeout;
+  private stopping?: Promise<void>;
+  /** The plan start() used (for `soload check`/diagnostics). */
+  plan?: ProbePlan;
+
+  constructor(opts: AgentOptions) {
+    this.opts = opts;
+    this.config = opts.config;
+    this.log = opts.log ?? stderrLog(opts.config.log.level);
+    this.proc = opts.proc ?? new ProcReader(opts.config.procRoot);
+    this.pid = opts.pid ?? process.pid;
+    this.filter = new LoadFilter(this.config.filters, process.pid);
+    this.enricher = new ProcessEnricher(this.proc);
+  }
+
+  /** Plans probes against this host without touching the kernel. */
+  planOnly(inventory?: LibraryFile[]): ProbePlan {
+    const resolver = new ElfSymbolResolver({ debugRoot: this.config.debugRoot });
+    return planProbes(this.config.probes, inventory ?? inventoryLibraries(this.proc), resolver);
+  }
+
+  async start(): Promise<void> {
+    const root = this.opts.tracefsRoot ?? locateTracefs(this.config.tracefs.path);
+    if (!root) {
+      throw new SoloadError(
+        ErrorCodes.TRACEFS_UNAVAILABLE,
+        'tracefs is not mounted and could not be mounted at /sys/kernel/tracing; mount it (`mount -t tracefs nodev /sys/kernel/tracing`) or set tracefs.path',
+      );
+    }
+    this.cleanupStale(root);
+    const plan = this.planOnly();
+    for (const s of plan.skipped) this.log.debug(`probe ${s.probe} skipped for ${s.library}: ${s.reason}`);
+    assertPlanUsable(plan);
+    this.plan = plan;
+
+    const group = `${this.config.tracefs.groupPrefix}_${this.pid}`;
+    const instance = `${this.config.tracefs.instancePrefix}_${this.pid}`;
+    this.session = new TracefsSession({
+      root,
+      group,
+      instance,
+      bufferSizeKb: this.config.tracefs.bufferSizeKb,
+      traceClock: this.config.tracefs.traceClock,
+    });
+    try {
+      const { rejected, tracepoints } = this.session.start(plan.specs, PROCESS_TRACEPOINTS);
+      for (const r of rejected) this.log.warn(r.error.message);
+      if (this.session.probes.length === 0) {
+        throw new SoloadError(ErrorCodes.NOTHING_TO_PROBE, `the kernel refused every probe: ${rejected.map((r) => r.error.message).join('; ')}`);
+      }
+      if (tracepoints.length < PROCESS_TRACEPOINTS.length) {
+        this.log.warn('sched tracepoints unavailable: per-process caches expire by age instead of on exit/exec');
+      }
+      this.roles = new Map(this.session.probes.map((p) => [p.event, p.role]));
+      this.pipeline = this.opts.pipeline ?? createLogPipeline(this.config, { warn: (m) => this.log.warn(m) });
+      this.logger = this.pipeline.logger;
+      this.mapper = new SoLoadLogMapper({ severity: this.config.otel.severity, toWallNs: (ns) => this.clock.toWallNs(ns) });
+      this.reader = new TracePipeReader({
+        path: this.session.tracePipePath,
+        schemas: schemasFor(this.session.probes),
+        pollIntervalMs: this.config.tracefs.pollIntervalMs,
+        onRecord: (rec) => this.handleRecord(rec),
+      });
+      this.reader.start();
+    } catch (err) {
+      await this.shutdown();
+      throw err;
+    }
+    this.housekeeping = setInterval(() => {
+      this.correlator.expire(this.clock.nowTraceNs());
+      this.clock.resample();
+    }, 10_000);
+    this.housekeeping.unref();
+    this.log.info(
+      `tracing ${this.session.probes.length} probes in group ${group} (instance ${instance}): ` +
+        this.session.probes.map((p) => `${p.event}@${p.path}:0x${p.offset.toString(16)}`).join(', '),
+    );
+  }
+
+  /** Routes one parsed trace record (public for tests that replay fixtures). */
+  handleRecord(rec: TraceRecord): void {
+    this.stats.records++;
+    if (rec.event === 'sched_process_exit') {
+      const pid = Number(rec.fields.pid);
+      this.stats.processExits++;
+      this.enricher.forget(pid);
+      this.correlator.forgetThread(pid);
+      return;
+    }
+    if (rec.event === 'sched_process_exec') {
+      this.stats.processExecs++;
+      this.enricher.forget(Number(rec.fields.pid));
+      return;
+    }
+    const role = this.roles.get(rec.event);
+    switch (role) {
+      case 'dlopen.entry':
+        this.correlator.onEntry(rec);
+        return;
+      case 'dlopen.return': {
+        const ev = this.correlator.onReturn(rec, rec.event);
+        if (ev) this.emitLoad(ev);
+        return;
+      }
+      case 'custom':
+        this.emitCustom(rec);
+        return;
+      default:
+        this.stats.unknownEvents++;
+    }
+  }
+
+  private emitLoad(ev: LoadEvent): void {
+    if (!this.filter.accepts(ev)) {
+      this.stats.loadsFiltered++;
+      return;
+    }
+    const enriched = this.enricher.enrich(ev);
+    this.stats.loadsEmitted++;
+    this.opts.onLoad?.(enriched.event);
+    this.logger?.emit(this.mapper!.map(enriched, this.clock.toWallNs(this.clock.nowTraceNs())));
+  }
+
+  private emitCustom(rec: TraceRecord): void {
+    const pid = rec.tgid ?? rec.tid;
+    if (this.config.filters.excludeSelf && pid === process.pid) return;
+    const attributes: Record<string, string | number> = { 'process.pid': pid, 'thread.id': rec.tid, 'soload.probe': rec.event };
+    for (const [k, v] of Object.entries(rec.fields)) if (v !== null) attributes[`soload.arg.${k}`] = v;
+    this.stats.customEmitted++;
+    this.logger?.emit({
+      eventName: 'soload.probe',
+      timestamp: Number(this.clock.toWallNs(rec.timestampNs) / 1_000_000n),
+      severityNumber: SeverityNumber.INFO,
+      severityText: 'INFO',
+      body: `${rec.fields.comm ?? rec.comm}[${pid}] hit ${rec.event}`,
+      attributes,
+    });
+  }
+
+  /** Removes what a soload that died left in tracefs (only soload's own groups/instances). */
+  private cleanupStale(root: string): void {
+    const stale = findStaleState(root, this.config.tracefs.groupPrefix, this.config.tracefs.instancePrefix, (pid) =>
+      pid === this.pid || isSoloadProcess(this.proc, pid),
+    );
+    if (stale.groups.length === 0 && stale.instances.length === 0) return;
+    this.log.warn(`removing state left by a soload that died: groups [${stale.groups.join(', ')}], instances [${stale.instances.join(', ')}]`);
+    for (const f of removeStaleState(root, stale)) this.log.error(`could not remove stale ${f}`);
+  }
+
+  /** Stops reading, removes probes and the instance, flushes exporters. Idempotent. */
+  shutdown(): Promise<void> {
+    this.stopping ??= this.doShutdown();
+    return this.stopping;
+  }
+
+  private async doShutdown(): Promise<void> {
+    if (this.housekeeping) clearInterval(this.housekeeping);
+    this.session?.stopRecording();
+    if (this.reader) {
+      try {
+        await this.reader.stop();
+      } catch (err) {
+        this.log.error(`stopping trace_pipe reader: ${(err as Error).message}`);
+      }
+    }
+    if (this.session) {
+      for (const f of this.session.shutdown()) this.log.error(`cleanup failed: ${f}`);
+    }
+    if (this.pipeline) {
+      try {
+        await this.pipeline.shutdown();
+      } catch (err) {
+        this.log.error(`flushing exporters: ${(err as Error).message}`);
+      }
+    }
+  }
+}

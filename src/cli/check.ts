@@ -1,0 +1,142 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { inventoryLibraries, type LibraryFile } from '../capture/discover';
+import { planProbes } from '../capture/plan';
+import type { SoloadConfig } from '../config/schema';
+import { ElfSymbolResolver } from '../elf';
+import { ProcReader } from '../enrich/proc-reader';
+import { locateTracefs, probeCapabilities, type TracefsCapabilities } from '../tracefs/session';
+
+/** One loader/libc file in use on the host and what soload found in it. */
+export interface LoaderFileReport {
+  path: string;
+  kind: 'libc' | 'libdl' | 'ld.so' | 'musl';
+  processes: number;
+  symbols: Array<{ symbol: string; found: boolean; table?: string; fileOffset?: string; error?: string }>;
+  /** Which capture mechanism this file gets, and why. */
+  mechanism: string;
+}
+
+/** Everything `soload check` reports. */
+export interface CheckReport {
+  kernel: string;
+  arch: string;
+  root: boolean;
+  tracefs: TracefsCapabilities;
+  loaders: LoaderFileReport[];
+  probes: { planned: number; skipped: Array<{ probe: string; library: string; reason: string }> };
+  problems: string[];
+}
+
+const WANTED: Record<LoaderFileReport['kind'], string[]> = {
+  libc: ['dlopen'],
+  libdl: ['dlopen'],
+  'ld.so': ['_dl_debug_state', '_r_debug'],
+  musl: ['dlopen', '_dl_debug_state'],
+};
+
+function kindOf(p: string): LoaderFileReport['kind'] | undefined {
+  const b = path.basename(p);
+  if (/^ld-musl/.test(b) || /^libc\.musl/.test(b)) return 'musl';
+  if (/^ld-linux.*\.so/.test(b) || /^ld\.so/.test(b) || /^ld64\.so/.test(b)) return 'ld.so';
+  if (/^libc\.so\.6$/.test(b) || /^libc-2\.\d+\.so$/.test(b)) return 'libc';
+  if (/^libdl\.so\.2$/.test(b) || /^libdl-2\.\d+\.so$/.test(b)) return 'libdl';
+  return undefined;
+}
+
+/** Gathers the report (reads the host; never writes to the kernel). */
+export function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; inventory?: LibraryFile[] } = {}): CheckReport {
+  const proc = opts.proc ?? new ProcReader(config.procRoot);
+  const problems: string[] = [];
+  const root = typeof process.getuid === 'function' ? process.getuid() === 0 : false;
+  if (!root) problems.push('not running as root: writing tracefs needs root (or CAP_SYS_ADMIN + CAP_DAC_OVERRIDE)');
+  const tracefsPath = locateTracefs(config.tracefs.path, root);
+  const caps = probeCapabilities(tracefsPath);
+  if (!caps.path) problems.push('tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)');
+  else if (!caps.uprobes) problems.push(`${caps.path}/uprobe_events is missing: kernel built without CONFIG_UPROBE_EVENTS`);
+  else {
+    if (!caps.instances) problems.push('tracefs has no instances/: soload needs its own instance so other tracers are not disturbed');
+    if (!caps.returnProbes) problems.push('return uprobes are not supported: dlopen results cannot be captured');
+    if (!caps.ustring) problems.push('the ustring fetch type is not supported (kernel < 5.5): paths cannot be read');
+  }
+  const inventory = opts.inventory ?? inventoryLibraries(proc);
+  const resolver = new ElfSymbolResolver({ debugRoot: config.debugRoot });
+  const loaders: LoaderFileReport[] = [];
+  for (const lib of inventory) {
+    const kind = kindOf(lib.path);
+    if (!kind) continue;
+    const symbols = WANTED[kind].map((symbol) => {
+      try {
+        const r = resolver.resolve(lib.path, symbol);
+        return { symbol, found: true, table: r.debugFile ? `${r.table} (${r.debugFile})` : r.table, fileOffset: `0x${r.fileOffset.toString(16)}` };
+      } catch (err) {
+        return { symbol, found: false, error: (err as Error).message };
+      }
+    });
+    const dl = symbols.find((s) => s.symbol === 'dlopen');
+    let mechanism: string;
+    if (kind === 'ld.so') mechanism = 'no probe yet: implicit (DT_NEEDED) loads are not captured by this version';
+    else if (kind === 'libdl' && dl && !dl.found) mechanism = 'none needed: a glibc ≥ 2.34 stub (dlopen lives in libc.so.6)';
+    else if (dl?.found) mechanism = `dlopen entry+return uprobes (offset ${dl.fileOffset} from ${dl.table})`;
+    else mechanism = 'none: dlopen symbol not found (install debug symbols or set an explicit offset)';
+    loaders.push({ path: lib.path, kind, processes: lib.usedBy.length, symbols, mechanism });
+  }
+  const plan = planProbes(config.probes, inventory, resolver);
+  if (plan.specs.length === 0) problems.push('no probe can be planned on this host (see skipped probes)');
+  return {
+    kernel: os.release(),
+    arch: process.arch,
+    root,
+    tracefs: caps,
+    loaders,
+    probes: {
+      planned: plan.specs.length,
+      skipped: plan.skipped.map((s) => ({ probe: s.probe, library: s.library, reason: s.reason })),
+    },
+    problems,
+  };
+}
+
+/** Human-readable rendering of a CheckReport. */
+export function formatCheck(r: CheckReport): string {
+  const yn = (b: boolean) => (b ? 'yes' : 'NO');
+  const lines = [
+    `kernel            ${r.kernel} (${r.arch})`,
+    `running as root   ${yn(r.root)}`,
+    `tracefs           ${r.tracefs.path ?? 'NOT MOUNTED'}`,
+    `uprobe_events     ${yn(r.tracefs.uprobes)}`,
+    `kprobe_events     ${r.tracefs.kprobes ? 'yes' : 'no (optional: soload does not need kprobes)'}`,
+    `instances         ${yn(r.tracefs.instances)}`,
+    `%return probes    ${yn(r.tracefs.returnProbes)}`,
+    `ustring           ${yn(r.tracefs.ustring)}`,
+    `@+offset fetch    ${yn(r.tracefs.fileOffsetFetch)}`,
+    `$comm fetch       ${yn(r.tracefs.comm)}`,
+    `record-tgid       ${yn(r.tracefs.recordTgid)}`,
+    `sched tracepoints ${yn(r.tracefs.schedTracepoints)}`,
+    `trace clocks      ${r.tracefs.traceClocks.join(' ') || '-'}`,
+    '',
+    'loader and libc files in use:',
+  ];
+  if (r.loaders.length === 0) lines.push('  (none found)');
+  for (const l of r.loaders) {
+    lines.push(`  ${l.path} [${l.kind}] used by ${l.processes}${l.processes >= 16 ? '+' : ''} processes`);
+    for (const s of l.symbols) {
+      lines.push(s.found ? `    ${s.symbol}: found in ${s.table} at file offset ${s.fileOffset}` : `    ${s.symbol}: NOT FOUND (${s.error})`);
+    }
+    lines.push(`    capture: ${l.mechanism}`);
+  }
+  lines.push('', `probes planned: ${r.probes.planned}`);
+  for (const s of r.probes.skipped) lines.push(`  skipped ${s.probe} (${s.library}): ${s.reason}`);
+  lines.push('', r.problems.length ? `soload CANNOT run here:\n${r.problems.map((p) => `  - ${p}`).join('\n')}` : 'soload can run here.');
+  return lines.join('\n');
+}
+
+/** Kernel version text from /proc (for reports on fixture trees). */
+export function kernelVersion(procRoot = '/proc'): string {
+  try {
+    return fs.readFileSync(path.join(procRoot, 'version'), 'utf8').trim();
+  } catch {
+    return os.release();
+  }
+}

@@ -1,0 +1,54 @@
+import { ExportResultCode, hrTimeToNanoseconds, type ExportResult } from '@opentelemetry/core';
+import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+
+/** One exported record as printed on the console (one JSON object per line). */
+export interface ConsoleRecord {
+  timestamp: string;
+  observedTimestamp: string;
+  timeUnixNano: string;
+  eventName?: string;
+  severityText?: string;
+  body: unknown;
+  attributes: Record<string, unknown>;
+  resource: Record<string, unknown>;
+}
+
+/** Flattens a ReadableLogRecord into the console's JSON shape (pure). */
+export function toConsoleRecord(r: ReadableLogRecord): ConsoleRecord {
+  const ns = BigInt(hrTimeToNanoseconds(r.hrTime));
+  return {
+    timestamp: new Date(Number(ns / 1_000_000n)).toISOString(),
+    observedTimestamp: new Date(Number(BigInt(hrTimeToNanoseconds(r.hrTimeObserved)) / 1_000_000n)).toISOString(),
+    timeUnixNano: ns.toString(),
+    eventName: r.eventName,
+    severityText: r.severityText,
+    body: r.body,
+    attributes: { ...r.attributes },
+    resource: { ...r.resource.attributes },
+  };
+}
+
+/**
+ * Writes each record as one JSON line. Unlike the SDK's ConsoleLogRecordExporter (multi-line
+ * util.inspect output), this is machine-readable: `soload | jq` works.
+ */
+export class JsonLinesLogExporter implements LogRecordExporter {
+  private readonly out: NodeJS.WritableStream;
+
+  constructor(out: NodeJS.WritableStream = process.stdout) {
+    this.out = out;
+  }
+
+  export(logs: ReadableLogRecord[], resultCallback: (result: ExportResult) => void): void {
+    try {
+      this.out.write(logs.map((r) => JSON.stringify(toConsoleRecord(r)) + '\n').join(''));
+      resultCallback({ code: ExportResultCode.SUCCESS });
+    } catch (error) {
+      resultCallback({ code: ExportResultCode.FAILED, error: error as Error });
+    }
+  }
+
+  async shutdown(): Promise<void> {}
+
+  async forceFlush(): Promise<void> {}
+}

@@ -1,0 +1,95 @@
+import path from 'node:path';
+import { SeverityNumber, type LogAttributes, type LogRecord } from '@opentelemetry/api-logs';
+import type { EnrichedLoad } from '../enrich/enricher';
+import { nsToHrTime } from './clock';
+
+/** Event name of every load record. */
+export const LOAD_EVENT_NAME = 'so.load';
+
+const SEVERITY_NUMBERS: Record<string, SeverityNumber> = {
+  TRACE: SeverityNumber.TRACE,
+  DEBUG: SeverityNumber.DEBUG,
+  INFO: SeverityNumber.INFO,
+  WARN: SeverityNumber.WARN,
+  ERROR: SeverityNumber.ERROR,
+  FATAL: SeverityNumber.FATAL,
+};
+
+/** Options of {@link SoLoadLogMapper}. */
+export interface MapperOptions {
+  severity: string;
+  /** Converts the event's trace-clock ns to wall-clock ns since the epoch. */
+  toWallNs: (traceNs: bigint) => bigint;
+}
+
+/**
+ * Maps an enriched load to an OpenTelemetry LogRecord (pure). Attribute names follow the semantic
+ * conventions where one exists (process.*, file.*, container.id, service.name as a record attribute
+ * because the resource is soload's own identity) and use soload.* otherwise; README.md lists them.
+ */
+export class SoLoadLogMapper {
+  private readonly severityNumber: SeverityNumber;
+  private readonly severityText: string;
+  private readonly toWallNs: (ns: bigint) => bigint;
+
+  constructor(opts: MapperOptions) {
+    this.severityText = opts.severity;
+    this.severityNumber = SEVERITY_NUMBERS[opts.severity] ?? SeverityNumber.INFO;
+    this.toWallNs = opts.toWallNs;
+  }
+
+  map(load: EnrichedLoad, observedNs: bigint): LogRecord {
+    const { event: ev, process: p, file } = load;
+    const a: LogAttributes = {
+      'process.pid': ev.pid,
+      'thread.id': ev.tid,
+      'soload.load.method': ev.method,
+      'soload.result': ev.result,
+      'soload.probe': ev.probe,
+    };
+    const comm = ev.comm && ev.comm !== '<...>' ? ev.comm : p?.comm;
+    if (comm) a['soload.comm'] = comm;
+    if (ev.path !== undefined) {
+      a['file.path'] = ev.path;
+      a['file.name'] = path.basename(ev.path);
+      a['file.directory'] = path.dirname(ev.path);
+    }
+    if (file) {
+      a['file.size'] = file.size;
+      a['file.inode'] = file.inode;
+    }
+    if (ev.requestedName !== undefined) a['soload.requested_name'] = ev.requestedName;
+    if (ev.flags !== undefined) a['soload.dlopen.flags'] = ev.flags;
+    if (ev.loadedBy !== undefined) a['soload.loaded_by'] = ev.loadedBy;
+    if (ev.snapshot) a['soload.snapshot'] = true;
+    if (p) {
+      if (p.ppid !== undefined) a['process.parent_pid'] = p.ppid;
+      if (p.exePath !== undefined) a['process.executable.path'] = p.exePath;
+      if (p.exeName !== undefined) a['process.executable.name'] = p.exeName;
+      if (p.commandLine !== undefined) a['process.command_line'] = p.commandLine;
+      if (p.owner !== undefined) a['process.owner'] = p.owner;
+      if (p.uid !== undefined) a['process.user.id'] = p.uid;
+      if (p.containerId !== undefined) a['container.id'] = p.containerId;
+      if (p.serviceName !== undefined) a['service.name'] = p.serviceName;
+    }
+    const unresolved = [...(ev.unresolved ?? [])];
+    if (unresolved.length) a['soload.unresolved'] = unresolved;
+    if (load.missing.length) a['soload.enrichment.missing'] = load.missing;
+
+    const who = `${comm ?? 'pid'}[${ev.pid}]`;
+    const what = ev.path ?? ev.requestedName ?? '(unknown object)';
+    const body =
+      ev.result === 'ok'
+        ? `${who} loaded ${what} via ${ev.method}`
+        : `${who} failed to load ${ev.requestedName ?? '(unknown name)'} via ${ev.method}`;
+    return {
+      eventName: LOAD_EVENT_NAME,
+      timestamp: nsToHrTime(this.toWallNs(ev.timestampNs)),
+      observedTimestamp: nsToHrTime(observedNs),
+      severityNumber: this.severityNumber,
+      severityText: this.severityText,
+      body,
+      attributes: a,
+    };
+  }
+}
