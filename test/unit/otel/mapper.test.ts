@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExportResultCode } from '@opentelemetry/core';
+import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import { nsToHrTime, TraceClock } from '../../../src/otel/clock';
+import { SoLoadLogMapper } from '../../../src/otel/mapper';
+import { RetryingLogExporter } from '../../../src/otel/retrying-exporter';
+
+test('SoLoadLogMapper: semconv attributes, readable body, kernel timestamp', () => {
+  const m = new SoLoadLogMapper({ severity: 'WARN', toWallNs: (ns) => ns + 1_700_000_000_000_000_000n });
+  const rec = m.map(
+    {
+      event: { timestampNs: 5_000_000_123n, pid: 42, tid: 43, comm: 'python3', method: 'dlopen', result: 'ok', probe: 'dlopen_return', path: '/usr/lib/x86_64-linux-gnu/libssl.so.3', requestedName: 'libssl.so.3', flags: 2 },
+      process: { pid: 42, ppid: 1, exePath: '/usr/bin/python3.11', exeName: 'python3.11', commandLine: 'python3 app.py', uid: 0, owner: 'root', containerId: 'c'.repeat(64), serviceName: 'checkout', missing: [] },
+      file: { size: 100, inode: 7, dev: 1 },
+      missing: [],
+    },
+    1_700_000_005_000_000_500n,
+  );
+  assert.equal(rec.eventName, 'so.load');
+  assert.equal(rec.severityText, 'WARN');
+  assert.equal(rec.severityNumber, 13);
+  assert.equal(rec.body, 'python3[42] loaded /usr/lib/x86_64-linux-gnu/libssl.so.3 via dlopen');
+  assert.deepEqual(rec.timestamp, [1_700_000_005, 123]);
+  assert.deepEqual(rec.observedTimestamp, [1_700_000_005, 500]);
+  assert.deepEqual(rec.attributes, {
+    'process.pid': 42,
+    'thread.id': 43,
+    'soload.load.method': 'dlopen',
+    'soload.result': 'ok',
+    'soload.probe': 'dlopen_return',
+    'soload.comm': 'python3',
+    'file.path': '/usr/lib/x86_64-linux-gnu/libssl.so.3',
+    'file.name': 'libssl.so.3',
+    'file.directory': '/usr/lib/x86_64-linux-gnu',
+    'file.size': 100,
+    'file.inode': 7,
+    'soload.requested_name': 'libssl.so.3',
+    'soload.dlopen.flags': 2,
+    'process.parent_pid': 1,
+    'process.executable.path': '/usr/bin/python3.11',
+    'process.executable.name': 'python3.11',
+    'process.command_line': 'python3 app.py',
+    'process.owner': 'root',
+    'process.user.id': 0,
+    'container.id': 'c'.repeat(64),
+    'service.name': 'checkout',
+  });
+});
+
+test('failed loads and missing enrichment are said, not hidden', () => {
+  const m = new SoLoadLogMapper({ severity: 'INFO', toWallNs: (ns) => ns });
+  const rec = m.map({ event: { timestampNs: 1n, pid: 9, tid: 9, comm: '<...>', method: 'dlopen', result: 'failed', probe: 'r', requestedName: 'x.so', unresolved: [] }, missing: ['process'] }, 2n);
+  assert.equal(rec.body, 'pid[9] failed to load x.so via dlopen');
+  assert.deepEqual(rec.attributes!['soload.enrichment.missing'], ['process']);
+  assert.equal(rec.attributes!['soload.comm'], undefined);
+});
+
+test('TraceClock: mono trace time converts to wall time within a millisecond', () => {
+  const c = new TraceClock();
+  const wall = Number(c.toWallNs(c.nowTraceNs()) / 1_000_000n);
+  assert.ok(Math.abs(wall - Date.now()) <= 2, `off by ${wall - Date.now()} ms`);
+  assert.deepEqual(nsToHrTime(1_000_000_001_000_000_007n), [1_000_000_001, 7]);
+});
+
+class FlakyExporter implements LogRecordExporter {
+  up = false;
+  received: ReadableLogRecord[] = [];
+  attempts = 0;
+  export(logs: ReadableLogRecord[], cb: (r: { code: ExportResultCode; error?: Error }) => void) {
+    this.attempts++;
+    if (!this.up) return setImmediate(() => cb({ code: ExportResultCode.FAILED, error: new Error('ECONNREFUSED') }));
+    this.received.push(...logs);
+    setImmediate(() => cb({ code: ExportResultCode.SUCCESS }));
+  }
+  async shutdown() {}
+  async forceFlush() {}
+}
+
+const fake = (n: number) => Array.from({ length: n }, (_, i) => ({ body: i }) as unknown as ReadableLogRecord);
+
+test('RetryingLogExporter keeps batches through an outage and delivers them in order, exactly once', async () => {
+  const inner = new FlakyExporter();
+  const warnings: string[] = [];
+  const ex = new RetryingLogExporter(inner, { maxBufferedRecords: 100, initialBackoffMs: 10, maxBackoffMs: 20, warn: (m) => warnings.push(m) });
+  const results: number[] = [];
+  ex.export(fake(3), (r) => results.push(r.code));
+  ex.export(fake(2), (r) => results.push(r.code));
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(ex.stats.buffered, 5);
+  assert.ok(inner.attempts >= 2, 'retried');
+  inner.up = true;
+  await new Promise((r) => setTimeout(r, 80));
+  assert.deepEqual(inner.received.map((r) => r.body), [0, 1, 2, 0, 1]);
+  assert.deepEqual(ex.stats, { exported: 5, dropped: 0, buffered: 0, failedAttempts: ex.stats.failedAttempts });
+  assert.deepEqual(results, [0, 0]);
+  assert.ok(warnings.some((w) => /OTLP export failed.*ECONNREFUSED/.test(w)));
+  assert.ok(warnings.some((w) => /reachable again/.test(w)));
+});
+
+test('RetryingLogExporter counts and reports drops past its bound and at shutdown', async () => {
+  const inner = new FlakyExporter();
+  const warnings: string[] = [];
+  const ex = new RetryingLogExporter(inner, { maxBufferedRecords: 4, initialBackoffMs: 5, shutdownDrainMs: 30, warn: (m) => warnings.push(m) });
+  ex.export(fake(3), () => {});
+  ex.export(fake(3), () => {});
+  assert.equal(ex.stats.dropped, 2);
+  assert.ok(warnings.some((w) => /buffer full.*dropped 2/.test(w)));
+  await ex.shutdown();
+  assert.equal(ex.stats.dropped, 6);
+  assert.ok(warnings.some((w) => /4 records undelivered/.test(w)));
+});
