@@ -1,0 +1,387 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ErrorCodes, SoloadError } from '../errors';
+import { ElfClass, ElfImage, Endian, ProgramHeader, SHT_DYNSYM, SHT_SYMTAB, invalid, parseElf } from './image';
+import { DebugLink, crc32, decodeBuildId, decodeDebugLink, decodeDynamic, decodeInterpreter } from './metadata';
+import { SegmentLayout, fetchOffsetFor, vaddrToFileOffset } from './offsets';
+import {
+  ElfSymbol,
+  SymbolIndex,
+  SymbolType,
+  decodeSymbolVersions,
+  decodeSymbols,
+  findSymbol,
+  formatSymbol,
+  indexSymbols,
+  parseSymbolQuery,
+} from './symbols';
+
+/** Which table a symbol was found in. */
+export type SymbolSource = 'dynsym' | 'symtab' | 'debug-build-id' | 'debug-link';
+
+/** Metadata of an ELF file, as returned by ElfSymbolResolver.inspect(). Holds no file contents. */
+export interface ElfInfo extends SegmentLayout {
+  /** The path as passed to inspect(). */
+  readonly file: string;
+  readonly class: ElfClass;
+  readonly endian: Endian;
+  /** e_type (ET_EXEC = 2, ET_DYN = 3). */
+  readonly type: number;
+  /** elfy's e_machine name, e.g. 'amd64', '386', 'AArch64'. */
+  readonly machine: string;
+  /** e_machine, raw (EM_X86_64 = 62). */
+  readonly machineId: number;
+  /** DT_SONAME. */
+  readonly soname?: string;
+  /** DT_NEEDED, in order. */
+  readonly needed: readonly string[];
+  readonly rpath?: string;
+  readonly runpath?: string;
+  /** PT_INTERP (programs, and glibc's libc.so.6 which is also runnable). */
+  readonly interpreter?: string;
+  /** NT_GNU_BUILD_ID as lowercase hex. */
+  readonly buildId?: string;
+  readonly debugLink?: DebugLink;
+  /** All program headers. */
+  readonly segments: readonly ProgramHeader[];
+  /** Number of locatable (defined, named) symbols per table; `symtab` is 0 in a stripped file. */
+  readonly symbolCounts: { readonly dynsym: number; readonly symtab: number };
+}
+
+/** A symbol found in a file, before translating its address to a file offset. */
+export interface LocatedSymbol {
+  /** The object the symbol belongs to (not the debug file). */
+  readonly file: string;
+  /** Bare symbol name. */
+  readonly symbol: string;
+  readonly version?: string;
+  /** False for a hidden/compat version (`name@V`). */
+  readonly defaultVersion: boolean;
+  readonly vaddr: number;
+  readonly size: number;
+  /** `ifunc` means vaddr is the IFUNC resolver (runs once at relocation), not the implementation. */
+  readonly type: SymbolType;
+  readonly table: SymbolSource;
+  /** The separate debug file the symbol came from, for the debug-* tables. */
+  readonly debugFile?: string;
+}
+
+/** A symbol with the file offset a uprobe needs. */
+export interface ResolvedSymbol extends LocatedSymbol {
+  readonly fileOffset: number;
+}
+
+/** Options of ElfSymbolResolver. */
+export interface ElfSymbolResolverOptions {
+  /** Root of the separate debug-info tree. Default `/usr/lib/debug`. */
+  debugRoot?: string;
+  /** Parsed files kept (least recently used are dropped). Default 128. */
+  maxEntries?: number;
+}
+
+/** Cache counters, for tests and `soload check`. */
+export interface ResolverStats {
+  readonly hits: number;
+  readonly misses: number;
+  readonly entries: number;
+}
+
+interface Entry {
+  readonly info: Omit<ElfInfo, 'file'>;
+  readonly dynsym: SymbolIndex;
+  readonly symtab: SymbolIndex;
+}
+
+interface DebugEntry {
+  readonly buildId?: string;
+  readonly crc: number;
+  readonly symbols: SymbolIndex;
+}
+
+interface DebugCandidate {
+  readonly table: 'debug-build-id' | 'debug-link';
+  readonly path: string;
+  readonly symbols: SymbolIndex;
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+function countSymbols(index: SymbolIndex): number {
+  let n = 0;
+  for (const list of index.values()) n += list.length;
+  return n;
+}
+
+function symbolTables(image: ElfImage, type: number): SymbolIndex {
+  const out: ElfSymbol[] = [];
+  for (const s of image.sections) {
+    // In a debug file the stripped-away tables keep their headers but become SHT_NOBITS, so the type test skips them.
+    if (s.type !== type) continue;
+    const versions = type === SHT_DYNSYM ? decodeSymbolVersions(image, s) : undefined;
+    out.push(...decodeSymbols(image, s, versions));
+  }
+  return indexSymbols(out);
+}
+
+function decodeEntry(image: ElfImage): Entry {
+  const dynsym = symbolTables(image, SHT_DYNSYM);
+  const symtab = symbolTables(image, SHT_SYMTAB);
+  const dyn = decodeDynamic(image);
+  const interpreter = decodeInterpreter(image);
+  const buildId = decodeBuildId(image);
+  const debugLink = decodeDebugLink(image);
+  const info: Omit<ElfInfo, 'file'> = {
+    class: image.class,
+    endian: image.endian,
+    type: image.type,
+    machine: image.machine,
+    machineId: image.machineId,
+    ...(dyn.soname === undefined ? {} : { soname: dyn.soname }),
+    needed: Object.freeze([...dyn.needed]),
+    ...(dyn.rpath === undefined ? {} : { rpath: dyn.rpath }),
+    ...(dyn.runpath === undefined ? {} : { runpath: dyn.runpath }),
+    ...(interpreter === undefined ? {} : { interpreter }),
+    ...(buildId === undefined ? {} : { buildId }),
+    ...(debugLink === undefined ? {} : { debugLink: Object.freeze({ ...debugLink }) }),
+    segments: image.segments,
+    symbolCounts: Object.freeze({ dynsym: countSymbols(dynsym), symtab: countSymbols(symtab) }),
+  };
+  return { info: Object.freeze(info), dynsym, symtab };
+}
+
+function decodeDebugEntry(image: ElfImage): DebugEntry {
+  const symbols = new Map<string, ElfSymbol[]>();
+  for (const type of [SHT_SYMTAB, SHT_DYNSYM]) {
+    for (const [name, list] of symbolTables(image, type)) symbols.set(name, [...(symbols.get(name) ?? []), ...list]);
+  }
+  const buildId = decodeBuildId(image);
+  return { ...(buildId === undefined ? {} : { buildId }), crc: crc32(image.buf), symbols };
+}
+
+/**
+ * Finds symbols in ELF shared objects and executables and translates them to the file offsets
+ * uprobes need. Looks in .dynsym, then .symtab, then a separate debug file (by build ID, then by
+ * .gnu_debuglink). Parsed files are cached by (dev, ino, mtime, size); the cache keeps decoded
+ * symbols and headers only, never file contents.
+ */
+export class ElfSymbolResolver {
+  /** Root of the separate debug-info tree searched for stripped files. */
+  readonly debugRoot: string;
+  private readonly maxEntries: number;
+  private readonly cache = new Map<string, Entry>();
+  private readonly debugCache = new Map<string, DebugEntry>();
+  private hits = 0;
+  private misses = 0;
+
+  /** @param opts.debugRoot debug-info root (default `/usr/lib/debug`); opts.maxEntries cache size (default 128) */
+  constructor(opts: ElfSymbolResolverOptions = {}) {
+    this.debugRoot = opts.debugRoot ?? '/usr/lib/debug';
+    this.maxEntries = Math.max(1, opts.maxEntries ?? 128);
+  }
+
+  /**
+   * Header, segments, DT_SONAME/DT_NEEDED, PT_INTERP, build ID and debug link of `file`.
+   * @throws SoloadError ELF_INVALID when the file cannot be read or is not a valid ELF object
+   */
+  inspect(file: string): ElfInfo {
+    return { ...this.entry(file).info, file };
+  }
+
+  /**
+   * Find `symbol` (`name`, `name@VERSION` or `name@@VERSION`) in `file` without requiring it to have a
+   * file offset (use this for .bss targets of fetchOffset()).
+   * @throws SoloadError SYMBOL_NOT_FOUND (message lists the tables searched), ELF_INVALID
+   */
+  lookup(file: string, symbol: string): LocatedSymbol {
+    return this.locate(file, this.entry(file), symbol);
+  }
+
+  private locate(file: string, entry: Entry, symbol: string): LocatedSymbol {
+    const query = parseSymbolQuery(symbol);
+    const searched: string[] = [];
+
+    const tables: Array<[SymbolSource, SymbolIndex, string]> = [
+      ['dynsym', entry.dynsym, entry.info.symbolCounts.dynsym > 0 ? '.dynsym' : '.dynsym (empty or absent)'],
+      ['symtab', entry.symtab, entry.info.symbolCounts.symtab > 0 ? '.symtab' : '.symtab (absent: the file is stripped)'],
+    ];
+    for (const [table, index, label] of tables) {
+      searched.push(label);
+      const found = this.pick(file, symbol, index, query, table);
+      if (found) return { file, ...found, table };
+    }
+    for (const cand of this.debugCandidates(file, entry.info, searched)) {
+      const found = this.pick(file, symbol, cand.symbols, query, cand.table);
+      if (found) return { file, ...found, table: cand.table, debugFile: cand.path };
+    }
+    throw new SoloadError(
+      ErrorCodes.SYMBOL_NOT_FOUND,
+      `Symbol "${symbol}" not found in ${file}. Searched: ${searched.join('; ')}. ` +
+        "Install the distribution's debug symbols for this library (e.g. libc6-dbg on Debian/Ubuntu, " +
+        `glibc-debuginfo on Fedora/RHEL) so a debug file appears under ${this.debugRoot}, ` +
+        "or set the probe's `offset` explicitly in the config.",
+      { file, symbol, searched },
+    );
+  }
+
+  /**
+   * Find `symbol` in `file` and translate its address to a file offset through PT_LOAD.
+   * @throws SoloadError SYMBOL_NOT_FOUND, SYMBOL_NOT_MAPPED (.bss or TLS symbol), ELF_INVALID
+   */
+  resolve(file: string, symbol: string): ResolvedSymbol {
+    const entry = this.entry(file);
+    const found = this.locate(file, entry, symbol);
+    if (found.type === 'tls') {
+      throw new SoloadError(
+        ErrorCodes.SYMBOL_NOT_MAPPED,
+        `Symbol "${symbol}" in ${file} is thread-local: its value ${hex(found.vaddr)} is an offset in each thread's TLS block, not an address in the file.`,
+        { file, symbol, vaddr: found.vaddr },
+      );
+    }
+    try {
+      return { ...found, fileOffset: vaddrToFileOffset({ file, segments: entry.info.segments }, found.vaddr) };
+    } catch (err) {
+      if (err instanceof SoloadError && err.code === ErrorCodes.SYMBOL_NOT_MAPPED) {
+        throw new SoloadError(err.code, `Symbol "${symbol}" (${hex(found.vaddr)}) in ${file}: ${err.message}`, {
+          ...err.details,
+          symbol,
+        });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * OFFSET for a `@+OFFSET` fetch argument of a uprobe on `probeSymbol` that reads `targetSymbol`
+   * (see fetchOffsetFor for why this differs from the target's file offset).
+   * @throws SoloadError SYMBOL_NOT_FOUND, SYMBOL_NOT_MAPPED, ELF_INVALID
+   */
+  fetchOffset(file: string, probeSymbol: string, targetSymbol: string): number {
+    const entry = this.entry(file);
+    const probe = this.locate(file, entry, probeSymbol);
+    const target = this.locate(file, entry, targetSymbol);
+    return fetchOffsetFor({ file, segments: entry.info.segments }, probe.vaddr, target.vaddr);
+  }
+
+  /** Cache counters. */
+  stats(): ResolverStats {
+    return { hits: this.hits, misses: this.misses, entries: this.cache.size };
+  }
+
+  /** Forget all parsed files. */
+  clear(): void {
+    this.cache.clear();
+    this.debugCache.clear();
+  }
+
+  private pick(
+    file: string,
+    symbol: string,
+    index: SymbolIndex,
+    query: ReturnType<typeof parseSymbolQuery>,
+    table: SymbolSource,
+  ): Omit<LocatedSymbol, 'file' | 'table'> | undefined {
+    const match = findSymbol(index, query);
+    if (match.kind === 'missing') return undefined;
+    if (match.kind === 'ambiguous') {
+      const list = match.candidates.map((s) => `${formatSymbol(s)} at ${hex(s.value)}`).join(', ');
+      throw new SoloadError(
+        ErrorCodes.SYMBOL_NOT_FOUND,
+        `Symbol "${symbol}" is ambiguous in ${file} (${table}): ${list}. ` +
+          'Name one version explicitly (e.g. "name@@VERSION"), or set the probe\'s `offset` explicitly in the config.',
+        { file, symbol, table, candidates: match.candidates.map((s) => ({ name: formatSymbol(s), vaddr: s.value })) },
+      );
+    }
+    const s = match.symbol;
+    return {
+      symbol: s.name,
+      ...(s.version === undefined ? {} : { version: s.version }),
+      defaultVersion: s.defaultVersion,
+      vaddr: s.value,
+      size: s.size,
+      type: s.type,
+    };
+  }
+
+  /** Yields the usable separate debug files of `file`, recording every place looked at in `searched`. */
+  private *debugCandidates(file: string, info: Omit<ElfInfo, 'file'>, searched: string[]): Generator<DebugCandidate> {
+    if (!info.buildId && !info.debugLink) {
+      searched.push('separate debug file (the file has neither a build ID nor a .gnu_debuglink)');
+      return;
+    }
+    if (info.buildId) {
+      const p = path.join(this.debugRoot, '.build-id', info.buildId.slice(0, 2), `${info.buildId.slice(2)}.debug`);
+      const dbg = this.debugEntry(p);
+      if (!dbg) searched.push(`debug file by build ID ${p} (not present)`);
+      else if (dbg.buildId !== info.buildId) {
+        // A stale file left by an older package version would give wrong addresses.
+        searched.push(`debug file by build ID ${p} (ignored: its build ID is ${dbg.buildId ?? 'missing'})`);
+      } else {
+        searched.push(`debug file by build ID ${p}`);
+        yield { table: 'debug-build-id', path: p, symbols: dbg.symbols };
+      }
+    }
+    if (info.debugLink) {
+      const { name, crc } = info.debugLink;
+      const dirs = new Set([path.dirname(path.resolve(file))]);
+      try {
+        dirs.add(path.dirname(fs.realpathSync(file)));
+      } catch {
+        // The file was read a moment ago; if realpath fails now, the given directory still counts.
+      }
+      const places: string[] = [];
+      for (const dir of dirs) places.push(path.join(dir, name), path.join(dir, '.debug', name), path.join(this.debugRoot, dir, name));
+      for (const p of new Set(places)) {
+        if (path.resolve(p) === path.resolve(file)) continue;
+        const dbg = this.debugEntry(p);
+        if (!dbg) searched.push(`debug link ${p} (not present)`);
+        else if (dbg.crc !== crc) {
+          searched.push(`debug link ${p} (ignored: CRC ${hex(dbg.crc)} differs from .gnu_debuglink's ${hex(crc)})`);
+        } else {
+          searched.push(`debug link ${p}`);
+          yield { table: 'debug-link', path: p, symbols: dbg.symbols };
+        }
+      }
+    }
+  }
+
+  private entry(file: string): Entry {
+    return this.load(file, this.cache, true, (image) => decodeEntry(image)) as Entry;
+  }
+
+  /** Parsed debug file at `p`, or undefined when there is no regular file there. */
+  private debugEntry(p: string): DebugEntry | undefined {
+    try {
+      if (!fs.statSync(p).isFile()) return undefined;
+    } catch {
+      return undefined;
+    }
+    return this.load(p, this.debugCache, false, (image) => decodeDebugEntry(image));
+  }
+
+  private load<T>(file: string, cache: Map<string, T>, count: boolean, decode: (image: ElfImage) => T): T {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      const key = `${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
+      const cached = cache.get(key);
+      if (cached !== undefined) {
+        if (count) this.hits++;
+        cache.delete(key);
+        cache.set(key, cached);
+        return cached;
+      }
+      if (count) this.misses++;
+      const value = decode(parseElf(fs.readFileSync(fd), file));
+      cache.set(key, value);
+      while (cache.size > this.maxEntries) cache.delete(cache.keys().next().value as string);
+      return value;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
