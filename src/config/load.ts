@@ -60,6 +60,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
   const conf = convict(configSchema() as convict.Schema<SoloadConfig>, { env, args: [] });
   const files = [path.join(opts.defaultsDir ?? DEFAULT_CONFIG_DIR, 'default.json')].filter((f) => fs.existsSync(f));
   if (opts.file) files.push(opts.file);
+  // Free-form maps (headers, resource attributes) have keys with dots ("deployment.environment"),
+  // which convict would read as nested schema paths: they are merged and checked here instead.
+  const maps: Record<MapKey, Record<string, string>> = { headers: {}, resourceAttributes: {} };
   for (const f of files) {
     let text: string;
     try {
@@ -77,6 +80,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
       throw new SoloadError(ErrorCodes.CONFIG_FILE, `config file ${f} must hold a JSON object`, { file: f });
     }
     try {
+      takeMaps(obj as Record<string, unknown>, maps);
       conf.load(obj as object);
     } catch (err) {
       throw invalid(err, f);
@@ -93,19 +97,41 @@ export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
     const baseEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
     if (logsEndpoint) conf.set('otel.endpoint', logsEndpoint);
     else if (baseEndpoint) conf.set('otel.endpoint', baseEndpoint.replace(/\/+$/, '') + '/v1/logs');
-    for (const [envName, key] of [
-      ['OTEL_EXPORTER_OTLP_HEADERS', 'otel.headers'],
-      ['OTEL_EXPORTER_OTLP_LOGS_HEADERS', 'otel.headers'],
-      ['OTEL_RESOURCE_ATTRIBUTES', 'otel.resourceAttributes'],
-    ] as const) {
-      const v = env[envName];
-      if (v) conf.set(key, { ...(conf.get(key) as Record<string, string>), ...parseOtelKeyValueList(v) });
-    }
     conf.validate({ allowed: 'strict' });
   } catch (err) {
     throw invalid(err, opts.file);
   }
-  return conf.getProperties();
+  for (const [envName, key] of [
+    ['OTEL_EXPORTER_OTLP_HEADERS', 'headers'],
+    ['OTEL_EXPORTER_OTLP_LOGS_HEADERS', 'headers'],
+    ['OTEL_RESOURCE_ATTRIBUTES', 'resourceAttributes'],
+  ] as const) {
+    const v = env[envName];
+    if (v) Object.assign(maps[key], parseOtelKeyValueList(v));
+  }
+  const config = conf.getProperties();
+  config.otel.headers = maps.headers;
+  config.otel.resourceAttributes = maps.resourceAttributes;
+  return config;
+}
+
+type MapKey = 'headers' | 'resourceAttributes';
+
+/** Moves otel.headers / otel.resourceAttributes out of a config object into `maps`, checking them. */
+function takeMaps(obj: Record<string, unknown>, maps: Record<MapKey, Record<string, string>>): void {
+  const otel = obj.otel;
+  if (typeof otel !== 'object' || otel === null || Array.isArray(otel)) return;
+  const o = otel as Record<string, unknown>;
+  for (const key of ['headers', 'resourceAttributes'] as const) {
+    if (!(key in o)) continue;
+    const v = o[key];
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`otel.${key}: must be an object of string → string`);
+    for (const [k, val] of Object.entries(v)) {
+      if (typeof val !== 'string') throw new Error(`otel.${key}: value of "${k}" must be a string`);
+      maps[key][k] = val;
+    }
+    delete o[key];
+  }
 }
 
 function invalid(err: unknown, file?: string): SoloadError {

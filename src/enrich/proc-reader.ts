@@ -169,15 +169,20 @@ export function parseMapsPaths(maps: string): string[] {
  * Container id from a /proc/<pid>/cgroup text (pure). Covers cgroup v1 (`12:memory:/docker/<id>`),
  * v2 (`0::/system.slice/docker-<id>.scope`), containerd/CRI (`cri-containerd-<id>.scope`, kubepods
  * paths), podman (`libpod-<id>.scope`) and CRI-O (`crio-<id>.scope`): all name the container by a
- * 64-hex id as the last path element's core.
+ * 64-hex id in a path element.
  */
 export function containerIdFromCgroup(text: string): string | undefined {
   let found: string | undefined;
   for (const line of text.split('\n')) {
-    const cgPath = line.split(':').slice(2).join(':');
-    const last = cgPath.split('/').pop() ?? '';
-    const m = /([0-9a-f]{64})/.exec(last);
-    if (m) found = m[1];
+    const parts = line.split(':').slice(2).join(':').split('/');
+    // The innermost element naming a container wins; podman nests a `container` cgroup below it.
+    for (let i = parts.length - 1; i >= 0; i--) {
+      const m = /(?:^|[^0-9a-f])([0-9a-f]{64})(?:$|[^0-9a-f])/.exec(parts[i]!);
+      if (m) {
+        found = m[1];
+        break;
+      }
+    }
   }
   return found;
 }

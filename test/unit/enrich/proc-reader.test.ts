@@ -51,7 +51,7 @@ test('readProcess reads every field from a fixture tree', () => {
 test('container ids from cgroup v1, v2, containerd, podman, crio; none for host processes', () => {
   assert.equal(containerIdFromCgroup(`12:memory:/docker/${CID}\n11:cpu:/docker/${CID}\n`), CID);
   assert.equal(containerIdFromCgroup(`0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-${CID}.scope\n`), CID);
-  assert.equal(containerIdFromCgroup(`0::/machine.slice/libpod-${CID}.scope/container\n`), undefined, 'inner cgroup of podman: id is not the last element');
+  assert.equal(containerIdFromCgroup(`0::/machine.slice/libpod-${CID}.scope/container\n`), CID, 'podman nests a container cgroup');
   assert.equal(containerIdFromCgroup(`0::/machine.slice/libpod-${CID}.scope\n`), CID);
   assert.equal(containerIdFromCgroup(`0::/kubepods/burstable/pod1/crio-${CID}.scope\n`), CID);
   assert.equal(containerIdFromCgroup('0::/user.slice/user-0.slice/session-1.scope\n'), undefined);

@@ -1,0 +1,517 @@
+import type { TraceRecord } from '../types';
+
+/**
+ * Pure parser for one line of a tracefs `trace_pipe` (or `trace`) text stream.
+ *
+ * Line layout (kernel/trace/trace_output.c, trace_print_context()):
+ *
+ *   6.x, default:      `%16s-%-7d [%03d] FLAGS %5lu.%06lu: EVENT: (LOC) a=1 b="str"`
+ *   with record-tgid:  `%16s-%-7d (%7d) [%03d] FLAGS ...`  (`(-------)` when the tgid is unknown)
+ *   with irq-info=0:   no FLAGS column
+ *   3.x:               `%16s-%-5d [%03d] %5lu.%06lu: EVENT: (LOC) ...` (4-char `d...` FLAGS when enabled)
+ *
+ * The comm is right-aligned in 16 columns and is at most 15 bytes (TASK_COMM_LEN), so a kernel line
+ * always starts with at least one space, while the kernel's own notices (`CPU:%d [LOST %lu EVENTS]`,
+ * `[LINE TOO BIG]`) and header comments (`#`) start in column 0.
+ */
+
+/** One fetch argument of a probe, in the order the probe definition lists it. */
+export interface ProbeSchemaField {
+  /** Argument name as in `name=FETCHARG`. */
+  name: string;
+  /** True for `string`/`ustring` args and `$comm`: the kernel prints those between double quotes. */
+  string: boolean;
+}
+
+/**
+ * The complete, ordered field list of one probe event. Needed to split string values robustly:
+ * the kernel prints `ustring` values raw between quotes, WITHOUT escaping, so a value may itself
+ * contain `"`, ` name=` or a newline. Schema objects are treated as immutable once used.
+ */
+export interface ProbeSchema {
+  fields: Array<ProbeSchemaField>;
+}
+
+/** Probe event name (without group: the text format does not print it) → schema. */
+export type ProbeSchemaMap = Map<string, ProbeSchema> | Record<string, ProbeSchema>;
+
+/** Outcome of {@link parseTraceLine}. Only `ok: true` carries a record; the others say why not. */
+export type ParseResult =
+  | { ok: true; record: TraceRecord }
+  /**
+   * The kernel dropped events on `cpu` (ring buffer overrun): `CPU:1 [LOST 123 EVENTS]`. `exact` is
+   * false when the kernel did not know the count (`CPU:1 [LOST EVENTS]`; `lost` is then 1, a lower
+   * bound) and for `[LINE TOO BIG]` (an event whose text exceeded the kernel's page-sized line buffer
+   * and was consumed without being printed; `cpu` is then -1).
+   */
+  | { ok: false; kind: 'lost'; reason: string; cpu: number; lost: number; exact: boolean }
+  /** A `#` header/comment line or a blank line: not data, not an error. */
+  | { ok: false; kind: 'comment'; reason: string }
+  /**
+   * The header parsed but the line ended inside a quoted value: the value most likely contained a
+   * newline. The caller may append `'\n' + nextLine` and parse again (the reader does).
+   */
+  | { ok: false; kind: 'incomplete'; reason: string }
+  /** Not a probe-hit line this parser understands (or not matching the probe's schema). */
+  | { ok: false; kind: 'malformed'; reason: string };
+
+type NotOk<K extends string> = Extract<ParseResult, { kind: K }>;
+
+function fail(reason: string): NotOk<'malformed'> {
+  return Object.freeze({ ok: false, kind: 'malformed', reason }) as NotOk<'malformed'>;
+}
+
+// Shared, frozen results: a failed parse allocates nothing.
+const R_BLANK = Object.freeze({ ok: false, kind: 'comment', reason: 'blank line' }) as NotOk<'comment'>;
+const R_COMMENT = Object.freeze({ ok: false, kind: 'comment', reason: 'comment line' }) as NotOk<'comment'>;
+const R_INCOMPLETE = Object.freeze({
+  ok: false,
+  kind: 'incomplete',
+  reason: 'line ends inside a quoted value',
+}) as NotOk<'incomplete'>;
+const R_BAD_HEADER = fail('no "comm-tid [cpu]" header');
+const R_BAD_TS = fail('no timestamp after the cpu column');
+const R_BAD_EVENT = fail('no event name after the timestamp');
+const R_NO_LOC = fail('unterminated probe location "(..."');
+const R_BAD_FIELDS = fail('fields are not name=value pairs');
+const R_SCHEMA = fail('fields do not match the probe schema');
+const R_BAD_LOST = fail('unrecognised CPU:/LOST notice');
+const R_INTERNAL = fail('internal parser error');
+
+const SP = 32;
+const DQ = 34;
+const HASH = 35;
+const LPAREN = 40;
+const RPAREN = 41;
+const DASH = 45;
+const DOT = 46;
+const COLON = 58;
+const EQ = 61;
+const LBRACK = 91;
+const RBRACK = 93;
+const FAULT = '(fault)';
+/** How far into a line the `[cpu]` column may start (16-col comm of ≤15 bytes, possibly \xNN-escaped, + tid + tgid). */
+const HEADER_SCAN_LIMIT = 160;
+/** Cap on backtracking attempts when a value contains look-alikes of the next field's separator. */
+const MAX_ATTEMPTS = 256;
+
+// Header scratch: written by parseAfterDash, read right after by the caller (single-threaded, no re-entry).
+let hDash = 0;
+let hTid = 0;
+let hTgid = -1;
+let hCpu = 0;
+let hEnd = 0;
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const isIdent = (c: number): boolean =>
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95;
+
+/**
+ * Parses one trace_pipe line (without its `\n`). Pure, never throws.
+ *
+ * With `schemas` holding the event, fields are split by the schema (robust against quotes, ` name=`
+ * and newlines inside string values); otherwise a best-effort generic `name=value` split is used.
+ * String values are returned without their quotes; `(fault)` becomes `null`; numbers stay text.
+ */
+export function parseTraceLine(line: string, schemas?: ProbeSchemaMap): ParseResult {
+  try {
+    return parseLine(line, schemas);
+  } catch {
+    // Defensive only: nothing below is expected to throw.
+    return R_INTERNAL;
+  }
+}
+
+function parseLine(line: string, schemas: ProbeSchemaMap | undefined): ParseResult {
+  const len = line.length;
+  if (len === 0) return R_BLANK;
+  const c0 = line.charCodeAt(0);
+  if (c0 === HASH) return R_COMMENT;
+  if (c0 === 67 /* C */ && line.startsWith('CPU:')) return parseLost(line);
+  if (c0 === LBRACK && line === '[LINE TOO BIG]') {
+    return { ok: false, kind: 'lost', reason: 'kernel: line too big', cpu: -1, lost: 1, exact: false };
+  }
+  if (!headerAt(line, len)) {
+    let i = 0;
+    while (i < len && line.charCodeAt(i) === SP) i++;
+    return i === len ? R_BLANK : R_BAD_HEADER;
+  }
+  const dash = hDash;
+  const tid = hTid;
+  const tgid = hTgid;
+  const cpu = hCpu;
+  let p = hEnd;
+
+  // Optional flags column, then the timestamp (`sec.usec:`; a raw counter clock prints no dot).
+  while (p < len && line.charCodeAt(p) === SP) p++;
+  let ts = parseTimestamp(line, p, len);
+  if (ts === null) {
+    const sp = line.indexOf(' ', p);
+    if (sp === -1 || sp - p > 16) return R_BAD_TS;
+    p = sp;
+    while (p < len && line.charCodeAt(p) === SP) p++;
+    ts = parseTimestamp(line, p, len);
+    if (ts === null) return R_BAD_TS;
+  }
+  p = tsEnd;
+  if (line.charCodeAt(p) !== SP) return R_BAD_EVENT;
+  p++;
+
+  const evStart = p;
+  while (p < len) {
+    const c = line.charCodeAt(p);
+    if (c === COLON || c === SP) break;
+    p++;
+  }
+  // The kernel always prints `EVENT: ` (colon and space) before the event's own output.
+  if (p === evStart || line.charCodeAt(p) !== COLON || line.charCodeAt(p + 1) !== SP) return R_BAD_EVENT;
+  const event = line.slice(evStart, p);
+  p += 2;
+  // 3.x pads return-probe names: `zfree_exit:  (0x446540 <- 0x446420)`.
+  while (p < len && line.charCodeAt(p) === SP) p++;
+  let location = '';
+  if (line.charCodeAt(p) === LPAREN) {
+    const close = line.indexOf(')', p + 1);
+    if (close === -1) return R_NO_LOC;
+    location = line.slice(p + 1, close);
+    p = close + 1;
+    if (p < len) {
+      if (line.charCodeAt(p) !== SP) return R_BAD_FIELDS;
+      p++;
+    }
+  }
+  // else: a tracepoint (e.g. sched_process_exec) — no probe location, fields follow directly.
+
+  const fields: Record<string, string | null> = {};
+  const schema = schemas === undefined ? undefined : lookup(schemas, event);
+  if (schema !== undefined) {
+    const st = parseWithSchema(line, p, len, schema, fields);
+    if (st !== OK) return st === INCOMPLETE ? R_INCOMPLETE : R_SCHEMA;
+  } else if (p < len) {
+    const st = parseGeneric(line, p, len, fields);
+    if (st !== OK) return st === INCOMPLETE ? R_INCOMPLETE : R_BAD_FIELDS;
+  }
+
+  let comm = line.slice(0, dash);
+  if (comm.charCodeAt(0) === SP) comm = comm.trimStart();
+  const record: TraceRecord = { comm, tid, cpu, timestampNs: ts, event, location, fields };
+  if (tgid >= 0) record.tgid = tgid;
+  return { ok: true, record };
+}
+
+function parseLost(line: string): ParseResult {
+  // `CPU:%d [LOST %lu EVENTS]`, or `CPU:%d [LOST EVENTS]` when the count is unknown.
+  let p = 4;
+  const len = line.length;
+  const cs = p;
+  let cpu = 0;
+  while (p < len && isDigit(line.charCodeAt(p))) cpu = cpu * 10 + (line.charCodeAt(p++) - 48);
+  if (p === cs || !line.startsWith(' [LOST ', p)) return R_BAD_LOST;
+  p += 7;
+  if (line.startsWith('EVENTS]', p) && p + 7 === len) {
+    return { ok: false, kind: 'lost', reason: 'kernel dropped events', cpu, lost: 1, exact: false };
+  }
+  const ns = p;
+  let lost = 0;
+  while (p < len && isDigit(line.charCodeAt(p))) lost = lost * 10 + (line.charCodeAt(p++) - 48);
+  if (p === ns || !line.startsWith(' EVENTS]', p) || p + 8 !== len) return R_BAD_LOST;
+  return { ok: false, kind: 'lost', reason: 'kernel dropped events', cpu, lost, exact: true };
+}
+
+/**
+ * Finds the `comm-tid [(tgid)] [cpu] ` header. The tid is the LAST `-digits` before the tgid/cpu
+ * column: comms may contain dashes, digits, spaces and brackets (`a-b 3-4567-3738 [000]`).
+ */
+function headerAt(line: string, len: number): boolean {
+  // The kernel right-aligns the comm in 16 columns, so with an ASCII comm the dash is at column 16:
+  // trusting that position first makes a comm that mimics a header (`x-1 [000] ...`) harmless.
+  if (len > 17 && line.charCodeAt(16) === DASH && parseAfterDash(line, 16, len)) return true;
+  // Non-ASCII or \xNN-escaped comms are wider than 16 UTF-16 units: scan for a `[cpu]` column.
+  const limit = len < HEADER_SCAN_LIMIT ? len : HEADER_SCAN_LIMIT;
+  let b = line.indexOf('[', 1);
+  while (b !== -1 && b < limit) {
+    const dash = dashBefore(line, b);
+    if (dash >= 0 && parseAfterDash(line, dash, len)) return true;
+    b = line.indexOf('[', b + 1);
+  }
+  return false;
+}
+
+/** Walks back from a `[` over ` (tgid) ` and `-tid` to the dash; -1 when the shape does not fit. */
+function dashBefore(line: string, b: number): number {
+  let k = b - 1;
+  if (k < 0 || line.charCodeAt(k) !== SP) return -1;
+  while (k >= 0 && line.charCodeAt(k) === SP) k--;
+  if (k >= 0 && line.charCodeAt(k) === RPAREN) {
+    const open = line.lastIndexOf('(', k);
+    if (open === -1 || k - open > 12) return -1;
+    k = open - 1;
+    if (k < 0 || line.charCodeAt(k) !== SP) return -1;
+    while (k >= 0 && line.charCodeAt(k) === SP) k--;
+  }
+  const digitsEnd = k;
+  while (k >= 0 && isDigit(line.charCodeAt(k))) k--;
+  if (k === digitsEnd || k < 0 || line.charCodeAt(k) !== DASH) return -1;
+  return k;
+}
+
+/** Parses `-tid  [(tgid) ][cpu]` forward from the dash at `d`; fills the h* scratch on success. */
+function parseAfterDash(line: string, d: number, len: number): boolean {
+  let p = d + 1;
+  const ds = p;
+  let tid = 0;
+  while (p < len && isDigit(line.charCodeAt(p))) tid = tid * 10 + (line.charCodeAt(p++) - 48);
+  if (p === ds || p - ds > 10 || line.charCodeAt(p) !== SP) return false;
+  while (p < len && line.charCodeAt(p) === SP) p++;
+  let tgid = -1;
+  if (line.charCodeAt(p) === LPAREN) {
+    p++;
+    while (p < len && line.charCodeAt(p) === SP) p++;
+    if (line.charCodeAt(p) === DASH) {
+      // `(-------)`: the tgid was not in the kernel's saved_tgids map.
+      while (p < len && line.charCodeAt(p) === DASH) p++;
+    } else {
+      const gs = p;
+      tgid = 0;
+      while (p < len && isDigit(line.charCodeAt(p))) tgid = tgid * 10 + (line.charCodeAt(p++) - 48);
+      if (p === gs || p - gs > 10) return false;
+    }
+    if (line.charCodeAt(p) !== RPAREN || line.charCodeAt(p + 1) !== SP) return false;
+    p += 2;
+    while (p < len && line.charCodeAt(p) === SP) p++;
+  }
+  if (line.charCodeAt(p) !== LBRACK) return false;
+  p++;
+  const cs = p;
+  let cpu = 0;
+  while (p < len && isDigit(line.charCodeAt(p))) cpu = cpu * 10 + (line.charCodeAt(p++) - 48);
+  if (p === cs || p - cs > 6 || line.charCodeAt(p) !== RBRACK || line.charCodeAt(p + 1) !== SP) return false;
+  hDash = d;
+  hTid = tid;
+  hTgid = tgid;
+  hCpu = cpu;
+  hEnd = p + 2;
+  return true;
+}
+
+let tsEnd = 0;
+
+/** `sec[.frac]:` at p → ns (fraction scaled to 9 digits; no dot = raw counter clock, taken as-is). */
+function parseTimestamp(line: string, p: number, len: number): bigint | null {
+  const ss = p;
+  let sec = 0;
+  while (p < len && isDigit(line.charCodeAt(p))) sec = sec * 10 + (line.charCodeAt(p++) - 48);
+  const secDigits = p - ss;
+  if (secDigits === 0) return null;
+  let frac = 0;
+  let fracDigits = 0;
+  if (line.charCodeAt(p) === DOT) {
+    p++;
+    const fs = p;
+    while (p < len && isDigit(line.charCodeAt(p))) {
+      if (p - fs < 9) frac = frac * 10 + (line.charCodeAt(p) - 48);
+      p++;
+    }
+    fracDigits = p - fs;
+    if (fracDigits === 0) return null;
+  }
+  if (line.charCodeAt(p) !== COLON) return null;
+  tsEnd = p + 1;
+  if (fracDigits === 0) {
+    return secDigits > 15 ? BigInt(line.slice(ss, p)) : BigInt(sec);
+  }
+  for (let k = fracDigits < 9 ? fracDigits : 9; k < 9; k++) frac *= 10;
+  if (secDigits > 15) return BigInt(line.slice(ss, ss + secDigits)) * 1_000_000_000n + BigInt(frac);
+  // Exact in a double while sec*1e9 < 2^53 (~104 days of uptime); beyond that use bigint maths.
+  if (sec < 9_000_000) return BigInt(sec * 1_000_000_000 + frac);
+  return BigInt(sec) * 1_000_000_000n + BigInt(frac);
+}
+
+function lookup(schemas: ProbeSchemaMap, event: string): ProbeSchema | undefined {
+  if (schemas instanceof Map) return schemas.get(event);
+  const rec = schemas as Record<string, ProbeSchema>;
+  return Object.prototype.hasOwnProperty.call(rec, event) ? rec[event] : undefined;
+}
+
+function setField(out: Record<string, string | null>, name: string, value: string | null): void {
+  if (name === '__proto__') Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+  else out[name] = value;
+}
+
+const OK = 0;
+const INCOMPLETE = 1;
+const MISMATCH = 2;
+type Status = typeof OK | typeof INCOMPLETE | typeof MISMATCH;
+
+/** Per-schema precomputed separators: `" next=` after a string value, ` next=` after any other. */
+interface Compiled {
+  names: string[];
+  strings: boolean[];
+  quotedSep: string[];
+  plainSep: string[];
+}
+
+const compiledCache = new WeakMap<ProbeSchema, Compiled>();
+
+function compile(schema: ProbeSchema): Compiled {
+  let c = compiledCache.get(schema);
+  if (c === undefined) {
+    const names = schema.fields.map((f) => f.name);
+    c = {
+      names,
+      strings: schema.fields.map((f) => f.string),
+      quotedSep: names.map((_, i) => (i + 1 < names.length ? `" ${names[i + 1]}=` : '')),
+      plainSep: names.map((_, i) => (i + 1 < names.length ? ` ${names[i + 1]}=` : '')),
+    };
+    compiledCache.set(schema, c);
+  }
+  return c;
+}
+
+// Value spans of the fields being matched: start, end (exclusive); start -1 = (fault).
+let spanStart = new Int32Array(16);
+let spanEnd = new Int32Array(16);
+let attempts = 0;
+let sawIncomplete = false;
+
+function parseWithSchema(
+  line: string,
+  p: number,
+  len: number,
+  schema: ProbeSchema,
+  out: Record<string, string | null>,
+): Status {
+  const c = compile(schema);
+  const n = c.names.length;
+  if (n === 0) return p >= len ? OK : MISMATCH;
+  if (spanStart.length < n) {
+    spanStart = new Int32Array(n * 2);
+    spanEnd = new Int32Array(n * 2);
+  }
+  attempts = 0;
+  sawIncomplete = false;
+  if (!matchField(line, p, len, c, 0)) return sawIncomplete ? INCOMPLETE : MISMATCH;
+  for (let i = 0; i < n; i++) {
+    const s = spanStart[i];
+    setField(out, c.names[i], s < 0 ? null : line.slice(s, spanEnd[i]));
+  }
+  return OK;
+}
+
+/**
+ * Matches field `idx` (and, recursively, all after it) at `p`. A string value ends at a `" next=`
+ * after which the rest of the line also matches; candidates are tried last-to-first, so a value
+ * that contains a look-alike of the separator keeps it (the kernel does not escape quotes).
+ */
+function matchField(line: string, p: number, len: number, c: Compiled, idx: number): boolean {
+  if (++attempts > MAX_ATTEMPTS) return false;
+  const name = c.names[idx];
+  const last = idx === c.names.length - 1;
+  if (!line.startsWith(name, p) || line.charCodeAt(p + name.length) !== EQ) return false;
+  const vp = p + name.length + 1;
+
+  // A failed fetch (unmapped/NULL pointer) prints `(fault)` unquoted, for any type.
+  if (line.startsWith(FAULT, vp)) {
+    const after = vp + FAULT.length;
+    if (last ? after === len : line.startsWith(c.plainSep[idx], after) && matchField(line, after + 1, len, c, idx + 1)) {
+      spanStart[idx] = -1;
+      return true;
+    }
+  }
+
+  if (c.strings[idx]) {
+    if (line.charCodeAt(vp) !== DQ) return false;
+    if (last) {
+      if (len - 1 > vp && line.charCodeAt(len - 1) === DQ) {
+        spanStart[idx] = vp + 1;
+        spanEnd[idx] = len - 1;
+        return true;
+      }
+      sawIncomplete = true;
+      return false;
+    }
+    const sep = c.quotedSep[idx];
+    let q = line.lastIndexOf(sep);
+    if (q <= vp) {
+      sawIncomplete = true;
+      return false;
+    }
+    while (q > vp) {
+      if (matchField(line, q + 2, len, c, idx + 1)) {
+        spanStart[idx] = vp + 1;
+        spanEnd[idx] = q;
+        return true;
+      }
+      if (attempts > MAX_ATTEMPTS) return false;
+      q = line.lastIndexOf(sep, q - 1);
+    }
+    return false;
+  }
+
+  // Non-string values (u64, x32, symbols, arrays) contain no spaces in practice; take the first fit.
+  if (last) {
+    if (vp >= len) return false;
+    spanStart[idx] = vp;
+    spanEnd[idx] = len;
+    return true;
+  }
+  const sep = c.plainSep[idx];
+  let q = line.indexOf(sep, vp);
+  while (q !== -1) {
+    if (matchField(line, q + 1, len, c, idx + 1)) {
+      spanStart[idx] = vp;
+      spanEnd[idx] = q;
+      return true;
+    }
+    if (attempts > MAX_ATTEMPTS) return false;
+    q = line.indexOf(sep, q + 1);
+  }
+  return false;
+}
+
+/**
+ * Best-effort split without a schema: a quoted value ends at the first `"` that is followed by end of
+ * line or by ` ident=` naming a field not seen yet (so `q" name="x` inside `name` is kept); an
+ * unquoted value likewise runs to the next ` ident=`.
+ */
+function parseGeneric(line: string, p: number, len: number, out: Record<string, string | null>): Status {
+  while (p < len) {
+    const ns = p;
+    while (p < len && isIdent(line.charCodeAt(p))) p++;
+    if (p === ns || line.charCodeAt(p) !== EQ) return MISMATCH;
+    const name = line.slice(ns, p);
+    const vp = p + 1;
+    if (line.startsWith(FAULT, vp) && (vp + 7 === len || line.charCodeAt(vp + 7) === SP)) {
+      setField(out, name, null);
+      p = vp + 8;
+      continue;
+    }
+    if (line.charCodeAt(vp) === DQ) {
+      let q = line.indexOf('"', vp + 1);
+      while (q !== -1) {
+        if (q + 1 === len) break;
+        if (line.charCodeAt(q + 1) === SP && startsNewField(line, q + 2, len, out, name)) break;
+        q = line.indexOf('"', q + 1);
+      }
+      if (q === -1) return INCOMPLETE;
+      setField(out, name, line.slice(vp + 1, q));
+      p = q + 2;
+    } else {
+      // Tracepoints print `%s` unquoted (`comm=my worker-2 pid=1`): run to the next ` ident=`.
+      let sp = line.indexOf(' ', vp);
+      while (sp !== -1 && !startsNewField(line, sp + 1, len, out, name)) sp = line.indexOf(' ', sp + 1);
+      if (sp === -1) sp = len;
+      setField(out, name, line.slice(vp, sp));
+      p = sp + 1;
+    }
+  }
+  return OK;
+}
+
+function startsNewField(line: string, p: number, len: number, seen: Record<string, string | null>, current: string): boolean {
+  const s = p;
+  while (p < len && isIdent(line.charCodeAt(p))) p++;
+  if (p === s || line.charCodeAt(p) !== EQ) return false;
+  const name = line.slice(s, p);
+  return name !== current && !Object.prototype.hasOwnProperty.call(seen, name);
+}

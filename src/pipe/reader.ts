@@ -1,0 +1,322 @@
+import fs from 'node:fs';
+import type { TraceRecord } from '../types';
+import { ErrorCodes, SoloadError } from '../errors';
+import { DEFAULT_MAX_LINE_LENGTH, LineSplitter } from './line-splitter';
+import { parseTraceLine, type ParseResult, type ProbeSchemaMap } from './parse';
+
+/** Counters of a {@link TracePipeReader}; read them with {@link TracePipeReader.stats}. */
+export interface PipeStats {
+  /** Bytes read from the pipe. */
+  bytes: number;
+  /** Physical `\n`-terminated lines seen. */
+  lines: number;
+  /** Records delivered to `onRecord`. */
+  records: number;
+  /** Records that spanned several physical lines (a string value contained `\n`). */
+  joined: number;
+  /** Logical lines that did not parse (includes `truncated`). */
+  malformed: number;
+  /** Lines longer than `maxLineLength`, cut and counted as malformed. */
+  truncated: number;
+  /** `#` comment and blank lines. */
+  comments: number;
+  /** Events the kernel reported as dropped (sum of `[LOST n EVENTS]`, +1 per count-less notice). */
+  lostEvents: number;
+  /** Number of LOST / `[LINE TOO BIG]` notices. */
+  lostReports: number;
+  /** Exceptions thrown by the caller's callbacks (caught; the reader keeps going). */
+  callbackErrors: number;
+}
+
+/** Options of {@link TracePipeReader}. */
+export interface TracePipeReaderOptions {
+  /** Path of the `trace_pipe` to read (any readable file or FIFO works, which tests use). */
+  path: string;
+  /** Field lists of the probes, for robust splitting of string values (see {@link ProbeSchemaMap}). */
+  schemas?: ProbeSchemaMap;
+  /** Wait after the pipe ran dry (EAGAIN, or EOF on a regular file) before reading again. Default 50. */
+  pollIntervalMs?: number;
+  /** Longest line kept, bytes. Default 64 KiB. */
+  maxLineLength?: number;
+  /** Size of the single read buffer, bytes. Default 64 KiB. */
+  readBufferSize?: number;
+  /** Most physical lines joined into one record when values contain newlines. Default 16. */
+  maxJoinedLines?: number;
+  /** On stop(), read what is still buffered (until EAGAIN/EOF, at most 16 MiB) before closing. Default true. */
+  drainOnStop?: boolean;
+  /** Called synchronously for each parsed record, in pipe order. */
+  onRecord: (record: TraceRecord) => void;
+  /** Called for each kernel notice of dropped events (see {@link ParseResult} kind `lost`). */
+  onLost?: (info: { cpu: number; lost: number; exact: boolean }) => void;
+  /** Called for each line that could not be parsed. */
+  onMalformed?: (line: string, reason: string) => void;
+  /**
+   * Called when reading fails for a reason other than "no data yet" (the reader then stops and
+   * closes the fd), and for exceptions thrown by the callbacks above. Default: process.emitWarning.
+   */
+  onError?: (err: Error) => void;
+}
+
+const FINAL_DRAIN_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * Reads a tracefs `trace_pipe` without ever blocking a libuv thread: the fd is opened
+ * `O_RDONLY | O_NONBLOCK`, drained with `fs.read` until EAGAIN (trace_pipe) or EOF (a regular file),
+ * then read again after `pollIntervalMs`. Records are pushed to the `onRecord` callback (chosen over
+ * an async iterator: no backpressure is wanted — the kernel ring buffer is the buffer, and a stalled
+ * consumer must show up as LOST events, not as unbounded memory here).
+ *
+ * trace_pipe is a consuming read: whatever this reader reads is gone for other readers.
+ */
+export class TracePipeReader {
+  private readonly opts: TracePipeReaderOptions;
+  private readonly schemas: ProbeSchemaMap | undefined;
+  private readonly pollMs: number;
+  private readonly maxLen: number;
+  private readonly maxJoin: number;
+  private readonly splitter: LineSplitter;
+  private readonly buf: Buffer;
+  private readonly counters: PipeStats = {
+    bytes: 0,
+    lines: 0,
+    records: 0,
+    joined: 0,
+    malformed: 0,
+    truncated: 0,
+    comments: 0,
+    lostEvents: 0,
+    lostReports: 0,
+    callbackErrors: 0,
+  };
+  private fd: number | null = null;
+  private state: 'new' | 'running' | 'stopped' = 'new';
+  private timer: NodeJS.Timeout | null = null;
+  private cycle: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  /** A line that ended inside a quoted value, waiting for its continuation. */
+  private pending: string | null = null;
+  private pendingLines = 0;
+
+  constructor(options: TracePipeReaderOptions) {
+    this.opts = options;
+    this.schemas = options.schemas;
+    this.pollMs = options.pollIntervalMs ?? 50;
+    this.maxLen = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
+    this.maxJoin = options.maxJoinedLines ?? 16;
+    this.splitter = new LineSplitter({ maxLineLength: this.maxLen });
+    this.buf = Buffer.allocUnsafe(options.readBufferSize ?? 64 * 1024);
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): PipeStats {
+    return { ...this.counters };
+  }
+
+  /** True between start() and stop() (false after a fatal read error). */
+  get running(): boolean {
+    return this.state === 'running' && this.fd !== null;
+  }
+
+  /**
+   * Opens the pipe and starts reading (synchronously opens; reading is asynchronous).
+   * Throws SoloadError `TRACEFS_IO` when the path cannot be opened. Calling it twice is a no-op.
+   */
+  start(): void {
+    if (this.state === 'running') return;
+    if (this.state === 'stopped') throw new Error('TracePipeReader cannot be restarted; create a new one');
+    try {
+      this.fd = fs.openSync(this.opts.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    } catch (err) {
+      throw new SoloadError(
+        ErrorCodes.TRACEFS_IO,
+        `cannot open ${this.opts.path} for reading: ${(err as Error).message}; check that the tracefs instance exists and soload runs as root`,
+        { path: this.opts.path },
+        { cause: err },
+      );
+    }
+    this.state = 'running';
+    this.schedule(0);
+  }
+
+  /**
+   * Stops reading: cancels the poll timer, waits for the one in-flight non-blocking read (it cannot
+   * block), optionally drains what the kernel still holds, delivers any final partial line, and closes
+   * the fd. Idempotent; resolves promptly.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const wasRunning = this.state === 'running';
+    this.state = 'stopped';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.cycle) await this.cycle;
+    if (this.fd === null) return;
+    if (wasRunning && this.opts.drainOnStop !== false) await this.drain(FINAL_DRAIN_LIMIT, false);
+    this.splitter.flush(this.onLine);
+    this.flushPending();
+    const fd = this.fd;
+    this.fd = null;
+    await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.cycle = this.drain(Infinity, true).then(() => {
+        this.cycle = null;
+        if (this.state === 'running' && this.fd !== null) this.schedule(this.pollMs);
+      });
+    }, ms);
+  }
+
+  /**
+   * Reads until the pipe is empty (EAGAIN), EOF, `limit` bytes, a fatal error (which closes the fd),
+   * or — with `whileRunning` — stop() was called (a busy pipe never runs dry, stop must not wait for it).
+   */
+  private async drain(limit: number, whileRunning: boolean): Promise<void> {
+    let total = 0;
+    while (this.fd !== null && total < limit && (!whileRunning || this.state === 'running')) {
+      let n: number;
+      try {
+        n = await readOnce(this.fd, this.buf);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'EINTR') return;
+        await this.fail(err as Error);
+        return;
+      }
+      if (n === 0) return;
+      total += n;
+      this.counters.bytes += n;
+      this.splitter.write(this.buf.subarray(0, n), this.onLine);
+    }
+  }
+
+  private async fail(err: Error): Promise<void> {
+    const fd = this.fd;
+    this.fd = null;
+    if (fd !== null) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
+    this.report(
+      new SoloadError(ErrorCodes.TRACEFS_IO, `reading ${this.opts.path} failed: ${err.message}; stopped reading trace events`, { path: this.opts.path }, { cause: err }),
+    );
+  }
+
+  private report(err: Error): void {
+    if (this.opts.onError) {
+      try {
+        this.opts.onError(err);
+      } catch {
+        // An onError that throws has nowhere left to report to.
+      }
+    } else {
+      process.emitWarning(err);
+    }
+  }
+
+  private readonly onLine = (line: string, truncated: boolean): void => {
+    const c = this.counters;
+    c.lines++;
+    if (truncated) {
+      this.flushPending();
+      c.truncated++;
+      this.malformed(line, `line longer than ${this.maxLen} bytes (cut)`);
+      return;
+    }
+    if (this.pending !== null) {
+      const alone = parseTraceLine(line, this.schemas);
+      if (alone.ok || alone.kind === 'lost' || alone.kind === 'incomplete') {
+        // A new record started: the held line never got its continuation.
+        this.flushPending();
+        this.dispatch(line, alone, false);
+        return;
+      }
+      const joined = this.pending + '\n' + line;
+      this.pendingLines++;
+      const r = parseTraceLine(joined, this.schemas);
+      if (r.ok) {
+        this.pending = null;
+        c.joined++;
+        this.dispatch(joined, r, true);
+      } else if (r.kind === 'incomplete' && this.pendingLines < this.maxJoin && joined.length <= this.maxLen) {
+        this.pending = joined;
+      } else {
+        this.pending = null;
+        this.dispatch(joined, r, true);
+      }
+      return;
+    }
+    this.dispatch(line, parseTraceLine(line, this.schemas), false);
+  };
+
+  private dispatch(line: string, r: ParseResult, joined: boolean): void {
+    const c = this.counters;
+    if (r.ok) {
+      c.records++;
+      try {
+        this.opts.onRecord(r.record);
+      } catch (err) {
+        this.callbackFailed(err);
+      }
+      return;
+    }
+    switch (r.kind) {
+      case 'comment':
+        c.comments++;
+        return;
+      case 'lost':
+        c.lostReports++;
+        c.lostEvents += r.lost;
+        if (this.opts.onLost) {
+          try {
+            this.opts.onLost({ cpu: r.cpu, lost: r.lost, exact: r.exact });
+          } catch (err) {
+            this.callbackFailed(err);
+          }
+        }
+        return;
+      case 'incomplete':
+        if (!joined && this.maxJoin > 1) {
+          this.pending = line;
+          this.pendingLines = 1;
+          return;
+        }
+        this.malformed(line, r.reason);
+        return;
+      default:
+        this.malformed(line, r.reason);
+    }
+  }
+
+  private flushPending(): void {
+    if (this.pending === null) return;
+    const line = this.pending;
+    this.pending = null;
+    this.malformed(line, 'line ends inside a quoted value and no continuation followed');
+  }
+
+  private malformed(line: string, reason: string): void {
+    this.counters.malformed++;
+    if (this.opts.onMalformed) {
+      try {
+        this.opts.onMalformed(line, reason);
+      } catch (err) {
+        this.callbackFailed(err);
+      }
+    }
+  }
+
+  private callbackFailed(err: unknown): void {
+    this.counters.callbackErrors++;
+    this.report(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+function readOnce(fd: number, buf: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
