@@ -162,7 +162,8 @@ test('stop() is prompt even while the pipe never runs dry', async () => {
     clearInterval(feed);
     fs.closeSync(w);
   }
-  assert.equal(c.reader.stats.malformed, 0);
+  // at most the line a 64 KiB read cut in half (a FIFO, unlike trace_pipe, does not keep lines whole)
+  assert.ok(c.reader.stats.malformed <= 1);
 });
 
 test('stop() without draining, and a final line without \\n is still delivered', async () => {
