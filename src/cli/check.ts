@@ -68,8 +68,11 @@ export function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; invent
     if (!kind) continue;
     const symbols = WANTED[kind].map((symbol) => {
       try {
-        const r = resolver.resolve(lib.path, symbol);
-        return { symbol, found: true, table: r.debugFile ? `${r.table} (${r.debugFile})` : r.table, fileOffset: `0x${r.fileOffset.toString(16)}` };
+        // Data such as _r_debug may live in .bss (no file bytes): report where it is, not a file offset.
+        const r = resolver.lookup(lib.path, symbol);
+        const table = r.debugFile ? `${r.table} (${r.debugFile})` : r.table;
+        if (r.type === 'object' || r.type === 'tls') return { symbol, found: true, table, fileOffset: `vaddr 0x${r.vaddr.toString(16)}` };
+        return { symbol, found: true, table, fileOffset: `0x${resolver.resolve(lib.path, symbol).fileOffset.toString(16)}` };
       } catch (err) {
         return { symbol, found: false, error: (err as Error).message };
       }

@@ -11,6 +11,10 @@ export interface SoloadConfig {
     pollIntervalMs: number;
   };
   probes: ProbeConfig[];
+  capture: {
+    reportExecutable: boolean;
+    snapshot: boolean;
+  };
   filters: {
     pids: number[];
     excludePids: number[];
@@ -164,6 +168,20 @@ export function configSchema() {
       doc: 'Declarative uprobes: [{ name, library, symbol | offset, kind: entry|return, fetch: {attr: fetcharg}, role?, optional? }]. Defaults: dlopen entry/return in libc.so.6 (glibc ≥ 2.34) and libdl.so.2 (older glibc).',
       format: validateProbeList,
       default: builtinProbes() as ProbeConfig[],
+    },
+    capture: {
+      reportExecutable: {
+        doc: 'Also report the main program of each process (soload.load.method = "executable").',
+        format: Boolean,
+        default: false,
+        env: 'SOLOAD_CAPTURE_REPORT_EXECUTABLE',
+      },
+      snapshot: {
+        doc: 'At start, report the objects already loaded by running processes (soload.snapshot = true).',
+        format: Boolean,
+        default: true,
+        env: 'SOLOAD_CAPTURE_SNAPSHOT',
+      },
     },
     filters: {
       pids: { doc: 'Only report these pids (empty = all).', format: validatePidList, default: [] as number[] },
