@@ -1,7 +1,9 @@
+import path from 'node:path';
 import type { Logger } from '@opentelemetry/api-logs';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { inventoryLibraries, type LibraryFile } from './capture/discover';
-import { DlopenCorrelator } from './capture/dlopen';
+import { LoaderTracker } from './capture/loader';
+import { snapshotLoads } from './capture/snapshot';
 import { LoadFilter } from './capture/filters';
 import { assertPlanUsable, planProbes, type ProbePlan } from './capture/plan';
 import type { SoloadConfig } from './config/schema';
@@ -90,7 +92,7 @@ export function isSoloadProcess(proc: ProcReader, pid: number): boolean {
  */
 export class SoloadAgent {
   readonly stats: AgentStats = { records: 0, loadsEmitted: 0, loadsFiltered: 0, customEmitted: 0, unknownEvents: 0, processExits: 0, processExecs: 0 };
-  readonly correlator = new DlopenCorrelator();
+  readonly tracker: LoaderTracker;
   private readonly config: SoloadConfig;
   private readonly log: DiagLog;
   private readonly proc: ProcReader;
@@ -99,12 +101,14 @@ export class SoloadAgent {
   private readonly clock = new TraceClock();
   private readonly filter: LoadFilter;
   private readonly enricher: ProcessEnricher;
+  private readonly resolver: ElfSymbolResolver;
+  /** event name → the probe it came from (role, and the file it sits in). */
+  private specs = new Map<string, ProbeSpec>();
   private session?: TracefsSession;
   private reader?: TracePipeReader;
   private pipeline?: LogPipeline;
   private mapper?: SoLoadLogMapper;
   private logger?: Logger;
-  private roles = new Map<string, string>();
   private housekeeping?: NodeJS.Timeout;
   private stopping?: Promise<void>;
   /** The plan start() used (for `soload check`/diagnostics). */
@@ -118,12 +122,36 @@ export class SoloadAgent {
     this.pid = opts.pid ?? process.pid;
     this.filter = new LoadFilter(this.config.filters, process.pid);
     this.enricher = new ProcessEnricher(this.proc);
+    this.resolver = new ElfSymbolResolver({ debugRoot: this.config.debugRoot });
+    this.tracker = new LoaderTracker({
+      reportExecutable: this.config.capture.reportExecutable,
+      neededOf: (pid, file) => this.neededOf(pid, file),
+    });
+  }
+
+  /** The dlopen correlator (its stats are soload's fault counters). */
+  get correlator() {
+    return this.tracker.dlopen;
+  }
+
+  /** DT_NEEDED of `file` as `pid` sees it (its mount namespace first, then the host's view). */
+  private neededOf(pid: number, file: string): readonly string[] | undefined {
+    const candidates = file.startsWith('/')
+      ? [path.join(this.proc.root, String(pid), 'root', file), file]
+      : [path.join(this.proc.root, String(pid), 'exe')];
+    for (const c of candidates) {
+      try {
+        return this.resolver.inspect(c).needed;
+      } catch {
+        continue;
+      }
+    }
+    return undefined;
   }
 
   /** Plans probes against this host without touching the kernel. */
   planOnly(inventory?: LibraryFile[]): ProbePlan {
-    const resolver = new ElfSymbolResolver({ debugRoot: this.config.debugRoot });
-    return planProbes(this.config.probes, inventory ?? inventoryLibraries(this.proc), resolver);
+    return planProbes(this.config.probes, inventory ?? inventoryLibraries(this.proc), this.resolver);
   }
 
   async start(): Promise<void> {
@@ -158,7 +186,8 @@ export class SoloadAgent {
       if (tracepoints.length < PROCESS_TRACEPOINTS.length) {
         this.log.warn('sched tracepoints unavailable: per-process caches expire by age instead of on exit/exec');
       }
-      this.roles = new Map(this.session.probes.map((p) => [p.event, p.role]));
+      this.specs = new Map(this.session.probes.map((p) => [p.event, p]));
+      this.tracker.loaderActive = this.session.probes.some((p) => p.role === 'loader.add');
       this.pipeline = this.opts.pipeline ?? createLogPipeline(this.config, { warn: (m) => this.log.warn(m) });
       this.logger = this.pipeline.logger;
       this.mapper = new SoLoadLogMapper({ severity: this.config.otel.severity, toWallNs: (ns) => this.clock.toWallNs(ns) });
@@ -169,12 +198,13 @@ export class SoloadAgent {
         onRecord: (rec) => this.handleRecord(rec),
       });
       this.reader.start();
+      if (this.config.capture.snapshot) this.emitSnapshot();
     } catch (err) {
       await this.shutdown();
       throw err;
     }
     this.housekeeping = setInterval(() => {
-      this.correlator.expire(this.clock.nowTraceNs());
+      this.tracker.dlopen.expire(this.clock.nowTraceNs());
       this.clock.resample();
     }, 10_000);
     this.housekeeping.unref();
@@ -191,21 +221,29 @@ export class SoloadAgent {
       const pid = Number(rec.fields.pid);
       this.stats.processExits++;
       this.enricher.forget(pid);
-      this.correlator.forgetThread(pid);
+      this.tracker.onExit(pid);
       return;
     }
     if (rec.event === 'sched_process_exec') {
+      const pid = Number(rec.fields.pid);
       this.stats.processExecs++;
-      this.enricher.forget(Number(rec.fields.pid));
+      this.enricher.forget(pid);
+      this.tracker.onExec(pid, rec.fields.filename ?? undefined);
       return;
     }
-    const role = this.roles.get(rec.event);
-    switch (role) {
+    const spec = this.specs.get(rec.event);
+    switch (spec?.role) {
+      case 'loader.add':
+        for (const ev of this.tracker.onAdd(rec, spec.path)) this.emitLoad(ev);
+        return;
+      case 'loader.state':
+        for (const ev of this.tracker.onState(rec, spec.path)) this.emitLoad(ev);
+        return;
       case 'dlopen.entry':
-        this.correlator.onEntry(rec);
+        this.tracker.onDlopenEntry(rec);
         return;
       case 'dlopen.return': {
-        const ev = this.correlator.onReturn(rec, rec.event);
+        const ev = this.tracker.onDlopenReturn(rec, rec.event);
         if (ev) this.emitLoad(ev);
         return;
       }
@@ -215,6 +253,17 @@ export class SoloadAgent {
       default:
         this.stats.unknownEvents++;
     }
+  }
+
+  /** Reports what running processes already have loaded (capture.snapshot). */
+  private emitSnapshot(): void {
+    const events = snapshotLoads(this.proc, this.resolver, {
+      reportExecutable: this.config.capture.reportExecutable,
+      nowNs: this.clock.nowTraceNs(),
+      skipPids: new Set([process.pid]),
+    });
+    for (const ev of events) this.emitLoad(ev);
+    this.log.info(`snapshot: reported ${events.length} objects already loaded by running processes`);
   }
 
   private emitLoad(ev: LoadEvent): void {

@@ -7,6 +7,26 @@ import { selectLibraries, type LibraryFile } from './discover';
 /** What the planner needs from the ELF layer: symbol → file offset. */
 export interface SymbolLookup {
   resolve(file: string, symbol: string): { fileOffset: number; table: string; debugFile?: string };
+  /** `@+OFFSET` value reaching `targetSymbol` from a probe on `probeSymbol` (see src/elf/offsets.ts). */
+  fetchOffset?(file: string, probeSymbol: string, targetSymbol: string): number;
+}
+
+const SYMBOL_REF = /\{([A-Za-z_][\w.]*)(?:([+-])(0x[0-9a-fA-F]+|\d+))?\}/g;
+
+/**
+ * Replaces `{symbol}` / `{symbol+N}` in a fetch argument with the `0x` file offset a `@+` fetch needs
+ * to reach that symbol (plus N) from this probe — data such as `_r_debug` lives in .bss, which has
+ * no file bytes, so this cannot be written by hand portably.
+ */
+export function expandSymbolRefs(arg: string, file: string, probeSymbol: string | undefined, symbols: SymbolLookup): string {
+  return arg.replace(SYMBOL_REF, (_m, sym: string, sign?: string, n?: string) => {
+    if (!symbols.fetchOffset || !probeSymbol) {
+      throw new SoloadError(ErrorCodes.SYMBOL_NOT_FOUND, `fetch argument "${arg}" refers to {${sym}}, which needs the probe to be placed by symbol`);
+    }
+    const base = symbols.fetchOffset(file, probeSymbol, sym);
+    const delta = n === undefined ? 0 : Number(n) * (sign === '-' ? -1 : 1);
+    return `0x${(base + delta).toString(16)}`;
+  });
 }
 
 /** A probe that was not planned, and why (for `soload check` and start-up logs). */
@@ -51,7 +71,9 @@ export function planProbes(probes: ProbeConfig[], inventory: LibraryFile[], symb
     libs.forEach((lib, i) => {
       let offset: number;
       let source: string;
+      let fetch: ProbeSpec['fetch'];
       try {
+        fetch = Object.entries(probe.fetch).map(([name, arg]) => ({ name, arg: expandSymbolRefs(arg, lib.path, probe.symbol, symbols) }));
         if (probe.offset !== undefined) {
           offset = Number(probe.offset);
           source = 'config offset';
@@ -76,7 +98,7 @@ export function planProbes(probes: ProbeConfig[], inventory: LibraryFile[], symb
         kind: probe.kind,
         path: lib.path,
         offset,
-        fetch: Object.entries(probe.fetch).map(([name, arg]) => ({ name, arg })),
+        fetch,
         role: probe.role ?? 'custom',
         symbol: probe.symbol,
         symbolSource: source,

@@ -27,7 +27,7 @@ export interface ProbeConfig {
 }
 
 /** The roles soload's capture stage understands. */
-export const PROBE_ROLES = ['dlopen.entry', 'dlopen.return', 'custom'] as const;
+export const PROBE_ROLES = ['dlopen.entry', 'dlopen.return', 'loader.add', 'loader.state', 'custom'] as const;
 
 /** Registers holding the first two integer arguments, per Node's `process.arch`. */
 const ARG_REGS: Record<string, [string, string]> = {
@@ -77,5 +77,49 @@ export function builtinProbes(arch: string = process.arch): ProbeConfig[] {
       path: `+0(+${ptr}($retval)):ustring`,
     },
   });
-  return [entry('libc.so.6', ''), ret('libc.so.6', ''), entry('libdl.so.2', '_libdl'), ret('libdl.so.2', '_libdl')];
+  return [
+    entry('libc.so.6', ''),
+    ret('libc.so.6', ''),
+    entry('libdl.so.2', '_libdl'),
+    ret('libdl.so.2', '_libdl'),
+    ...loaderProbes(a0, a1, ptr),
+  ];
+}
+
+/**
+ * Probes in glibc's ld.so that see every object the loader maps (DT_NEEDED, LD_PRELOAD, dlopen and
+ * its dependencies), answering the seed document's open question about implicit loads.
+ *
+ * `_dl_add_to_namespace_list(new, nsid)` is internal to ld.so: distributions strip it from the
+ * shipped file, so its offset comes from the separate debug file (found by build-id, e.g. Debian's
+ * libc6-dbg). `_dl_debug_state` and `_r_debug` are exported (the gdb interface) and always found.
+ * `{_r_debug+24}` is resolved by the planner to the `@+` file offset of `_r_debug.r_state`.
+ */
+export function loaderProbes(a0: string, a1: string, ptr: number): ProbeConfig[] {
+  const library = 'ld-linux*.so*';
+  return [
+    {
+      name: 'loader_add',
+      library,
+      symbol: '_dl_add_to_namespace_list',
+      kind: 'entry',
+      role: 'loader.add',
+      optional: true,
+      fetch: {
+        path: `+0(+${ptr}(${a0})):ustring`,
+        req: `+0(+0(+${ptr * 7}(${a0}))):ustring`,
+        ns: `${a1}:s${ptr * 8}`,
+        comm: '$comm',
+      },
+    },
+    {
+      name: 'loader_state',
+      library,
+      symbol: '_dl_debug_state',
+      kind: 'entry',
+      role: 'loader.state',
+      optional: true,
+      fetch: { state: `@+{_r_debug+${ptr * 3}}:s32`, comm: '$comm' },
+    },
+  ];
 }

@@ -43,7 +43,8 @@ export class ProcessEnricher {
     }
     if (resolved.path !== undefined && !resolved.path.startsWith('/')) {
       // ld.so keeps a dlopen("./x.so") name as given in l_name; make it absolute as the process saw it.
-      const abs = this.absolutize(event.pid, resolved.path);
+      // execve("./prog") leaves the exec tracepoint with the relative name; /proc/<pid>/exe is exact.
+      const abs = (resolved.method === 'executable' ? this.proc.exe(event.pid) : undefined) ?? this.absolutize(event.pid, resolved.path);
       if (abs) resolved = { ...resolved, path: abs };
       else missing.push('file.path.absolute');
     }

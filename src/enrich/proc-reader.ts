@@ -123,6 +123,22 @@ export class ProcReader {
     return parseMapsPaths(maps);
   }
 
+  /** Paths of file-backed executable mappings of `pid` (what ld.so or the kernel mapped as code). */
+  executableMappings(pid: number): string[] {
+    const maps = readText(path.join(this.root, String(pid), 'maps'));
+    if (!maps) return [];
+    return parseMapsPaths(maps, true);
+  }
+
+  /** Target of /proc/<pid>/exe. */
+  exe(pid: number): string | undefined {
+    try {
+      return fs.readlinkSync(path.join(this.root, String(pid), 'exe')).replace(/ \(deleted\)$/, '');
+    } catch {
+      return undefined;
+    }
+  }
+
   /** comm and cmdline of a pid: enough to tell whether it is a soload process. */
   commandOf(pid: number): { comm?: string; cmdline?: string } {
     return {
@@ -152,14 +168,15 @@ function readText(p: string): string | undefined {
 }
 
 /** Paths of file-backed mappings in a maps text (pure). Skips [heap], anon and deleted-marker noise. */
-export function parseMapsPaths(maps: string): string[] {
+export function parseMapsPaths(maps: string, executableOnly = false): string[] {
   const seen = new Set<string>();
   for (const line of maps.split('\n')) {
     // address perms offset dev inode path — the path is everything after the 5th field and may
     // contain spaces, so split only the first five.
-    const m = /^\S+\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(.*)$/.exec(line);
-    if (!m || m[1] === '0') continue;
-    const p = m[2]!.replace(/ \(deleted\)$/, '');
+    const m = /^\S+\s+(\S+)\s+\S+\s+\S+\s+(\d+)\s+(.*)$/.exec(line);
+    if (!m || m[2] === '0') continue;
+    if (executableOnly && !m[1]!.includes('x')) continue;
+    const p = m[3]!.replace(/ \(deleted\)$/, '');
     if (p.startsWith('/')) seen.add(p);
   }
   return [...seen];

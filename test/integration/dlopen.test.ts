@@ -40,8 +40,9 @@ after(async () => {
   assert.deepEqual(soloadLeftovers(), { probes: [], instances: [] }, 'soload left probes or an instance behind');
 });
 
+/** dlopen records (ok or failed) of one process; the loader also reports its start-up objects. */
 function byPid(pid: number) {
-  return (r: { attributes: Record<string, unknown> }) => r.attributes['process.pid'] === pid;
+  return (r: { attributes: Record<string, unknown> }) => r.attributes['process.pid'] === pid && r.attributes['soload.load.method'] === 'dlopen';
 }
 
 test('dlopen by absolute path, bare name via LD_LIBRARY_PATH, relative path, and a missing name', async () => {

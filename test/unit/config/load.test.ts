@@ -33,6 +33,8 @@ test('defaults: dlopen probes for libc.so.6 and libdl.so.2, OTLP to localhost:43
     'dlopen_return:libc.so.6:return:dlopen.return',
     'dlopen_entry_libdl:libdl.so.2:entry:dlopen.entry',
     'dlopen_return_libdl:libdl.so.2:return:dlopen.return',
+    'loader_add:ld-linux*.so*:entry:loader.add',
+    'loader_state:ld-linux*.so*:entry:loader.state',
   ]);
   assert.equal(c.tracefs.traceClock, 'mono');
 });

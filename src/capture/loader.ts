@@ -1,0 +1,207 @@
+import type { LoadEvent, LoadMethod, TraceRecord } from '../types';
+import { DlopenCorrelator } from './dlopen';
+
+/** r_debug.r_state values (glibc <link.h>). */
+export const RT_CONSISTENT = 0;
+export const RT_ADD = 1;
+
+/** Options of {@link LoaderTracker}. */
+export interface LoaderTrackerOptions {
+  /** Also report each process's main program (method `executable`). */
+  reportExecutable: boolean;
+  /**
+   * DT_NEEDED names of `file` as process `pid` sees it, or undefined when unreadable. Used to tell
+   * LD_PRELOAD objects from DT_NEEDED ones at start-up (ELF parsing happens outside this class).
+   */
+  neededOf: (pid: number, file: string) => readonly string[] | undefined;
+}
+
+/** Counters of the loader tracker. */
+export interface LoaderStats {
+  adds: number;
+  vdso: number;
+  execs: number;
+  exits: number;
+  startupLoads: number;
+  dlopenBatches: number;
+  /** dlopen() returns that reported nothing new (object already loaded). */
+  dlopenAlreadyLoaded: number;
+}
+
+interface ProcState {
+  phase: 'startup' | 'running';
+  exe?: string;
+  /** DT_NEEDED names of the objects loaded so far at start-up; undefined entries mean "unknown". */
+  needed: Set<string>;
+  exeNeededKnown: boolean;
+  interpreterReported: boolean;
+  /** Path of the object that opened the current dlopen batch (first add after RT_CONSISTENT). */
+  batchFirst?: string;
+}
+
+/**
+ * Turns ld.so's own bookkeeping into one LoadEvent per object mapped (pure state machine, no I/O).
+ *
+ * Inputs, all read by the kernel at the instant they happen (so a process that exits a millisecond
+ * later is reported as completely as a daemon):
+ * - `loader.add`: a probe on ld.so's `_dl_add_to_namespace_list(struct link_map *new, Lmid_t)`,
+ *   which every object — DT_NEEDED, LD_PRELOAD, dlopen and its dependencies — passes through exactly
+ *   once, with `l_name` (the path the loader resolved) and `l_libname->name` (the name as requested).
+ * - `loader.state`: `_dl_debug_state()` with `_r_debug.r_state`; RT_CONSISTENT closes start-up and
+ *   each dlopen batch. Since glibc 2.35 RT_ADD is signalled after the batch's first object was added.
+ * - sched_process_exec / exit: a new image starts fresh; state is dropped with the process.
+ * - dlopen entry/return (libc): failed dlopens (nothing mapped) and flags.
+ *
+ * Method rules: the main map (l_name "") is the executable; at start-up an object is `needed` when
+ * its requested name is a DT_NEEDED entry of an object loaded before it, otherwise `preload`
+ * (preloads are mapped before any dependency is resolved); after start-up the first object of a
+ * batch is the `dlopen` target and the rest are `needed` with `loaded_by` = that target. ld.so never
+ * passes through `_dl_add_to_namespace_list` (rtld links its own map by hand), so the interpreter is
+ * reported at the first state change of a new image, with the path of the probed ld.so.
+ */
+export class LoaderTracker {
+  readonly stats: LoaderStats = { adds: 0, vdso: 0, execs: 0, exits: 0, startupLoads: 0, dlopenBatches: 0, dlopenAlreadyLoaded: 0 };
+  readonly dlopen = new DlopenCorrelator();
+  private readonly procs = new Map<number, ProcState>();
+  private readonly opts: LoaderTrackerOptions;
+  /** True once a loader.add probe is installed: dlopen returns then only report failures. */
+  loaderActive = false;
+  /** tid → pending dlopen flags, to attach to the batch's first object. */
+  private readonly flagsByTid = new Map<number, number | undefined>();
+
+  constructor(opts: LoaderTrackerOptions) {
+    this.opts = opts;
+  }
+
+  /** A process image replaced by execve: everything it had is gone. */
+  onExec(pid: number, filename: string | undefined): void {
+    this.stats.execs++;
+    this.procs.set(pid, { phase: 'startup', exe: filename, needed: new Set(), exeNeededKnown: false, interpreterReported: false });
+  }
+
+  onExit(pid: number): void {
+    this.stats.exits++;
+    this.procs.delete(pid);
+    this.dlopen.forgetThread(pid);
+  }
+
+  /** A `_dl_add_to_namespace_list` hit. `ldso` is the probed ld.so (for the interpreter record). */
+  onAdd(rec: TraceRecord, ldso: string): LoadEvent[] {
+    this.stats.adds++;
+    const pid = rec.tgid ?? rec.tid;
+    const st = this.state(pid);
+    const lname = rec.fields.path ?? undefined;
+    const req = rec.fields.req ?? undefined;
+    const base = this.baseEvent(rec, pid);
+    if (lname === '' || lname === undefined) {
+      // The main map: ld.so names it "" (the kernel mapped it, not ld.so).
+      if (st.exe) this.learnNeeded(st, pid, st.exe, true);
+      if (!this.opts.reportExecutable || st.phase !== 'startup' || !st.exe) return [];
+      return [{ ...base, method: 'executable', path: st.exe }];
+    }
+    if (!lname.includes('/')) {
+      // linux-vdso.so.1 / linux-gate.so.1: the kernel's vDSO, no file behind it.
+      this.stats.vdso++;
+      return [];
+    }
+    const out: LoadEvent[] = [];
+    if (st.phase === 'startup') {
+      if (!st.interpreterReported) out.push(...this.interpreter(rec, pid, st, ldso));
+      const method: LoadMethod = this.isNeeded(st, req) ? 'needed' : 'preload';
+      this.learnNeeded(st, pid, lname, false);
+      this.stats.startupLoads++;
+      out.push({ ...base, method, path: lname, ...(req !== undefined ? { requestedName: req } : {}) });
+      return out;
+    }
+    if (st.batchFirst === undefined) {
+      st.batchFirst = lname;
+      this.stats.dlopenBatches++;
+      const ev: LoadEvent = { ...base, method: 'dlopen', path: lname, ...(req !== undefined ? { requestedName: req } : {}) };
+      const flags = this.flagsByTid.get(rec.tid);
+      if (flags !== undefined) ev.flags = flags;
+      out.push(ev);
+    } else {
+      out.push({ ...base, method: 'needed', path: lname, loadedBy: st.batchFirst, ...(req !== undefined ? { requestedName: req } : {}) });
+    }
+    return out;
+  }
+
+  /** A `_dl_debug_state` hit. */
+  onState(rec: TraceRecord, ldso: string): LoadEvent[] {
+    const pid = rec.tgid ?? rec.tid;
+    const st = this.state(pid);
+    const state = Number(rec.fields.state);
+    const out = st.phase === 'startup' && !st.interpreterReported ? this.interpreter(rec, pid, st, ldso) : [];
+    if (state === RT_CONSISTENT) {
+      st.phase = 'running';
+      st.batchFirst = undefined;
+      st.needed.clear();
+    }
+    return out;
+  }
+
+  /** dlopen entry (libc). */
+  onDlopenEntry(rec: TraceRecord): void {
+    this.dlopen.onEntry(rec);
+    const flags = rec.fields.flags != null ? Number(rec.fields.flags) : undefined;
+    this.flagsByTid.set(rec.tid, Number.isFinite(flags) ? flags : undefined);
+  }
+
+  /**
+   * dlopen return (libc). With the loader probe active, a successful dlopen's objects were already
+   * reported by onAdd (or were loaded before: nothing new), so only failures produce an event.
+   */
+  onDlopenReturn(rec: TraceRecord, probe: string): LoadEvent | undefined {
+    this.flagsByTid.delete(rec.tid);
+    const ev = this.dlopen.onReturn(rec, probe);
+    if (!ev || !this.loaderActive || ev.result === 'failed') return ev;
+    const st = this.procs.get(ev.pid);
+    if (!st || st.batchFirst === undefined) this.stats.dlopenAlreadyLoaded++;
+    return undefined;
+  }
+
+  /** Processes with state. */
+  get tracked(): number {
+    return this.procs.size;
+  }
+
+  private interpreter(rec: TraceRecord, pid: number, st: ProcState, ldso: string): LoadEvent[] {
+    st.interpreterReported = true;
+    return [{ ...this.baseEvent(rec, pid), method: 'interpreter', path: ldso }];
+  }
+
+  private state(pid: number): ProcState {
+    let st = this.procs.get(pid);
+    if (!st) {
+      // A process that pre-dates soload (or whose exec we missed): only dlopen batches are ahead.
+      st = { phase: 'running', needed: new Set(), exeNeededKnown: false, interpreterReported: true };
+      this.procs.set(pid, st);
+    }
+    return st;
+  }
+
+  private isNeeded(st: ProcState, req: string | undefined): boolean {
+    if (req === undefined) return true;
+    if (st.needed.has(req)) return true;
+    // Without the executable's DT_NEEDED list we cannot tell a bare-name preload from a dependency;
+    // a name with a slash is never a DT_NEEDED entry in practice, a bare one almost always is.
+    return !st.exeNeededKnown && !req.includes('/');
+  }
+
+  private learnNeeded(st: ProcState, pid: number, file: string, isExe: boolean): void {
+    const needed = this.opts.neededOf(pid, file);
+    if (needed) for (const n of needed) st.needed.add(n);
+    if (isExe) st.exeNeededKnown = needed !== undefined;
+  }
+
+  private baseEvent(rec: TraceRecord, pid: number): Omit<LoadEvent, 'method'> {
+    return {
+      timestampNs: rec.timestampNs,
+      pid,
+      tid: rec.tid,
+      comm: rec.fields.comm ?? rec.comm,
+      result: 'ok',
+      probe: rec.event,
+    };
+  }
+}
