@@ -66,8 +66,8 @@ export class LoaderTracker {
   private readonly opts: LoaderTrackerOptions;
   /** True once a loader.add probe is installed: dlopen returns then only report failures. */
   loaderActive = false;
-  /** tid → pending dlopen flags, to attach to the batch's first object. */
-  private readonly flagsByTid = new Map<number, number | undefined>();
+  /** tid → the dlopen in flight: its flags (for the batch's first object) and the add count at entry. */
+  private readonly inFlight = new Map<number, { flags?: number; addsAtEntry: number }>();
 
   constructor(opts: LoaderTrackerOptions) {
     this.opts = opts;
@@ -117,7 +117,7 @@ export class LoaderTracker {
       st.batchFirst = lname;
       this.stats.dlopenBatches++;
       const ev: LoadEvent = { ...base, method: 'dlopen', path: lname, ...(req !== undefined ? { requestedName: req } : {}) };
-      const flags = this.flagsByTid.get(rec.tid);
+      const flags = this.inFlight.get(rec.tid)?.flags;
       if (flags !== undefined) ev.flags = flags;
       out.push(ev);
     } else {
@@ -143,8 +143,8 @@ export class LoaderTracker {
   /** dlopen entry (libc). */
   onDlopenEntry(rec: TraceRecord): void {
     this.dlopen.onEntry(rec);
-    const flags = rec.fields.flags != null ? Number(rec.fields.flags) : undefined;
-    this.flagsByTid.set(rec.tid, Number.isFinite(flags) ? flags : undefined);
+    const flags = rec.fields.flags != null ? Number(rec.fields.flags) : NaN;
+    this.inFlight.set(rec.tid, { ...(Number.isFinite(flags) ? { flags } : {}), addsAtEntry: this.stats.adds });
   }
 
   /**
@@ -152,11 +152,11 @@ export class LoaderTracker {
    * reported by onAdd (or were loaded before: nothing new), so only failures produce an event.
    */
   onDlopenReturn(rec: TraceRecord, probe: string): LoadEvent | undefined {
-    this.flagsByTid.delete(rec.tid);
+    const call = this.inFlight.get(rec.tid);
+    this.inFlight.delete(rec.tid);
     const ev = this.dlopen.onReturn(rec, probe);
     if (!ev || !this.loaderActive || ev.result === 'failed') return ev;
-    const st = this.procs.get(ev.pid);
-    if (!st || st.batchFirst === undefined) this.stats.dlopenAlreadyLoaded++;
+    if (call && call.addsAtEntry === this.stats.adds) this.stats.dlopenAlreadyLoaded++;
     return undefined;
   }
 

@@ -1,0 +1,133 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LoaderTracker } from '../../../src/capture/loader';
+import { classifyMappings } from '../../../src/capture/snapshot';
+import type { LoadEvent, TraceRecord } from '../../../src/types';
+
+const LDSO = '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2';
+let ts = 1n;
+const rec = (event: string, pid: number, fields: Record<string, string | null>, tid = pid): TraceRecord => ({
+  comm: 'main', tid, tgid: pid, cpu: 0, timestampNs: ts++, event, location: '', fields: { comm: 'main', ...fields },
+});
+const NEEDED: Record<string, string[]> = {
+  '/opt/app/main': ['libplug2.so', 'libc.so.6'],
+  '/lib/x86_64-linux-gnu/libc.so.6': ['ld-linux-x86-64.so.2'],
+  '/tmp/exp/libpre.so': ['libpredep.so'],
+  '/opt/plugins/libp.so': ['libdep.so.1'],
+};
+const tracker = (reportExecutable = true) => new LoaderTracker({ reportExecutable, neededOf: (_pid, f) => NEEDED[f] });
+const brief = (evs: LoadEvent[]) => evs.map((e) => [e.method, e.path, e.requestedName, e.loadedBy].filter((x) => x !== undefined).join(' '));
+
+/** The sequence glibc 2.36 produces for `LD_PRELOAD=/tmp/exp/libpre.so /opt/app/main` then dlopen("libp.so"). */
+function replay(t: LoaderTracker, pid = 100): LoadEvent[] {
+  const out: LoadEvent[] = [];
+  t.onExec(pid, '/opt/app/main');
+  out.push(...t.onAdd(rec('loader_add', pid, { path: '', req: '' }), LDSO));
+  out.push(...t.onAdd(rec('loader_add', pid, { path: 'linux-vdso.so.1', req: 'linux-vdso.so.1' }), LDSO));
+  out.push(...t.onState(rec('loader_state', pid, { state: '1' }), LDSO));
+  for (const [path, req] of [
+    ['/tmp/exp/libpre.so', '/tmp/exp/libpre.so'],
+    ['/opt/app/lib/libplug2.so', 'libplug2.so'],
+    ['/lib/x86_64-linux-gnu/libc.so.6', 'libc.so.6'],
+    ['/opt/app/lib/libpredep.so', 'libpredep.so'],
+  ]) out.push(...t.onAdd(rec('loader_add', pid, { path, req }), LDSO));
+  out.push(...t.onState(rec('loader_state', pid, { state: '0' }), LDSO));
+  t.onDlopenEntry(rec('dlopen_entry', pid, { name: 'libp.so', flags: '0x102' }));
+  out.push(...t.onAdd(rec('loader_add', pid, { path: '/opt/plugins/libp.so', req: 'libp.so' }), LDSO));
+  out.push(...t.onState(rec('loader_state', pid, { state: '1' }), LDSO));
+  out.push(...t.onAdd(rec('loader_add', pid, { path: '/opt/plugins/libdep.so.1', req: 'libdep.so.1' }), LDSO));
+  out.push(...t.onState(rec('loader_state', pid, { state: '0' }), LDSO));
+  const r = t.onDlopenReturn(rec('dlopen_return', pid, { handle: '0x5555', path: '/opt/plugins/libp.so', libname: 'libp.so' }), 'dlopen_return');
+  if (r) out.push(r);
+  return out;
+}
+
+test('start-up objects, preload, interpreter, executable, then a dlopen batch with loaded_by', () => {
+  const t = tracker();
+  t.loaderActive = true;
+  const evs = replay(t);
+  assert.deepEqual(brief(evs), [
+    'executable /opt/app/main',
+    `interpreter ${LDSO}`,
+    'preload /tmp/exp/libpre.so /tmp/exp/libpre.so',
+    'needed /opt/app/lib/libplug2.so libplug2.so',
+    'needed /lib/x86_64-linux-gnu/libc.so.6 libc.so.6',
+    'needed /opt/app/lib/libpredep.so libpredep.so',
+    'dlopen /opt/plugins/libp.so libp.so',
+    'needed /opt/plugins/libdep.so.1 libdep.so.1 /opt/plugins/libp.so',
+  ]);
+  assert.equal(evs.find((e) => e.method === 'dlopen')!.flags, 0x102);
+  assert.ok(evs.every((e) => e.pid === 100 && e.result === 'ok'));
+  assert.equal(t.stats.vdso, 1);
+});
+
+test('executable is reported only when configured', () => {
+  const evs = replay(tracker(false));
+  assert.ok(!evs.some((e) => e.method === 'executable'));
+});
+
+test('dlopen of an already-loaded object reports nothing; a failed dlopen reports a failure', () => {
+  const t = tracker();
+  t.loaderActive = true;
+  replay(t);
+  t.onDlopenEntry(rec('dlopen_entry', 100, { name: 'libp.so', flags: '0x2' }));
+  assert.equal(t.onDlopenReturn(rec('dlopen_return', 100, { handle: '0x5555', path: '/opt/plugins/libp.so', libname: 'libp.so' }), 'r'), undefined);
+  assert.equal(t.stats.dlopenAlreadyLoaded, 1);
+  t.onDlopenEntry(rec('dlopen_entry', 100, { name: 'nothere.so', flags: '0x2' }));
+  const failed = t.onDlopenReturn(rec('dlopen_return', 100, { handle: '0x0', path: null, libname: null }), 'r')!;
+  assert.equal(failed.result, 'failed');
+  assert.equal(failed.requestedName, 'nothere.so');
+});
+
+test('without the loader probe, dlopen returns are the records (issue-2 behaviour)', () => {
+  const t = tracker();
+  t.onDlopenEntry(rec('dlopen_entry', 7, { name: 'libq.so', flags: '0x1' }));
+  const ev = t.onDlopenReturn(rec('dlopen_return', 7, { handle: '0x1', path: '/q/libq.so', libname: 'libq.so' }), 'r')!;
+  assert.equal(ev.method, 'dlopen');
+  assert.equal(ev.path, '/q/libq.so');
+});
+
+test('exec starts a process image fresh; exit forgets it; pre-existing processes only see batches', () => {
+  const t = tracker();
+  replay(t, 5);
+  t.onExec(5, '/opt/app/main');
+  const again = t.onAdd(rec('loader_add', 5, { path: '/lib/x86_64-linux-gnu/libc.so.6', req: 'libc.so.6' }), LDSO);
+  assert.deepEqual(brief(again), [`interpreter ${LDSO}`, 'needed /lib/x86_64-linux-gnu/libc.so.6 libc.so.6']);
+  t.onExit(5);
+  assert.equal(t.tracked, 0);
+  // A process soload never saw start: its next load is a dlopen batch.
+  const old = t.onAdd(rec('loader_add', 9, { path: '/x/libnss_sss.so.2', req: 'libnss_sss.so.2' }), LDSO);
+  assert.deepEqual(brief(old), ['dlopen /x/libnss_sss.so.2 libnss_sss.so.2']);
+});
+
+test('unknown executable: bare names count as needed, slashed names as preload', () => {
+  const t = new LoaderTracker({ reportExecutable: false, neededOf: () => undefined });
+  t.onExec(1, './rel');
+  t.onAdd(rec('loader_add', 1, { path: '', req: '' }), LDSO);
+  const evs = [
+    ...t.onAdd(rec('loader_add', 1, { path: '/p/libpre.so', req: '/p/libpre.so' }), LDSO),
+    ...t.onAdd(rec('loader_add', 1, { path: '/lib/libz.so.1', req: 'libz.so.1' }), LDSO),
+  ];
+  assert.deepEqual(brief(evs), [`interpreter ${LDSO}`, 'preload /p/libpre.so /p/libpre.so', 'needed /lib/libz.so.1 libz.so.1']);
+});
+
+test('snapshot classification: executable, interpreter, DT_NEEDED closure, unknown', () => {
+  const facts: Record<string, { needed: string[]; soname?: string; interpreter?: string }> = {
+    '/bin/app': { needed: ['libssl.so.3', 'libc.so.6'], interpreter: '/lib64/ld-linux-x86-64.so.2' },
+    '/usr/lib/libssl.so.3': { needed: ['libcrypto.so.3', 'libc.so.6'], soname: 'libssl.so.3' },
+    '/usr/lib/libcrypto.so.3': { needed: ['libc.so.6'], soname: 'libcrypto.so.3' },
+    '/usr/lib/libc.so.6': { needed: ['ld-linux-x86-64.so.2'], soname: 'libc.so.6' },
+    '/usr/lib/ld-linux-x86-64.so.2': { needed: [] },
+    '/tmp/plugin.so': { needed: [] },
+  };
+  const elf = { inspect: (f: string) => { const x = facts[f]; if (!x) throw new Error('nope'); return x; } };
+  const m = classifyMappings('/bin/app', Object.keys(facts), elf, (p) => p);
+  assert.deepEqual(Object.fromEntries(m), {
+    '/bin/app': 'executable',
+    '/usr/lib/libssl.so.3': 'needed',
+    '/usr/lib/libcrypto.so.3': 'needed',
+    '/usr/lib/libc.so.6': 'needed',
+    '/usr/lib/ld-linux-x86-64.so.2': 'interpreter',
+    '/tmp/plugin.so': 'unknown',
+  });
+});
