@@ -32,7 +32,7 @@ export interface CheckReport {
 const WANTED: Record<LoaderFileReport['kind'], string[]> = {
   libc: ['dlopen'],
   libdl: ['dlopen'],
-  'ld.so': ['_dl_debug_state', '_r_debug'],
+  'ld.so': ['_dl_add_to_namespace_list', '_dl_debug_state', '_r_debug'],
   musl: ['dlopen', '_dl_debug_state'],
 };
 
@@ -71,17 +71,22 @@ export function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; invent
         // Data such as _r_debug may live in .bss (no file bytes): report where it is, not a file offset.
         const r = resolver.lookup(lib.path, symbol);
         const table = r.debugFile ? `${r.table} (${r.debugFile})` : r.table;
-        if (r.type === 'object' || r.type === 'tls') return { symbol, found: true, table, fileOffset: `vaddr 0x${r.vaddr.toString(16)}` };
-        return { symbol, found: true, table, fileOffset: `0x${resolver.resolve(lib.path, symbol).fileOffset.toString(16)}` };
+        if (r.type === 'object' || r.type === 'tls') return { symbol, found: true, table, fileOffset: `vaddr 0x${r.vaddr.toString(16)} (data; read with @+)` };
+        return { symbol, found: true, table, fileOffset: `file offset 0x${resolver.resolve(lib.path, symbol).fileOffset.toString(16)}` };
       } catch (err) {
         return { symbol, found: false, error: (err as Error).message };
       }
     });
     const dl = symbols.find((s) => s.symbol === 'dlopen');
     let mechanism: string;
-    if (kind === 'ld.so') mechanism = 'no probe yet: implicit (DT_NEEDED) loads are not captured by this version';
+    const add = symbols.find((s) => s.symbol === '_dl_add_to_namespace_list');
+    if (kind === 'ld.so') {
+      mechanism = add?.found
+        ? `complete: a uprobe on _dl_add_to_namespace_list (${add.table}) sees every object this loader maps — DT_NEEDED, LD_PRELOAD, dlopen and dependencies — with the resolved path read in the kernel; _dl_debug_state (r_state) marks start-up and dlopen batches`
+        : 'INCOMPLETE: _dl_add_to_namespace_list is not in this ld.so and no debug file was found (install libc6-dbg / glibc-debuginfo): processes using this loader are reported for dlopen() calls only, not for DT_NEEDED/preload objects';
+    } else if (kind === 'musl') mechanism = 'not supported yet: musl loads are not captured';
     else if (kind === 'libdl' && dl && !dl.found) mechanism = 'none needed: a glibc ≥ 2.34 stub (dlopen lives in libc.so.6)';
-    else if (dl?.found) mechanism = `dlopen entry+return uprobes (offset ${dl.fileOffset} from ${dl.table})`;
+    else if (dl?.found) mechanism = `dlopen entry+return uprobes (${dl.fileOffset} from ${dl.table}): requested names, flags and failed dlopens`;
     else mechanism = 'none: dlopen symbol not found (install debug symbols or set an explicit offset)';
     loaders.push({ path: lib.path, kind, processes: lib.usedBy.length, symbols, mechanism });
   }
@@ -125,7 +130,7 @@ export function formatCheck(r: CheckReport): string {
   for (const l of r.loaders) {
     lines.push(`  ${l.path} [${l.kind}] used by ${l.processes}${l.processes >= 16 ? '+' : ''} processes`);
     for (const s of l.symbols) {
-      lines.push(s.found ? `    ${s.symbol}: found in ${s.table} at file offset ${s.fileOffset}` : `    ${s.symbol}: NOT FOUND (${s.error})`);
+      lines.push(s.found ? `    ${s.symbol}: found in ${s.table} at ${s.fileOffset}` : `    ${s.symbol}: NOT FOUND (${s.error})`);
     }
     lines.push(`    capture: ${l.mechanism}`);
   }
