@@ -1,0 +1,537 @@
+/**
+ * `npm run recall`: measures soload against ground truth.
+ *
+ * Builds the corpus (test/recall/scenarios, see corpus.ts) with gcc, starts a real OpenTelemetry
+ * Collector (file exporter) and the real soload CLI (live uprobes) exporting to it over OTLP/HTTP,
+ * runs every scenario (each run writes the file-backed executable mappings of its own
+ * /proc/self/maps just before exit), waits until soload's records for every run have arrived (or
+ * nothing new arrived for --settle-ms, or --deadline-ms after the last run), stops soload (SIGTERM)
+ * and the Collector, and computes per scenario and in total:
+ *   recall          = |truth ∩ reported| / |truth|
+ *   precision       = |truth ∩ reported| / (ok records: extras and duplicate records lower it)
+ *   method accuracy = matched objects whose soload.load.method is the expected one / matched
+ * Objects are matched by dev:inode (realpath when the file is gone). Reported = so.load records
+ * with process.pid = the run's pid, soload.result = ok, soload.snapshot not true, timestamp within
+ * the run's lifetime (±2 s). Expected methods: main program → executable, ld.so → interpreter,
+ * LD_PRELOAD / ld.so.preload objects → preload, dlopen()ed objects and Python extension modules →
+ * dlopen, everything else (DT_NEEDED of the program, of preloads and of dlopened objects) → needed.
+ *
+ * Before judging soload, the harness judges itself: every truth must contain the scenario's
+ * known objects, and the truth evaluated against itself must score 100/100/100.
+ *
+ * Usage: node dist/test/recall/harness.js [--no-bars] [--json FILE] [--only a,b] [--repeat N]
+ *          [--short-lived-runs N] [--settle-ms MS] [--deadline-ms MS] [--max-list N] [--keep]
+ *          [--self-check-only]
+ * Exit: 0 = bars met (or --no-bars), 1 = below the bars, 2 = the harness or corpus failed.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileExporterConfig, readFileExporterLogs, startCollector, type CollectorHandle, type FlatLogRecord } from '../helpers/collector';
+import { startSoload, type SoloadProcess } from '../helpers/soload';
+import { buildCorpus, expectationsFor, makeKeyOf, readTruthFile, runScenario, type Corpus, type Run, type Scenario } from './corpus';
+import {
+  checkBars,
+  DEFAULT_BARS,
+  evaluateRun,
+  expectedMethod,
+  fmtPct,
+  formatTable,
+  METHODS,
+  totals,
+  type Bars,
+  type ObjectNote,
+  type ReportedLoad,
+  type RunEvaluation,
+  type RunExpectations,
+  type Totals,
+  type TruthEntry,
+} from './evaluate';
+
+export interface RecallOptions {
+  only?: string[];
+  repeat?: number;
+  shortLivedRuns?: number;
+  /** Stop waiting once no new record arrived for this long (after the last run). Default 3000. */
+  settleMs?: number;
+  /** Stop waiting this long after the last run at the latest. Default 10000. */
+  deadlineMs?: number;
+  /** Keep the work dir (binaries, truth files, collector output). */
+  keep?: boolean;
+  /** Judge the truth against itself only (no soload, no collector): checks the harness and corpus. */
+  selfCheckOnly?: boolean;
+  /** Extra soload config merged over the harness's (shallow per top-level key). */
+  soloadConfig?: Record<string, unknown>;
+  log?: (msg: string) => void;
+}
+
+export interface RunResult {
+  run: Run;
+  truth: TruthEntry[];
+  expectations: RunExpectations;
+  reported: ReportedLoad[];
+  failedRecords: number;
+  eval: RunEvaluation;
+}
+
+export interface ScenarioResult {
+  name: string;
+  description: string;
+  runs: RunResult[];
+  totals: Totals;
+  failedRecords: number;
+  expectedFailedRecords: number;
+  wallMs: { min: number; median: number; max: number };
+}
+
+export interface RecallReport {
+  dir: string;
+  scenarios: ScenarioResult[];
+  skipped: Corpus['skipped'];
+  totals: Totals;
+  /** Problems with the corpus or harness itself (non-empty = the numbers mean nothing). */
+  harnessErrors: string[];
+  /** Things in soload's output worth a look (path forms, missing attributes, ...). */
+  anomalies: string[];
+  attributeCoverage: Record<string, { records: number; requestedName: number; loadedBy: number; enrichmentMissing: number }>;
+  soloadStderrTail: string[];
+  timings: Record<string, number>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function harnessSoloadConfig(endpoint: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    otel: { exporters: ['otlp'], endpoint: `${endpoint}/v1/logs`, batch: { scheduledDelayMs: 100 } },
+    capture: { reportExecutable: true, snapshot: false },
+    ...extra,
+  };
+}
+
+/** so.load records grouped by process.pid. */
+function byPid(recs: FlatLogRecord[]): Map<number, FlatLogRecord[]> {
+  const m = new Map<number, FlatLogRecord[]>();
+  for (const r of recs) {
+    if (r.eventName !== 'so.load') continue;
+    const pid = Number(r.attributes['process.pid']);
+    if (!Number.isInteger(pid)) continue;
+    let l = m.get(pid);
+    if (!l) m.set(pid, (l = []));
+    l.push(r);
+  }
+  return m;
+}
+
+const WINDOW_SLACK_MS = 2000;
+
+function inWindow(r: FlatLogRecord, run: Run): boolean {
+  const ms = Number(BigInt(r.timeUnixNano || '0') / 1_000_000n);
+  return ms >= run.startMs - WINDOW_SLACK_MS && ms <= run.endMs + WINDOW_SLACK_MS;
+}
+
+function isOk(r: FlatLogRecord): boolean {
+  return r.attributes['soload.result'] === 'ok' && r.attributes['soload.snapshot'] !== true;
+}
+
+/** The run's ok, non-snapshot records, reduced for the arithmetic. Records without file.path are left out (reported as anomalies). */
+export function reportedFor(run: Run, recs: FlatLogRecord[] | undefined): { reported: ReportedLoad[]; failed: number; outOfWindow: number; noPath: number } {
+  const out = { reported: [] as ReportedLoad[], failed: 0, outOfWindow: 0, noPath: 0 };
+  for (const r of recs ?? []) {
+    if (!inWindow(r, run)) {
+      out.outOfWindow++;
+      continue;
+    }
+    if (r.attributes['soload.result'] === 'failed') out.failed++;
+    if (!isOk(r)) continue;
+    const p = r.attributes['file.path'];
+    if (typeof p !== 'string' || !p) {
+      out.noPath++;
+      continue;
+    }
+    out.reported.push({
+      path: p,
+      method: String(r.attributes['soload.load.method'] ?? ''),
+      timeUnixNano: r.timeUnixNano,
+      requestedName: r.attributes['soload.requested_name'] as string | undefined,
+      loadedBy: r.attributes['soload.loaded_by'] as string | undefined,
+    });
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Checks the corpus and the arithmetic: known objects present, truth-vs-itself = 100/100/100. */
+export function selfCheck(s: Scenario, run: Run, truth: TruthEntry[], exp: RunExpectations, keyOf: (p: string) => string): string[] {
+  const errs: string[] = [];
+  const keys = new Set(truth.map((t) => keyOf(t.path)));
+  for (const want of s.mustContain ?? []) {
+    if (!keys.has(keyOf(want))) errs.push(`${s.name}#${run.index}: truth lacks ${want}`);
+  }
+  const asReported: ReportedLoad[] = truth.map((t) => ({ path: t.path, method: expectedMethod(t, keyOf(t.path), exp) }));
+  const e = evaluateRun(truth, asReported, exp, keyOf);
+  if (e.matched !== e.truth || e.extra.length || e.duplicate.length || e.methodOk !== e.matched || e.truth === 0) {
+    errs.push(`${s.name}#${run.index}: truth against itself is not 100/100/100 (${JSON.stringify({ ...e, missed: e.missed.length })})`);
+  }
+  const exe = [...exp.executable][0];
+  if (!keys.has(exe)) errs.push(`${s.name}#${run.index}: truth lacks the main program ${s.executable}`);
+  return errs;
+}
+
+/** Runs the corpus against soload (or against itself with selfCheckOnly) and returns the report. */
+export async function runRecall(opts: RecallOptions = {}): Promise<RecallReport> {
+  const log = opts.log ?? ((m: string) => process.stderr.write(`recall: ${m}\n`));
+  const timings: Record<string, number> = {};
+  const t0 = Date.now();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-recall-'));
+  let collector: CollectorHandle | undefined;
+  let soload: SoloadProcess | undefined;
+  const harnessErrors: string[] = [];
+  const anomalies: string[] = [];
+  try {
+    const corpus = await buildCorpus(dir, { repeat: opts.repeat, shortLivedRuns: opts.shortLivedRuns, only: opts.only });
+    timings.buildMs = Date.now() - t0;
+    log(`built ${corpus.scenarios.length} scenarios in ${dir} (${timings.buildMs} ms)${corpus.skipped.map((s) => `; skipped ${s.name}: ${s.reason}`).join('')}`);
+
+    if (!opts.selfCheckOnly) {
+      const t1 = Date.now();
+      collector = await startCollector({ configYaml: fileExporterConfig(), workDir: path.join(dir, 'otelcol') });
+      soload = await startSoload(harnessSoloadConfig(collector.httpEndpoint, opts.soloadConfig), { readyTimeoutMs: 60_000 });
+      timings.startMs = Date.now() - t1;
+      log(`collector ${collector.httpEndpoint} and soload pid ${soload.pid} ready (${timings.startMs} ms)`);
+    }
+
+    // Run every scenario.
+    const t2 = Date.now();
+    const runsBy = new Map<string, Run[]>();
+    for (const s of corpus.scenarios) {
+      const ts = Date.now();
+      const runs = await runScenario(s, path.join(dir, 'truth'));
+      runsBy.set(s.name, runs);
+      log(`ran ${s.name}: ${runs.length} run(s) in ${Date.now() - ts} ms`);
+    }
+    timings.runMs = Date.now() - t2;
+    const lastRunEnd = Date.now();
+
+    // Truth, expectations, corpus checks.
+    const keyOf = makeKeyOf();
+    const truthOf = new Map<Run, TruthEntry[]>();
+    const expOf = new Map<string, RunExpectations>();
+    const pids = new Map<number, Run>();
+    for (const s of corpus.scenarios) {
+      const exp = expectationsFor(s, corpus.interpreter, keyOf);
+      expOf.set(s.name, exp);
+      for (const run of runsBy.get(s.name)!) {
+        if (run.status !== 0) harnessErrors.push(`${s.name}#${run.index}: exit ${run.status}: ${run.stderr.trim().slice(0, 300)}`);
+        if (run.pid <= 0) harnessErrors.push(`${s.name}#${run.index}: no pid`);
+        if (pids.has(run.pid)) harnessErrors.push(`${s.name}#${run.index}: pid ${run.pid} reused (also ${pids.get(run.pid)!.scenario}#${pids.get(run.pid)!.index})`);
+        pids.set(run.pid, run);
+        let truth: TruthEntry[] = [];
+        try {
+          truth = readTruthFile(run.truthFile);
+        } catch (err) {
+          harnessErrors.push(`${s.name}#${run.index}: no truth: ${(err as Error).message}`);
+        }
+        truthOf.set(run, truth);
+        harnessErrors.push(...selfCheck(s, run, truth, exp, keyOf));
+      }
+    }
+    const allRuns = [...truthOf.keys()];
+
+    // Wait for soload's records.
+    let recs: FlatLogRecord[] = [];
+    if (collector && soload) {
+      const settleMs = opts.settleMs ?? 3000;
+      const deadline = lastRunEnd + (opts.deadlineMs ?? 10_000);
+      const complete = (rs: FlatLogRecord[]): boolean => {
+        const m = byPid(rs);
+        return allRuns.every((run) => {
+          const got = new Set(reportedFor(run, m.get(run.pid)).reported.map((r) => keyOf(r.path)));
+          return truthOf.get(run)!.every((t) => got.has(keyOf(t.path)));
+        });
+      };
+      let lastCount = -1;
+      let lastChange = Date.now();
+      for (;;) {
+        recs = readFileExporterLogs(collector.fileOutput!);
+        if (recs.length !== lastCount) {
+          lastCount = recs.length;
+          lastChange = Date.now();
+        }
+        if (complete(recs)) {
+          log(`all runs complete after ${Date.now() - lastRunEnd} ms`);
+          break;
+        }
+        if (Date.now() - lastChange >= settleMs && Date.now() - lastRunEnd >= settleMs) {
+          log(`no new records for ${settleMs} ms; ${recs.length} record(s) in; judging what arrived`);
+          break;
+        }
+        if (Date.now() > deadline) {
+          log(`deadline (${opts.deadlineMs ?? 10_000} ms after the last run) reached with ${recs.length} record(s)`);
+          break;
+        }
+        await sleep(250);
+      }
+      timings.waitMs = Date.now() - lastRunEnd;
+      const code = await soload.stop('SIGTERM');
+      if (code !== 143 && code !== 0) anomalies.push(`soload exited with ${code} after SIGTERM`);
+      await collector.stop();
+      recs = readFileExporterLogs(collector.fileOutput!);
+    }
+
+    // Evaluate.
+    const recsByPid = byPid(recs);
+    const coverage: RecallReport['attributeCoverage'] = {};
+    const scenarios: ScenarioResult[] = [];
+    let faults = 0;
+    for (const r of recs) if (JSON.stringify(r.attributes).includes('(fault)')) faults++;
+    if (faults) anomalies.push(`${faults} record(s) carry "(fault)"`);
+    for (const s of corpus.scenarios) {
+      const exp = expOf.get(s.name)!;
+      const results: RunResult[] = [];
+      let outOfWindow = 0;
+      let noPath = 0;
+      for (const run of runsBy.get(s.name)!) {
+        const truth = truthOf.get(run)!;
+        let rep: ReturnType<typeof reportedFor>;
+        if (opts.selfCheckOnly) {
+          rep = { reported: truth.map((t) => ({ path: t.path, method: expectedMethod(t, keyOf(t.path), exp) })), failed: s.failedDlopens ?? 0, outOfWindow: 0, noPath: 0 };
+        } else {
+          const own = recsByPid.get(run.pid) ?? [];
+          rep = reportedFor(run, own);
+          for (const r of own) {
+            if (!isOk(r) || !inWindow(r, run)) continue;
+            const m = String(r.attributes['soload.load.method']);
+            const c = (coverage[m] ??= { records: 0, requestedName: 0, loadedBy: 0, enrichmentMissing: 0 });
+            c.records++;
+            if (r.attributes['soload.requested_name'] !== undefined) c.requestedName++;
+            if (r.attributes['soload.loaded_by'] !== undefined) c.loadedBy++;
+            if (r.attributes['soload.enrichment.missing'] !== undefined) c.enrichmentMissing++;
+            if (!(METHODS as readonly string[]).includes(m)) anomalies.push(`${s.name}#${run.index}: unknown soload.load.method ${JSON.stringify(m)}`);
+            const p = r.attributes['file.path'];
+            if (typeof p === 'string' && !path.isAbsolute(p)) anomalies.push(`${s.name}#${run.index}: file.path not absolute: ${JSON.stringify(p)} (${m})`);
+          }
+        }
+        outOfWindow += rep.outOfWindow;
+        noPath += rep.noPath;
+        results.push({ run, truth, expectations: exp, reported: rep.reported, failedRecords: rep.failed, eval: evaluateRun(truth, rep.reported, exp, keyOf) });
+      }
+      if (outOfWindow) anomalies.push(`${s.name}: ${outOfWindow} record(s) for the runs' pids outside their lifetime ±${WINDOW_SLACK_MS} ms (ignored; pid reuse or wrong timestamps)`);
+      if (noPath) anomalies.push(`${s.name}: ${noPath} ok record(s) without file.path (ignored)`);
+      const failedRecords = results.reduce((n, r) => n + r.failedRecords, 0);
+      const expectedFailed = (s.failedDlopens ?? 0) * results.length;
+      if (!opts.selfCheckOnly && failedRecords !== expectedFailed) anomalies.push(`${s.name}: ${failedRecords} soload.result=failed record(s), expected ${expectedFailed}`);
+      const walls = results.map((r) => r.run.wallMs);
+      scenarios.push({
+        name: s.name,
+        description: s.description,
+        runs: results,
+        totals: totals(results.map((r) => r.eval)),
+        failedRecords,
+        expectedFailedRecords: expectedFailed,
+        wallMs: { min: Math.min(...walls), median: median(walls), max: Math.max(...walls) },
+      });
+    }
+    const soloadStderr = soload ? soload.stderr().split('\n').filter((l) => /\b(warn|error)\b/i.test(l)) : [];
+    timings.totalMs = Date.now() - t0;
+    return {
+      dir,
+      scenarios,
+      skipped: corpus.skipped,
+      totals: totals(scenarios.flatMap((s) => s.runs.map((r) => r.eval))),
+      harnessErrors,
+      anomalies,
+      attributeCoverage: coverage,
+      soloadStderrTail: soloadStderr.slice(-20),
+      timings,
+    };
+  } finally {
+    await soload?.stop('SIGKILL').catch(() => undefined);
+    await collector?.stop().catch(() => undefined);
+    if (!opts.keep && process.env.SOLOAD_KEEP_TEST_DIRS !== '1') fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Missed / extra / duplicate / wrong-method objects of a scenario, aggregated over its runs. */
+export function aggregateNotes(sr: ScenarioResult): Record<'missed' | 'extra' | 'duplicate' | 'wrongMethod', Array<{ path: string; expected?: string; reported?: string; runs: number }>> {
+  const out = { missed: [], extra: [], duplicate: [], wrongMethod: [] } as ReturnType<typeof aggregateNotes>;
+  for (const kind of Object.keys(out) as Array<keyof typeof out>) {
+    const m = new Map<string, { path: string; expected?: string; reported?: string; runs: number }>();
+    for (const r of sr.runs) {
+      for (const n of r.eval[kind] as ObjectNote[]) {
+        const k = `${n.path}\0${n.expected}\0${n.reported}`;
+        const hit = m.get(k);
+        if (hit) hit.runs++;
+        else m.set(k, { path: n.path, expected: n.expected, reported: n.reported, runs: 1 });
+      }
+    }
+    out[kind] = [...m.values()].sort((a, b) => b.runs - a.runs || a.path.localeCompare(b.path));
+  }
+  return out;
+}
+
+export function printReport(rep: RecallReport, opts: { maxList?: number; bars?: Bars | null; out?: (s: string) => void } = {}): string[] {
+  const out = opts.out ?? ((s: string) => process.stdout.write(`${s}\n`));
+  const maxList = opts.maxList ?? 10;
+  out('');
+  out(formatTable(rep.scenarios.map((s) => ({ name: s.name, t: s.totals, failed: s.failedRecords })), rep.totals));
+  for (const s of rep.skipped) out(`skipped ${s.name}: ${s.reason}`);
+  const sl = rep.scenarios.find((s) => s.name.startsWith('short-lived'));
+  if (sl) out(`short-lived wall time spawn→exit (ms): min ${sl.wallMs.min.toFixed(1)}, median ${sl.wallMs.median.toFixed(1)}, max ${sl.wallMs.max.toFixed(1)}`);
+  out('');
+  for (const s of rep.scenarios) {
+    const notes = aggregateNotes(s);
+    const label = { missed: 'missed', extra: 'extra', duplicate: 'duplicate record', wrongMethod: 'wrong method' } as const;
+    for (const kind of ['missed', 'extra', 'duplicate', 'wrongMethod'] as const) {
+      const list = notes[kind];
+      if (!list.length) continue;
+      out(`${s.name}: ${label[kind]} (${list.length} distinct):`);
+      for (const n of list.slice(0, maxList)) {
+        const m = kind === 'missed' ? `expected ${n.expected}` : kind === 'wrongMethod' ? `expected ${n.expected}, got ${n.reported}` : `method ${n.reported}`;
+        out(`  ${n.path}  (${m})  ×${n.runs}/${s.runs.length} run(s)`);
+      }
+      if (list.length > maxList) out(`  … ${list.length - maxList} more`);
+    }
+  }
+  if (Object.keys(rep.attributeCoverage).length) {
+    out('');
+    out('attribute coverage of ok records, by method (records: requested_name / loaded_by / enrichment.missing):');
+    for (const [m, c] of Object.entries(rep.attributeCoverage)) out(`  ${m}: ${c.records}: ${c.requestedName} / ${c.loadedBy} / ${c.enrichmentMissing}`);
+  }
+  if (rep.anomalies.length) {
+    out('');
+    out(`anomalies in soload's output (${rep.anomalies.length}):`);
+    for (const a of [...new Set(rep.anomalies)].slice(0, 30)) out(`  ${a}`);
+  }
+  if (rep.soloadStderrTail.length) {
+    out('');
+    out('soload warnings/errors (last 20):');
+    for (const l of rep.soloadStderrTail) out(`  ${l}`);
+  }
+  out('');
+  out(`timings (ms): ${Object.entries(rep.timings).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (rep.harnessErrors.length) {
+    out('');
+    out(`HARNESS/CORPUS ERRORS (${rep.harnessErrors.length}): the numbers above are not trustworthy`);
+    for (const e of rep.harnessErrors.slice(0, 30)) out(`  ${e}`);
+  } else out('self-check: every truth has its known objects and scores 100/100/100 against itself');
+  const failures = opts.bars ? checkBars(rep.totals, opts.bars) : [];
+  if (opts.bars) {
+    out(
+      failures.length
+        ? `BELOW BARS: ${failures.join('; ')}`
+        : `bars met: recall ${fmtPct(rep.totals.recall)} % ≥ ${opts.bars.recall}, precision ${fmtPct(rep.totals.precision)} % ≥ ${opts.bars.precision}, method ${fmtPct(rep.totals.methodAccuracy)} % ≥ ${opts.bars.methodAccuracy}`,
+    );
+  }
+  return failures;
+}
+
+/** The report as JSON (per-run detail trimmed to the notes). */
+export function reportJson(rep: RecallReport, bars: Bars | null): unknown {
+  return {
+    generatedAt: new Date().toISOString(),
+    host: { kernel: os.release(), node: process.version },
+    bars,
+    barFailures: bars ? checkBars(rep.totals, bars) : [],
+    totals: rep.totals,
+    scenarios: rep.scenarios.map((s) => ({
+      name: s.name,
+      description: s.description,
+      totals: s.totals,
+      failedRecords: s.failedRecords,
+      expectedFailedRecords: s.expectedFailedRecords,
+      wallMs: s.wallMs,
+      notes: aggregateNotes(s),
+    })),
+    skipped: rep.skipped,
+    harnessErrors: rep.harnessErrors,
+    anomalies: [...new Set(rep.anomalies)],
+    attributeCoverage: rep.attributeCoverage,
+    soloadStderrTail: rep.soloadStderrTail,
+    timings: rep.timings,
+  };
+}
+
+function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json?: string; maxList: number } {
+  const o: RecallOptions & { bars: boolean; json?: string; maxList: number } = { bars: true, maxList: 10 };
+  const num = (i: number): number => {
+    const v = Number(argv[i]);
+    if (!Number.isFinite(v) || v < 0) throw new Error(`${argv[i - 1]} needs a number`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    switch (a) {
+      case '--no-bars':
+        o.bars = false;
+        break;
+      case '--json':
+        o.json = argv[++i];
+        break;
+      case '--only':
+        o.only = argv[++i].split(',').filter(Boolean);
+        break;
+      case '--repeat':
+        o.repeat = num(++i);
+        break;
+      case '--short-lived-runs':
+        o.shortLivedRuns = num(++i);
+        break;
+      case '--settle-ms':
+        o.settleMs = num(++i);
+        break;
+      case '--deadline-ms':
+        o.deadlineMs = num(++i);
+        break;
+      case '--max-list':
+        o.maxList = num(++i);
+        break;
+      case '--keep':
+        o.keep = true;
+        break;
+      case '--self-check-only':
+        o.selfCheckOnly = true;
+        break;
+      case '-h':
+      case '--help':
+        process.stdout.write(
+          'usage: node dist/test/recall/harness.js [--no-bars] [--json FILE] [--only a,b] [--repeat N] [--short-lived-runs N]\n' +
+            '         [--settle-ms MS] [--deadline-ms MS] [--max-list N] [--keep] [--self-check-only]\n',
+        );
+        process.exit(0);
+      // falls through (unreachable)
+      default:
+        throw new Error(`unknown argument ${a} (try --help)`);
+    }
+  }
+  return o;
+}
+
+async function main(): Promise<number> {
+  const o = parseArgs(process.argv.slice(2));
+  if (!o.selfCheckOnly && process.getuid?.() !== 0) throw new Error('the recall harness runs soload with live uprobes: run it as root (or use --self-check-only)');
+  const rep = await runRecall(o);
+  const bars = o.bars && !o.selfCheckOnly ? DEFAULT_BARS : null;
+  const failures = printReport(rep, { maxList: o.maxList, bars });
+  if (o.json) {
+    fs.writeFileSync(o.json, `${JSON.stringify(reportJson(rep, bars), null, 2)}\n`);
+    process.stderr.write(`recall: wrote ${o.json}\n`);
+  }
+  if (o.keep) process.stderr.write(`recall: kept ${rep.dir}\n`);
+  if (rep.harnessErrors.length) return 2;
+  return failures.length ? 1 : 0;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`recall: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(2);
+    },
+  );
+}
