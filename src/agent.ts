@@ -14,6 +14,8 @@ import { ErrorCodes, SoloadError } from './errors';
 import { TraceClock } from './otel/clock';
 import { SoLoadLogMapper } from './otel/mapper';
 import { createLogPipeline, type LogPipeline } from './otel/pipeline';
+import { healthSource } from './otel/health';
+import { startSelfTelemetry, type SelfTelemetry } from './otel/self-telemetry';
 import { TracePipeReader, type ProbeSchemaMap } from './pipe';
 import { findStaleState, locateTracefs, removeStaleState, TracefsSession, type TracepointSpec } from './tracefs/session';
 import type { LoadEvent, ProbeSpec, TraceRecord } from './types';
@@ -107,6 +109,7 @@ export class SoloadAgent {
   private session?: TracefsSession;
   private reader?: TracePipeReader;
   private pipeline?: LogPipeline;
+  private telemetry?: SelfTelemetry;
   private mapper?: SoLoadLogMapper;
   private logger?: Logger;
   private housekeeping?: NodeJS.Timeout;
@@ -188,8 +191,14 @@ export class SoloadAgent {
       }
       this.specs = new Map(this.session.probes.map((p) => [p.event, p]));
       this.tracker.loaderActive = this.session.probes.some((p) => p.role === 'loader.add');
-      this.pipeline = this.opts.pipeline ?? createLogPipeline(this.config, { warn: (m) => this.log.warn(m) });
+      this.pipeline = this.opts.pipeline ?? createLogPipeline(this.config, { warn: (m) => this.log.warn(m), info: (m) => this.log.info(m) });
       this.logger = this.pipeline.logger;
+      this.telemetry = startSelfTelemetry({
+        config: this.config,
+        pipeline: this.pipeline,
+        log: this.log,
+        health: healthSource({ agent: this.stats, dlopen: this.correlator.stats, pipe: () => this.reader?.stats, instanceDir: this.session.instanceDir }),
+      });
       this.mapper = new SoLoadLogMapper({ severity: this.config.otel.severity, toWallNs: (ns) => this.clock.toWallNs(ns) });
       this.reader = new TracePipeReader({
         path: this.session.tracePipePath,
@@ -319,6 +328,8 @@ export class SoloadAgent {
         this.log.error(`stopping trace_pipe reader: ${(err as Error).message}`);
       }
     }
+    // self-telemetry was started after the session and before the reader: its final export still sees the ring stats
+    await this.telemetry?.shutdown();
     if (this.session) {
       for (const f of this.session.shutdown()) this.log.error(`cleanup failed: ${f}`);
     }

@@ -97,6 +97,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
     const baseEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
     if (logsEndpoint) conf.set('otel.endpoint', logsEndpoint);
     else if (baseEndpoint) conf.set('otel.endpoint', baseEndpoint.replace(/\/+$/, '') + '/v1/logs');
+    applyOtlpEnv(env, (key, value) => conf.set(key as never, value as never));
     conf.validate({ allowed: 'strict' });
   } catch (err) {
     throw invalid(err, opts.file);
@@ -113,6 +114,28 @@ export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
   config.otel.headers = maps.headers;
   config.otel.resourceAttributes = maps.resourceAttributes;
   return config;
+}
+
+/**
+ * The OTel-spec exporter variables beyond endpoint/headers (signal-specific LOGS_ variants win over
+ * the generic ones): protocol, compression, TLS files, metrics endpoint and interval.
+ */
+function applyOtlpEnv(env: NodeJS.ProcessEnv, set: (key: string, value: unknown) => void): void {
+  const pick = (name: string) => env[`OTEL_EXPORTER_OTLP_LOGS_${name}`] || env[`OTEL_EXPORTER_OTLP_${name}`] || undefined;
+  const pairs: Array<[string, string]> = [
+    ['PROTOCOL', 'otel.protocol'],
+    ['COMPRESSION', 'otel.compression'],
+    ['CERTIFICATE', 'otel.tls.caFile'],
+    ['CLIENT_CERTIFICATE', 'otel.tls.certFile'],
+    ['CLIENT_KEY', 'otel.tls.keyFile'],
+  ];
+  for (const [name, key] of pairs) {
+    const v = pick(name);
+    if (v !== undefined) set(key, v.trim());
+  }
+  if (env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) set('otel.metrics.endpoint', env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT);
+  else if (env.OTEL_EXPORTER_OTLP_ENDPOINT) set('otel.metrics.endpoint', env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '') + '/v1/metrics');
+  if (env.OTEL_METRIC_EXPORT_INTERVAL && /^\d+$/.test(env.OTEL_METRIC_EXPORT_INTERVAL.trim())) set('otel.metrics.intervalMs', Number(env.OTEL_METRIC_EXPORT_INTERVAL.trim()));
 }
 
 type MapKey = 'headers' | 'resourceAttributes';
@@ -148,5 +171,6 @@ export function redactConfig(config: SoloadConfig): SoloadConfig {
   const copy = JSON.parse(JSON.stringify(config)) as SoloadConfig;
   for (const k of Object.keys(copy.otel.headers)) copy.otel.headers[k] = '***';
   copy.otel.endpoint = copy.otel.endpoint.replace(/\/\/[^/@]*@/, '//***@');
+  if (copy.otel.metrics) copy.otel.metrics.endpoint = copy.otel.metrics.endpoint.replace(/\/\/[^/@]*@/, '//***@');
   return copy;
 }

@@ -35,8 +35,21 @@ export interface SoloadConfig {
     resourceAttributes: Record<string, string>;
     severity: string;
     batch: { maxQueueSize: number; maxExportBatchSize: number; scheduledDelayMs: number };
+    protocol: string;
+    compression: string;
+    tls: { caFile: string; certFile: string; keyFile: string };
+    delivery: {
+      maxBufferedRecords: number;
+      maxBufferedBytes: number;
+      spillDir: string;
+      maxSpillBytes: number;
+      initialBackoffMs: number;
+      maxBackoffMs: number;
+      shutdownDrainMs: number;
+    };
+    metrics: { enabled: boolean; endpoint: string; intervalMs: number };
   };
-  log: { level: string };
+  log: { level: string; statsIntervalMs: number };
 }
 
 const SEVERITIES = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
@@ -221,9 +234,98 @@ export function configSchema() {
         maxExportBatchSize: { doc: 'Records per OTLP request.', format: 'nat', default: 512, env: 'SOLOAD_BATCH_MAX_EXPORT_BATCH_SIZE' },
         scheduledDelayMs: { doc: 'Delay between exports in ms.', format: 'nat', default: 200, env: 'SOLOAD_BATCH_SCHEDULED_DELAY_MS' },
       },
+      protocol: {
+        doc: 'OTLP/HTTP body encoding: "http/protobuf" or "http/json". OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL overrides it (grpc is not supported).',
+        format: oneOf(['http/protobuf', 'http/json']),
+        default: 'http/protobuf',
+        env: 'SOLOAD_OTLP_PROTOCOL',
+      },
+      compression: {
+        doc: 'OTLP request compression: "gzip" or "none". OTEL_EXPORTER_OTLP_(LOGS_)COMPRESSION overrides it.',
+        format: oneOf(['gzip', 'none']),
+        default: 'none',
+        env: 'SOLOAD_OTLP_COMPRESSION',
+      },
+      tls: {
+        caFile: {
+          doc: 'PEM file of the CA(s) that signed the collector’s certificate (https endpoints; default: the system CAs). OTEL_EXPORTER_OTLP_(LOGS_)CERTIFICATE sets it.',
+          format: String,
+          default: '',
+          env: 'SOLOAD_OTLP_CA_FILE',
+        },
+        certFile: {
+          doc: 'PEM client certificate for mTLS (with keyFile). OTEL_EXPORTER_OTLP_(LOGS_)CLIENT_CERTIFICATE sets it.',
+          format: String,
+          default: '',
+          env: 'SOLOAD_OTLP_CERT_FILE',
+        },
+        keyFile: {
+          doc: 'PEM private key of certFile. OTEL_EXPORTER_OTLP_(LOGS_)CLIENT_KEY sets it. Only the path is ever printed.',
+          format: String,
+          default: '',
+          env: 'SOLOAD_OTLP_KEY_FILE',
+        },
+      },
+      delivery: {
+        maxBufferedRecords: {
+          doc: 'Records kept in memory while the collector is unreachable (default covers > 8 min at 200 loads/s); past it they spill to spillDir or are dropped (counted, warned).',
+          format: 'nat',
+          default: 100000,
+          env: 'SOLOAD_DELIVERY_MAX_BUFFERED_RECORDS',
+        },
+        maxBufferedBytes: {
+          doc: 'Bytes of encoded OTLP requests kept in memory (second bound next to maxBufferedRecords).',
+          format: 'nat',
+          default: 268435456,
+          env: 'SOLOAD_DELIVERY_MAX_BUFFERED_BYTES',
+        },
+        spillDir: {
+          doc: 'Directory for the on-disk queue (empty = off): overflow past the memory bound and whatever is undelivered at shutdown, stored as OTLP request bodies, replayed at the next start, deleted once acknowledged. One soload per directory.',
+          format: String,
+          default: '',
+          env: 'SOLOAD_DELIVERY_SPILL_DIR',
+        },
+        maxSpillBytes: {
+          doc: 'Bound of spillDir in bytes; past it records are dropped (counted, warned).',
+          format: 'nat',
+          default: 1073741824,
+          env: 'SOLOAD_DELIVERY_MAX_SPILL_BYTES',
+        },
+        initialBackoffMs: { doc: 'First retry delay after a failed OTLP request, in ms (doubles up to maxBackoffMs).', format: 'nat', default: 500, env: 'SOLOAD_DELIVERY_INITIAL_BACKOFF_MS' },
+        maxBackoffMs: { doc: 'Longest retry delay, in ms.', format: 'nat', default: 5000, env: 'SOLOAD_DELIVERY_MAX_BACKOFF_MS' },
+        shutdownDrainMs: {
+          doc: 'At shutdown, how long soload keeps trying to deliver queued records before spilling (or dropping) them, in ms.',
+          format: 'nat',
+          default: 5000,
+          env: 'SOLOAD_DELIVERY_SHUTDOWN_DRAIN_MS',
+        },
+      },
+      metrics: {
+        enabled: {
+          doc: 'Export soload’s own health as OTLP metrics (soload.*) when the "otlp" exporter is on.',
+          format: Boolean,
+          default: true,
+          env: 'SOLOAD_METRICS_ENABLED',
+        },
+        endpoint: {
+          doc: 'OTLP/HTTP metrics URL; empty = derived from otel.endpoint (/v1/logs → /v1/metrics). OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (as is) or OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/metrics) override it.',
+          format: (v: unknown) => {
+            if (typeof v !== 'string' || (v !== '' && !/^https?:\/\/[^\s]+$/.test(v))) fail('must be empty or an http:// or https:// URL');
+          },
+          default: '',
+          env: 'SOLOAD_METRICS_ENDPOINT',
+        },
+        intervalMs: { doc: 'Metric export interval in ms. OTEL_METRIC_EXPORT_INTERVAL overrides it.', format: 'nat', default: 60000, env: 'SOLOAD_METRICS_INTERVAL_MS' },
+      },
     },
     log: {
       level: { doc: 'soload’s own diagnostics on stderr.', format: oneOf(['debug', 'info', 'warn', 'error']), default: 'info', env: 'SOLOAD_LOG_LEVEL' },
+      statsIntervalMs: {
+        doc: 'Interval of the one-line health summary on stderr (loads, exported, dropped, queued, lost events, faults), in ms; 0 = off.',
+        format: 'nat',
+        default: 60000,
+        env: 'SOLOAD_LOG_STATS_INTERVAL_MS',
+      },
     },
   };
 }

@@ -2,7 +2,10 @@ import fs from 'node:fs';
 import type https from 'node:https';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPExporterBase, OTLPExporterError, CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+// The package's "./node-http" export (tsconfig's node10 resolution cannot see subpath exports; the type
+// comes from the file that export points at).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = require('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/build/src/index-node-http');
 import { JsonLogsSerializer, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { ErrorCodes, SoloadError } from '../errors';

@@ -1,11 +1,12 @@
 import os from 'node:os';
 import type { Logger } from '@opentelemetry/api-logs';
-import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider, SimpleLogRecordProcessor, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
 import type { SoloadConfig } from '../config/schema';
 import { JsonLinesLogExporter } from './console-exporter';
-import { RetryingLogExporter, type DeliveryStats } from './retrying-exporter';
+import { createOtlpBatchSender, type OtlpHttpTarget } from './otlp-sender';
+import { RetryingLogExporter, type DeliveryStats, type ExportObservation } from './retrying-exporter';
+import { SpillStore } from './spill';
 
 /** soload's own version, reported as service.version. */
 export const SOLOAD_VERSION: string = (() => {
@@ -20,6 +21,8 @@ export const SOLOAD_VERSION: string = (() => {
 export interface LogPipeline {
   logger: Logger;
   delivery?: DeliveryStats;
+  /** Subscribes to per-request export observations (self-metrics); returns an unsubscribe function. */
+  onExport?(fn: (o: ExportObservation) => void): () => void;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -43,18 +46,44 @@ export function buildResource(config: SoloadConfig) {
   );
 }
 
+/** The OTLP/HTTP target of the logs exporter (URL, headers, TLS files, timeout, compression). */
+export function logsTarget(config: SoloadConfig): OtlpHttpTarget {
+  return {
+    url: config.otel.endpoint,
+    headers: config.otel.headers,
+    timeoutMs: config.otel.timeoutMs,
+    compression: config.otel.compression === 'gzip' ? 'gzip' : 'none',
+    tls: { caFile: config.otel.tls.caFile || undefined, certFile: config.otel.tls.certFile || undefined, keyFile: config.otel.tls.keyFile || undefined },
+  };
+}
+
 /** Builds the LoggerProvider with the exporters the config selects. */
-export function createLogPipeline(config: SoloadConfig, opts: { consoleOut?: NodeJS.WritableStream; warn?: (m: string) => void } = {}): LogPipeline {
+export function createLogPipeline(
+  config: SoloadConfig,
+  opts: { consoleOut?: NodeJS.WritableStream; warn?: (m: string) => void; info?: (m: string) => void } = {},
+): LogPipeline {
   const processors: LogRecordProcessor[] = [];
   let retrying: RetryingLogExporter | undefined;
+  const observers = new Set<(o: ExportObservation) => void>();
   const exporters = new Set(config.otel.exporters);
   if (exporters.has('otlp')) {
-    const otlp = new OTLPLogExporter({
-      url: config.otel.endpoint,
-      headers: config.otel.headers,
-      timeoutMillis: config.otel.timeoutMs,
+    const sender = createOtlpBatchSender(logsTarget(config));
+    const d = config.otel.delivery;
+    retrying = new RetryingLogExporter({
+      send: sender.send,
+      encoding: config.otel.protocol === 'http/json' ? 'json' : 'protobuf',
+      maxBufferedRecords: d.maxBufferedRecords,
+      maxBufferedBytes: d.maxBufferedBytes,
+      spill: d.spillDir ? new SpillStore(d.spillDir, d.maxSpillBytes) : undefined,
+      initialBackoffMs: d.initialBackoffMs,
+      maxBackoffMs: d.maxBackoffMs,
+      shutdownDrainMs: d.shutdownDrainMs,
+      requestTimeoutMs: config.otel.timeoutMs,
+      warn: opts.warn,
+      info: opts.info,
+      observe: (o) => observers.forEach((fn) => fn(o)),
+      onShutdown: () => sender.shutdown(),
     });
-    retrying = new RetryingLogExporter(otlp, { maxBufferedRecords: config.otel.batch.maxQueueSize, warn: opts.warn });
     processors.push(
       new BatchLogRecordProcessor({
         exporter: retrying,
@@ -73,6 +102,10 @@ export function createLogPipeline(config: SoloadConfig, opts: { consoleOut?: Nod
   return {
     logger,
     delivery: retrying?.stats,
+    onExport(fn) {
+      observers.add(fn);
+      return () => observers.delete(fn);
+    },
     forceFlush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),
   };

@@ -1,55 +1,136 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import { encodeLogs, type BatchSender, type EncodedBatch, type OtlpEncoding } from './otlp-sender';
+import type { SpillStore, SpilledBatch } from './spill';
 
-/** Delivery counters of a {@link RetryingLogExporter}. */
+/** Why records were dropped (the `reason` attribute of soload.records.dropped). */
+export type DropReason = 'queue_full' | 'rejected' | 'shutdown' | 'spill_error';
+export const DROP_REASONS: readonly DropReason[] = ['queue_full', 'rejected', 'shutdown', 'spill_error'];
+
+/** Delivery counters of a {@link RetryingLogExporter}. Monotonic unless noted. */
 export interface DeliveryStats {
+  /** Records the collector acknowledged. */
   exported: number;
-  /** Records dropped because the retry buffer was full, or still buffered at shutdown. */
+  /** Records given up on, total (= sum of droppedByReason). */
   dropped: number;
-  /** Records waiting for the collector to come back. */
+  droppedByReason: Record<DropReason, number>;
+  /** Records waiting in memory (gauge). */
   buffered: number;
+  /** Bytes of encoded requests waiting in memory (gauge). */
+  bufferedBytes: number;
+  /** Records waiting in the spill directory (gauge). */
+  spilled: number;
+  /** Bytes waiting in the spill directory (gauge). */
+  spilledBytes: number;
+  /** Records ever written to the spill directory (overflow and at shutdown). */
+  spilledTotal: number;
+  /** Records found in the spill directory at start (a previous run's undelivered records). */
+  recovered: number;
+  /** Failed OTLP requests (each retry counts). */
   failedAttempts: number;
+}
+
+/** Per-request observation, for the export latency histograms. */
+export interface ExportObservation {
+  records: number;
+  ok: boolean;
+  /** Duration of the request (including the OTLP transport's own short retries), ms. */
+  durationMs: number;
+  /** Time from entering the queue to acknowledgement, ms (only when ok). */
+  latencyMs: number;
 }
 
 /** Options of {@link RetryingLogExporter}. */
 export interface RetryOptions {
-  /** Bound of the retry buffer, in records. */
+  send: BatchSender;
+  encoding?: OtlpEncoding;
+  /** Request body encoder (default: the OTLP protobuf/JSON serializer for `encoding`). */
+  encode?: (logs: ReadableLogRecord[], encoding: OtlpEncoding) => Uint8Array;
+  /** In-memory bound, in records. */
   maxBufferedRecords: number;
+  /** In-memory bound, in encoded bytes (default 256 MiB). */
+  maxBufferedBytes?: number;
+  /** Optional on-disk overflow/persistence queue. */
+  spill?: SpillStore;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
-  /** How long shutdown keeps trying to deliver what is buffered. */
+  /** How long shutdown keeps trying to deliver what is buffered before spilling/dropping it. */
   shutdownDrainMs?: number;
+  /** Upper bound of one request (shutdown waits at most this long for one in flight). */
+  requestTimeoutMs?: number;
   warn?: (msg: string) => void;
+  info?: (msg: string) => void;
+  observe?: (o: ExportObservation) => void;
+  /** Called once the sender is shut down (e.g. to close its transport). */
+  onShutdown?: () => Promise<void>;
+  now?: () => number;
 }
 
+type Head = { kind: 'memory'; batch: EncodedBatch } | { kind: 'disk'; entry: SpilledBatch; batch: EncodedBatch };
+
 /**
- * Keeps batches the collector did not take and re-sends them, oldest first, with exponential
- * backoff — so an unreachable collector is a warning, not lost records, up to a bound. The batch
- * processor upstream sees every export succeed and keeps its own queue flowing; ordering is kept
- * because new batches queue behind buffered ones while an outage lasts. Drops past the bound are
- * counted and warned about, never silent.
+ * The delivery queue between the BatchLogRecordProcessor and the collector.
+ *
+ * - Every batch is encoded once into an OTLP request body and acknowledged to the batch processor at
+ *   once, so the processor's own queue keeps flowing while the collector is away.
+ * - Bodies are sent one at a time, oldest first; a failed request is retried with exponential backoff
+ *   (one request in flight, so a request the collector acknowledged is never sent again, and nothing
+ *   is sent twice at shutdown).
+ * - Bounded: maxBufferedRecords/maxBufferedBytes in memory; past that, with a SpillStore, batches go to
+ *   disk (and, to keep order, so does everything after them until the disk queue is empty); without
+ *   one, or when the disk bound is hit too, the newest records are dropped — counted by reason and
+ *   warned about, never silent.
+ * - At shutdown, what could not be delivered within shutdownDrainMs is written to the spill directory
+ *   (replayed by the next start) or, without one, counted as dropped.
  */
 export class RetryingLogExporter implements LogRecordExporter {
-  readonly stats: DeliveryStats = { exported: 0, dropped: 0, buffered: 0, failedAttempts: 0 };
-  private readonly inner: LogRecordExporter;
-  private readonly opts: Required<RetryOptions>;
-  private readonly queue: ReadableLogRecord[][] = [];
+  readonly stats: DeliveryStats = {
+    exported: 0,
+    dropped: 0,
+    droppedByReason: { queue_full: 0, rejected: 0, shutdown: 0, spill_error: 0 },
+    buffered: 0,
+    bufferedBytes: 0,
+    spilled: 0,
+    spilledBytes: 0,
+    spilledTotal: 0,
+    recovered: 0,
+    failedAttempts: 0,
+  };
+  private readonly opts: Required<Omit<RetryOptions, 'spill' | 'observe' | 'onShutdown'>> & Pick<RetryOptions, 'spill' | 'observe' | 'onShutdown'>;
+  private readonly memory: EncodedBatch[] = [];
+  private inflight?: Promise<void>;
   private backoffMs: number;
   private timer?: NodeJS.Timeout;
-  private sending = false;
   private outage = false;
   private closed = false;
+  private draining = false;
+  private lastDropWarn = 0;
+  private dropsSinceWarn = 0;
 
-  constructor(inner: LogRecordExporter, opts: RetryOptions) {
-    this.inner = inner;
+  constructor(opts: RetryOptions) {
     this.opts = {
+      encoding: 'protobuf',
+      encode: encodeLogs,
+      maxBufferedBytes: 256 * 1024 * 1024,
       initialBackoffMs: 500,
-      maxBackoffMs: 10_000,
+      maxBackoffMs: 5_000,
       shutdownDrainMs: 5_000,
-      warn: (m) => process.stderr.write(`soload: ${m}\n`),
+      requestTimeoutMs: 10_000,
+      warn: (m) => process.stderr.write(`soload: warn: ${m}\n`),
+      info: () => {},
+      now: Date.now,
       ...opts,
     };
     this.backoffMs = this.opts.initialBackoffMs;
+    const spill = this.opts.spill;
+    if (spill) {
+      this.syncSpillStats();
+      this.stats.recovered = spill.size.records;
+      if (spill.size.records > 0) {
+        this.opts.info(`spill directory ${spill.dir} holds ${spill.size.records} undelivered records from an earlier run; delivering them first`);
+        setImmediate(() => this.pump());
+      }
+    }
   }
 
   export(logs: ReadableLogRecord[], resultCallback: (result: ExportResult) => void): void {
@@ -57,49 +138,147 @@ export class RetryingLogExporter implements LogRecordExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error('exporter is shut down') });
       return;
     }
-    this.enqueue(logs);
+    if (logs.length > 0) this.admit(logs);
     resultCallback({ code: ExportResultCode.SUCCESS });
-    if (!this.outage) this.pump();
+    this.pump();
   }
 
-  private enqueue(logs: ReadableLogRecord[]): void {
-    const room = this.opts.maxBufferedRecords - this.stats.buffered;
-    const take = Math.max(0, Math.min(room, logs.length));
-    if (take < logs.length) {
-      this.stats.dropped += logs.length - take;
-      this.opts.warn(`delivery buffer full (${this.opts.maxBufferedRecords} records): dropped ${logs.length - take} records (total dropped ${this.stats.dropped})`);
+  private admit(logs: ReadableLogRecord[]): void {
+    const now = this.opts.now();
+    const spill = this.opts.spill;
+    const roomRecords = this.opts.maxBufferedRecords - this.stats.buffered;
+    // With a spill dir: once anything is on disk, later batches queue behind it on disk too.
+    if (spill && (spill.size.files > 0 || roomRecords < logs.length)) {
+      const batch = this.encode(logs, now);
+      if (batch && this.toDisk(batch)) return;
+      if (batch) this.drop(batch.records, 'queue_full');
+      return;
     }
-    if (take > 0) {
-      this.queue.push(take === logs.length ? logs : logs.slice(0, take));
-      this.stats.buffered += take;
+    const take = Math.max(0, Math.min(roomRecords, logs.length));
+    if (take < logs.length) this.drop(logs.length - take, 'queue_full');
+    if (take === 0) return;
+    const batch = this.encode(take === logs.length ? logs : logs.slice(0, take), now);
+    if (!batch) return;
+    if (this.stats.bufferedBytes + batch.body.length > this.opts.maxBufferedBytes && this.memory.length > 0) {
+      if (spill && this.toDisk(batch)) return;
+      this.drop(batch.records, 'queue_full');
+      return;
+    }
+    this.memory.push(batch);
+    this.stats.buffered += batch.records;
+    this.stats.bufferedBytes += batch.body.length;
+  }
+
+  private encode(logs: ReadableLogRecord[], now: number): EncodedBatch | undefined {
+    try {
+      return { body: this.opts.encode(logs, this.opts.encoding), records: logs.length, encoding: this.opts.encoding, enqueuedAt: now };
+    } catch (err) {
+      this.opts.warn(`cannot encode ${logs.length} records as OTLP: ${(err as Error).message}`);
+      this.drop(logs.length, 'rejected');
+      return undefined;
     }
   }
 
-  /** Sends buffered batches one at a time until the buffer is empty or a send fails. */
+  /** Appends to the spill dir; false when it is full. I/O errors count the batch as dropped (spill_error). */
+  private toDisk(batch: EncodedBatch): boolean {
+    const spill = this.opts.spill!;
+    try {
+      if (!spill.append(batch)) return false;
+    } catch (err) {
+      this.opts.warn(`cannot write to spill directory ${spill.dir}: ${(err as Error).message}`);
+      this.drop(batch.records, 'spill_error');
+      return true;
+    }
+    this.stats.spilledTotal += batch.records;
+    this.syncSpillStats();
+    return true;
+  }
+
+  private drop(n: number, reason: DropReason): void {
+    if (n <= 0) return;
+    this.stats.dropped += n;
+    this.stats.droppedByReason[reason] += n;
+    this.dropsSinceWarn += n;
+    const now = this.opts.now();
+    // Loud but not a flood: the first drop at once, then at most one summary per 10 s.
+    if (this.lastDropWarn === 0 || now - this.lastDropWarn >= 10_000 || reason !== 'queue_full') {
+      const bound = this.opts.spill
+        ? `memory (${this.opts.maxBufferedRecords} records) and spill directory (${this.opts.spill.maxBytes} bytes) full`
+        : `delivery buffer full (${this.opts.maxBufferedRecords} records)`;
+      const why = reason === 'queue_full' ? bound : reason;
+      this.opts.warn(`dropped ${this.dropsSinceWarn} records (${why}); total dropped ${this.stats.dropped} (${this.dropSummary()})`);
+      this.lastDropWarn = now;
+      this.dropsSinceWarn = 0;
+    }
+  }
+
+  private dropSummary(): string {
+    return DROP_REASONS.filter((r) => this.stats.droppedByReason[r] > 0)
+      .map((r) => `${r}=${this.stats.droppedByReason[r]}`)
+      .join(', ');
+  }
+
+  private syncSpillStats(): void {
+    const s = this.opts.spill?.size;
+    this.stats.spilled = s?.records ?? 0;
+    this.stats.spilledBytes = s?.bytes ?? 0;
+  }
+
+  /** The oldest undelivered batch: memory first (it is older than anything on disk), then disk. */
+  private head(): Head | undefined {
+    const m = this.memory[0];
+    if (m) return { kind: 'memory', batch: m };
+    const spill = this.opts.spill;
+    for (let entry = spill?.peek(); entry; entry = spill!.peek()) {
+      try {
+        return { kind: 'disk', entry, batch: spill!.read(entry) };
+      } catch (err) {
+        this.opts.warn(`spilled batch ${entry.file} unreadable (${(err as Error).message}); dropping its ${entry.records} records`);
+        spill!.remove(entry);
+        this.syncSpillStats();
+        this.drop(entry.records, 'spill_error');
+      }
+    }
+    return undefined;
+  }
+
+  private get pending(): boolean {
+    return this.memory.length > 0 || (this.opts.spill?.size.files ?? 0) > 0;
+  }
+
+  /** Sends the head batch if nothing is in flight and no backoff timer is waiting. */
   private pump(): void {
-    if (this.sending || this.queue.length === 0) return;
-    this.sending = true;
-    const batch = this.queue[0]!;
-    this.inner.export(batch, (result) => {
-      this.sending = false;
-      if (result.code === ExportResultCode.SUCCESS) {
-        this.queue.shift();
-        this.stats.buffered -= batch.length;
-        this.stats.exported += batch.length;
-        if (this.outage) {
-          this.opts.warn(`collector reachable again; delivering ${this.stats.buffered} buffered records`);
+    if (this.inflight || this.timer) return;
+    const head = this.head();
+    if (!head) return;
+    const started = this.opts.now();
+    this.inflight = this.opts.send(head.batch).then((outcome) => {
+      this.inflight = undefined;
+      const end = this.opts.now();
+      this.opts.observe?.({ records: head.batch.records, ok: outcome.ok, durationMs: end - started, latencyMs: end - head.batch.enqueuedAt });
+      if (outcome.ok || !outcome.retryable) {
+        this.removeHead(head);
+        if (outcome.ok) this.stats.exported += head.batch.records;
+        else {
+          this.opts.warn(`collector rejected a request of ${head.batch.records} records (${outcome.error.message}); not retrying it`);
+          this.drop(head.batch.records, 'rejected');
+        }
+        if (outcome.ok && this.outage) {
           this.outage = false;
+          this.opts.warn(`collector reachable again; delivering ${this.stats.buffered + this.stats.spilled} queued records`);
         }
         this.backoffMs = this.opts.initialBackoffMs;
-        this.pump();
+        if (!this.closed || this.draining) this.pump();
         return;
       }
       this.stats.failedAttempts++;
       if (!this.outage) {
         this.outage = true;
-        this.opts.warn(`OTLP export failed (${result.error?.message ?? 'unknown error'}); keeping ${this.stats.buffered} records and retrying with backoff`);
+        this.opts.warn(
+          `OTLP export failed (${outcome.error.message}); keeping ${this.stats.buffered + this.stats.spilled} records and retrying with backoff`,
+        );
       }
-      if (this.closed) return;
+      if (this.closed && !this.draining) return;
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.pump();
@@ -109,35 +288,76 @@ export class RetryingLogExporter implements LogRecordExporter {
     });
   }
 
+  private removeHead(head: Head): void {
+    if (head.kind === 'memory') {
+      const i = this.memory.indexOf(head.batch);
+      if (i >= 0) this.memory.splice(i, 1);
+      this.stats.buffered -= head.batch.records;
+      this.stats.bufferedBytes -= head.batch.body.length;
+    } else {
+      const err = this.opts.spill!.remove(head.entry);
+      if (err) this.opts.warn(`cannot delete delivered spill file ${head.entry.file} (${err.message}); remove it by hand or the next start sends it again`);
+      this.syncSpillStats();
+    }
+  }
+
+  /** Tries to deliver everything queued within `ms`; resolves with nothing in flight. */
+  private async drain(ms: number): Promise<void> {
+    this.draining = true;
+    try {
+      const until = this.opts.now() + ms;
+      while (this.pending && this.opts.now() < until) {
+        if (this.timer) {
+          // skip the backoff wait, but do not hammer: at most one request every 250 ms
+          clearTimeout(this.timer);
+          this.timer = undefined;
+          await sleep(Math.min(250, Math.max(0, until - this.opts.now())));
+        }
+        this.pump();
+        if (this.inflight) await this.inflight;
+        else if (this.pending) await sleep(20);
+      }
+      // A request still in flight finishes (bounded by the request timeout) before the caller decides
+      // what to do with the rest: resending it would duplicate it if the collector took it.
+      if (this.inflight) await Promise.race([this.inflight, sleep(this.opts.requestTimeoutMs + 2_000)]);
+    } finally {
+      this.draining = false;
+    }
+  }
+
   async forceFlush(): Promise<void> {
     await this.drain(this.opts.shutdownDrainMs);
-    await this.inner.forceFlush();
   }
 
   async shutdown(): Promise<void> {
-    await this.drain(this.opts.shutdownDrainMs);
+    if (this.closed) return;
     this.closed = true;
+    await this.drain(this.opts.shutdownDrainMs);
     if (this.timer) clearTimeout(this.timer);
-    if (this.stats.buffered > 0) {
-      this.stats.dropped += this.stats.buffered;
-      this.opts.warn(`shutting down with ${this.stats.buffered} records undelivered (collector unreachable); they are counted as dropped`);
-      this.queue.length = 0;
-      this.stats.buffered = 0;
-    }
-    await this.inner.shutdown();
-  }
-
-  private async drain(deadlineMs: number): Promise<void> {
-    const until = Date.now() + deadlineMs;
-    while ((this.queue.length > 0 || this.sending) && Date.now() < until) {
-      if (!this.sending) {
-        if (this.timer) {
-          clearTimeout(this.timer);
-          this.timer = undefined;
-        }
-        this.pump();
+    this.timer = undefined;
+    const left = this.memory.splice(0);
+    this.stats.buffered = 0;
+    this.stats.bufferedBytes = 0;
+    if (left.length > 0) {
+      const n = left.reduce((a, b) => a + b.records, 0);
+      const spill = this.opts.spill;
+      let kept = 0;
+      for (const batch of left) {
+        if (spill && this.toDisk(batch)) kept += batch.records;
+        else this.drop(batch.records, spill ? 'queue_full' : 'shutdown');
       }
-      await new Promise((r) => setTimeout(r, 50));
+      if (spill) {
+        this.opts.warn(`collector unreachable at shutdown: wrote ${kept} of ${n} undelivered records to ${spill.dir}; the next start delivers them`);
+      } else {
+        this.opts.warn(`shutting down with ${n} records undelivered (collector unreachable); they are counted as dropped (set otel.delivery.spillDir to keep them across restarts)`);
+      }
     }
+    if (this.opts.spill && this.stats.spilled > 0) this.opts.info(`${this.stats.spilled} records remain in ${this.opts.spill.dir} for the next start`);
+    await this.opts.onShutdown?.();
   }
+}
+
+// Not unref'd: during shutdown these timers may be all that keeps the process alive until delivery ends.
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

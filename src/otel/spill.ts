@@ -92,14 +92,23 @@ export class SpillStore {
     return { body: fs.readFileSync(entry.file), records: entry.records, encoding: entry.encoding, enqueuedAt: entry.enqueuedAt };
   }
 
-  /** Deletes the head entry (after the collector acknowledged it, or when it is unreadable). */
-  remove(entry: SpilledBatch): void {
+  /**
+   * Forgets an entry and deletes its file (after the collector acknowledged it, or when it is
+   * unreadable). Returns the error when the file could not be deleted (it would be replayed by the
+   * next start: a duplicate), undefined otherwise.
+   */
+  remove(entry: SpilledBatch): Error | undefined {
     const i = this.index.indexOf(entry);
-    if (i < 0) return;
+    if (i < 0) return undefined;
     this.index.splice(i, 1);
     this.bytes -= entry.bytes;
     this.records -= entry.records;
-    fs.rmSync(entry.file, { force: true });
+    try {
+      fs.rmSync(entry.file, { force: true });
+      return undefined;
+    } catch (err) {
+      return err as Error;
+    }
   }
 
   private push(e: SpilledBatch): void {

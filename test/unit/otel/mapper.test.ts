@@ -1,10 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExportResultCode } from '@opentelemetry/core';
-import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { nsToHrTime, TraceClock } from '../../../src/otel/clock';
 import { SoLoadLogMapper } from '../../../src/otel/mapper';
-import { RetryingLogExporter } from '../../../src/otel/retrying-exporter';
 
 test('SoLoadLogMapper: semconv attributes, readable body, kernel timestamp', () => {
   const m = new SoLoadLogMapper({ severity: 'WARN', toWallNs: (ns) => ns + 1_700_000_000_000_000_000n });
@@ -61,52 +58,4 @@ test('TraceClock: mono trace time converts to wall time within a millisecond', (
   const wall = Number(c.toWallNs(c.nowTraceNs()) / 1_000_000n);
   assert.ok(Math.abs(wall - Date.now()) <= 2, `off by ${wall - Date.now()} ms`);
   assert.deepEqual(nsToHrTime(1_000_000_001_000_000_007n), [1_000_000_001, 7]);
-});
-
-class FlakyExporter implements LogRecordExporter {
-  up = false;
-  received: ReadableLogRecord[] = [];
-  attempts = 0;
-  export(logs: ReadableLogRecord[], cb: (r: { code: ExportResultCode; error?: Error }) => void) {
-    this.attempts++;
-    if (!this.up) return setImmediate(() => cb({ code: ExportResultCode.FAILED, error: new Error('ECONNREFUSED') }));
-    this.received.push(...logs);
-    setImmediate(() => cb({ code: ExportResultCode.SUCCESS }));
-  }
-  async shutdown() {}
-  async forceFlush() {}
-}
-
-const fake = (n: number) => Array.from({ length: n }, (_, i) => ({ body: i }) as unknown as ReadableLogRecord);
-
-test('RetryingLogExporter keeps batches through an outage and delivers them in order, exactly once', async () => {
-  const inner = new FlakyExporter();
-  const warnings: string[] = [];
-  const ex = new RetryingLogExporter(inner, { maxBufferedRecords: 100, initialBackoffMs: 10, maxBackoffMs: 20, warn: (m) => warnings.push(m) });
-  const results: number[] = [];
-  ex.export(fake(3), (r) => results.push(r.code));
-  ex.export(fake(2), (r) => results.push(r.code));
-  await new Promise((r) => setTimeout(r, 60));
-  assert.equal(ex.stats.buffered, 5);
-  assert.ok(inner.attempts >= 2, 'retried');
-  inner.up = true;
-  await new Promise((r) => setTimeout(r, 80));
-  assert.deepEqual(inner.received.map((r) => r.body), [0, 1, 2, 0, 1]);
-  assert.deepEqual(ex.stats, { exported: 5, dropped: 0, buffered: 0, failedAttempts: ex.stats.failedAttempts });
-  assert.deepEqual(results, [0, 0]);
-  assert.ok(warnings.some((w) => /OTLP export failed.*ECONNREFUSED/.test(w)));
-  assert.ok(warnings.some((w) => /reachable again/.test(w)));
-});
-
-test('RetryingLogExporter counts and reports drops past its bound and at shutdown', async () => {
-  const inner = new FlakyExporter();
-  const warnings: string[] = [];
-  const ex = new RetryingLogExporter(inner, { maxBufferedRecords: 4, initialBackoffMs: 5, shutdownDrainMs: 30, warn: (m) => warnings.push(m) });
-  ex.export(fake(3), () => {});
-  ex.export(fake(3), () => {});
-  assert.equal(ex.stats.dropped, 2);
-  assert.ok(warnings.some((w) => /buffer full.*dropped 2/.test(w)));
-  await ex.shutdown();
-  assert.equal(ex.stats.dropped, 6);
-  assert.ok(warnings.some((w) => /4 records undelivered/.test(w)));
 });

@@ -1,0 +1,163 @@
+import type { Attributes } from '@opentelemetry/api';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import type { SoloadConfig } from '../config/schema';
+import type { HealthSnapshot, HealthSource } from './health';
+import { otlpExporterOptions } from './otlp-sender';
+import { buildResource, logsTarget, SOLOAD_VERSION, type LogPipeline } from './pipeline';
+import { DROP_REASONS, type DeliveryStats, type ExportObservation } from './retrying-exporter';
+
+/** What the self-telemetry reads: the agent's health and the export pipeline's delivery counters. */
+export interface SelfTelemetryOptions {
+  config: SoloadConfig;
+  health: HealthSource;
+  pipeline?: Pick<LogPipeline, 'delivery' | 'onExport'>;
+  log: { info(msg: string): void; warn(msg: string): void };
+}
+
+/** Running self-telemetry; shutdown() exports the final values and prints the last summary. */
+export interface SelfTelemetry {
+  /** The summary line (also printed every log.statsIntervalMs). */
+  summary(): string;
+  shutdown(): Promise<void>;
+}
+
+/** The metrics URL: configured, else the logs URL with /v1/logs → /v1/metrics (or + /v1/metrics). */
+export function metricsEndpoint(config: SoloadConfig): string {
+  if (config.otel.metrics.endpoint) return config.otel.metrics.endpoint;
+  const logs = config.otel.endpoint;
+  return /\/v1\/logs\/?$/.test(logs) ? logs.replace(/\/v1\/logs\/?$/, '/v1/metrics') : logs.replace(/\/+$/, '') + '/v1/metrics';
+}
+
+/** The one-line summary of a snapshot and the delivery counters. */
+export function formatSummary(h: HealthSnapshot, d: DeliveryStats | undefined): string {
+  const parts = [`loads ${h.loads.emitted} (filtered ${h.loads.filtered}${h.loads.custom ? `, custom ${h.loads.custom}` : ''})`];
+  if (d) {
+    const drops = DROP_REASONS.filter((r) => d.droppedByReason[r] > 0).map((r) => `${r} ${d.droppedByReason[r]}`);
+    parts.push(
+      `exported ${d.exported}`,
+      `queued ${d.buffered}${d.spilled || d.spilledTotal ? ` + disk ${d.spilled}` : ''}`,
+      `dropped ${d.dropped}${drops.length ? ` (${drops.join(', ')})` : ''}`,
+      `export failures ${d.failedAttempts}`,
+    );
+  }
+  const r = h.trace.ring;
+  parts.push(
+    `trace lost ${h.trace.lostEvents} (ring overrun ${r.overrun + r.commitOverrun}, dropped ${r.droppedEvents})`,
+    `faults avoided ${h.faults.avoided}, unresolved name ${h.faults.nameUnresolved} path ${h.faults.pathUnresolved}`,
+  );
+  return `stats: ${parts.join('; ')}`;
+}
+
+const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+/**
+ * soload's health as OpenTelemetry metrics (soload.*), exported over OTLP/HTTP to the same collector
+ * as the records (same headers and TLS), plus a periodic summary line on stderr.
+ */
+export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
+  const { config, health, log } = opts;
+  const delivery = opts.pipeline?.delivery;
+  const summary = () => formatSummary(health(), delivery);
+  let provider: MeterProvider | undefined;
+  let unsubscribe: (() => void) | undefined;
+
+  if (config.otel.metrics.enabled && config.otel.exporters.includes('otlp')) {
+    const target = { ...logsTarget(config), url: metricsEndpoint(config) };
+    const exporter = new OTLPMetricExporter(otlpExporterOptions(target));
+    const interval = Math.max(1000, config.otel.metrics.intervalMs);
+    provider = new MeterProvider({
+      resource: buildResource(config),
+      readers: [
+        new PeriodicExportingMetricReader({
+          exporter,
+          exportIntervalMillis: interval,
+          exportTimeoutMillis: Math.min(interval, config.otel.timeoutMs, 5000),
+        }),
+      ],
+    });
+    const meter = provider.getMeter('soload', SOLOAD_VERSION);
+    const counter = (name: string, description: string, unit = '{record}') => meter.createObservableCounter(name, { description, unit });
+    const gauge = (name: string, description: string, unit: string) => meter.createObservableUpDownCounter(name, { description, unit });
+    const loadsEmitted = counter('soload.loads.emitted', 'so.load records handed to the exporters');
+    const loadsFiltered = counter('soload.loads.filtered', 'loads skipped by the configured filters');
+    const exported = counter('soload.records.exported', 'records the collector acknowledged');
+    const dropped = counter('soload.records.dropped', 'records given up on, by reason (queue_full, rejected, shutdown, spill_error)');
+    const spilled = counter('soload.records.spilled', 'records written to the on-disk spill queue');
+    const queued = gauge('soload.delivery.queued', 'records waiting for delivery, by store (memory, disk)', '{record}');
+    const queuedBytes = gauge('soload.delivery.queued_bytes', 'bytes of OTLP requests waiting for delivery, by store', 'By');
+    const failures = counter('soload.export.failures', 'failed OTLP export requests (each retry counts)', '{request}');
+    const lost = counter('soload.trace.lost_events', 'kernel trace events lost, by source (trace_pipe LOST markers; ring_overrun/ring_commit_overrun/ring_dropped from per_cpu stats — overlapping views, do not sum across sources)', '{event}');
+    const traceRecords = counter('soload.trace.records', 'records parsed from trace_pipe', '{event}');
+    const malformed = counter('soload.trace.malformed_lines', 'trace_pipe lines that did not parse', '{line}');
+    const avoided = counter('soload.faults.avoided', 'dlopen names unreadable at entry ("(fault)") recovered at return', '{load}');
+    const unresolved = counter('soload.faults.unresolved', 'names (kind=name) or paths (kind=path) that stayed unreadable', '{load}');
+
+    meter.addBatchObservableCallback(
+      (r) => {
+        const h = health();
+        const obs = (o: Parameters<typeof r.observe>[0], v: number, a?: Attributes) => r.observe(o, v, a);
+        obs(loadsEmitted, h.loads.emitted);
+        obs(loadsFiltered, h.loads.filtered);
+        obs(traceRecords, h.trace.records);
+        obs(malformed, h.trace.malformed);
+        obs(lost, h.trace.lostEvents, { source: 'trace_pipe' });
+        obs(lost, h.trace.ring.overrun, { source: 'ring_overrun' });
+        obs(lost, h.trace.ring.commitOverrun, { source: 'ring_commit_overrun' });
+        obs(lost, h.trace.ring.droppedEvents, { source: 'ring_dropped' });
+        obs(avoided, h.faults.avoided);
+        obs(unresolved, h.faults.nameUnresolved, { kind: 'name' });
+        obs(unresolved, h.faults.pathUnresolved, { kind: 'path' });
+        if (delivery) {
+          obs(exported, delivery.exported);
+          for (const reason of DROP_REASONS) obs(dropped, delivery.droppedByReason[reason], { reason });
+          obs(spilled, delivery.spilledTotal);
+          obs(queued, delivery.buffered, { store: 'memory' });
+          obs(queued, delivery.spilled, { store: 'disk' });
+          obs(queuedBytes, delivery.bufferedBytes, { store: 'memory' });
+          obs(queuedBytes, delivery.spilledBytes, { store: 'disk' });
+          obs(failures, delivery.failedAttempts);
+        }
+      },
+      [loadsEmitted, loadsFiltered, traceRecords, malformed, lost, avoided, unresolved, exported, dropped, spilled, queued, queuedBytes, failures],
+    );
+
+    const latency = meter.createHistogram('soload.export.latency', {
+      description: 'time from a record batch entering the delivery queue to the collector acknowledging it',
+      unit: 's',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+    });
+    const duration = meter.createHistogram('soload.export.duration', {
+      description: 'duration of one OTLP export request, by outcome',
+      unit: 's',
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
+    });
+    unsubscribe = opts.pipeline?.onExport?.((o: ExportObservation) => {
+      duration.record(o.durationMs / 1000, { outcome: o.ok ? 'success' : 'failure' });
+      if (o.ok) latency.record(o.latencyMs / 1000);
+    });
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  if (config.log.statsIntervalMs > 0) {
+    timer = setInterval(() => log.info(summary()), config.log.statsIntervalMs);
+    timer.unref();
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    summary,
+    shutdown() {
+      stopping ??= (async () => {
+        if (timer) clearInterval(timer);
+        unsubscribe?.();
+        if (provider) {
+          // Final export of the last values; bounded by exportTimeoutMillis, errors are not fatal.
+          await provider.shutdown().catch((err: Error) => log.warn(`self-metrics: final export failed: ${err.message}`));
+        }
+        if (config.log.statsIntervalMs > 0) log.info(summary());
+      })();
+      return stopping;
+    },
+  };
+}

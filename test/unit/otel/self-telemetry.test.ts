@@ -1,0 +1,184 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, redactConfig } from '../../../src/config/load';
+import { healthSource, parseCpuStats, readRingBufferStats, type HealthSnapshot } from '../../../src/otel/health';
+import { tlsAgentOptions } from '../../../src/otel/otlp-sender';
+import { formatSummary, metricsEndpoint, startSelfTelemetry } from '../../../src/otel/self-telemetry';
+
+const CPU_STATS = `entries: 0
+overrun: 7
+commit overrun: 1
+bytes: 0
+oldest event ts:     0.000000
+now ts:  1525.352723
+dropped events: 3
+read events: 12
+`;
+
+function fakeInstance(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-inst-'));
+  for (const cpu of ['cpu0', 'cpu1']) {
+    fs.mkdirSync(path.join(dir, 'per_cpu', cpu), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'per_cpu', cpu, 'stats'), CPU_STATS);
+  }
+  return dir;
+}
+
+test('per_cpu stats are parsed and summed; the last value survives the instance removal', () => {
+  assert.deepEqual(parseCpuStats(CPU_STATS), { overrun: 7, commitOverrun: 1, droppedEvents: 3 });
+  const dir = fakeInstance();
+  assert.deepEqual(readRingBufferStats(dir), { overrun: 14, commitOverrun: 2, droppedEvents: 6 });
+  const dlopen = { nameRecovered: 2, nameUnresolved: 1, pathUnresolved: 0 };
+  const agent = { loadsEmitted: 10, loadsFiltered: 1, customEmitted: 0 };
+  const h = healthSource({ agent, dlopen, pipe: () => ({ records: 30, lostEvents: 5, malformed: 0 }), instanceDir: dir });
+  assert.equal(h().trace.ring.overrun, 14);
+  fs.rmSync(dir, { recursive: true });
+  agent.loadsEmitted = 11;
+  const s = h();
+  assert.equal(s.trace.ring.overrun, 14, 'last known');
+  assert.equal(s.loads.emitted, 11, 'live view of the agent counters');
+  assert.equal(s.faults.avoided, 2);
+  assert.equal(s.trace.lostEvents, 5);
+});
+
+test('summary line names loads, delivery, drops by reason, lost events and faults', () => {
+  const h: HealthSnapshot = {
+    loads: { emitted: 100, filtered: 2, custom: 0 },
+    trace: { records: 300, lostEvents: 4, malformed: 0, ring: { overrun: 4, commitOverrun: 0, droppedEvents: 0 } },
+    faults: { avoided: 3, nameUnresolved: 1, pathUnresolved: 0 },
+  };
+  const line = formatSummary(h, {
+    exported: 90,
+    dropped: 5,
+    droppedByReason: { queue_full: 5, rejected: 0, shutdown: 0, spill_error: 0 },
+    buffered: 5,
+    bufferedBytes: 100,
+    spilled: 0,
+    spilledBytes: 0,
+    spilledTotal: 0,
+    recovered: 0,
+    failedAttempts: 7,
+  });
+  assert.equal(
+    line,
+    'stats: loads 100 (filtered 2); exported 90; queued 5; dropped 5 (queue_full 5); export failures 7; trace lost 4 (ring overrun 4, dropped 0); faults avoided 3, unresolved name 1 path 0',
+  );
+});
+
+test('metrics endpoint: derived from the logs URL, or configured, or from OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT', () => {
+  const cfg = (env: NodeJS.ProcessEnv) => loadConfig({ env });
+  assert.equal(metricsEndpoint(cfg({})), 'http://localhost:4318/v1/metrics');
+  assert.equal(metricsEndpoint(cfg({ SOLOAD_OTLP_ENDPOINT: 'https://gw:4318/v1/logs' })), 'https://gw:4318/v1/metrics');
+  assert.equal(metricsEndpoint(cfg({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://gw:4318/' })), 'http://gw:4318/v1/metrics');
+  assert.equal(metricsEndpoint(cfg({ OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://m:9/x' })), 'http://m:9/x');
+  assert.equal(metricsEndpoint(cfg({ SOLOAD_METRICS_ENDPOINT: 'http://m2:9/v1/metrics' })), 'http://m2:9/v1/metrics');
+});
+
+test('OTLP env for TLS, protocol and compression lands in the config; `soload config` prints paths, masks headers', () => {
+  const c = loadConfig({
+    env: {
+      OTEL_EXPORTER_OTLP_CERTIFICATE: '/etc/ca.pem',
+      OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: '/etc/c.pem',
+      OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY: '/etc/k.pem',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip',
+      OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20s3cret',
+      OTEL_METRIC_EXPORT_INTERVAL: '15000',
+    },
+  });
+  assert.deepEqual(c.otel.tls, { caFile: '/etc/ca.pem', certFile: '/etc/c.pem', keyFile: '/etc/k.pem' });
+  assert.equal(c.otel.protocol, 'http/json');
+  assert.equal(c.otel.compression, 'gzip');
+  assert.equal(c.otel.metrics.intervalMs, 15000);
+  const printed = JSON.stringify(redactConfig(c));
+  assert.ok(!printed.includes('s3cret'));
+  assert.ok(printed.includes('/etc/k.pem'));
+  assert.throws(() => loadConfig({ env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } }), /otel.protocol/);
+});
+
+test('defaults: in-memory bound ≥ 2 × (60 s × 200 loads/s), spill off, stats line every 60 s', () => {
+  const c = loadConfig({ env: {} });
+  assert.ok(c.otel.delivery.maxBufferedRecords >= 24_000);
+  assert.equal(c.otel.delivery.spillDir, '');
+  assert.equal(c.log.statsIntervalMs, 60000);
+  assert.ok(c.otel.batch.maxQueueSize >= c.otel.batch.maxExportBatchSize);
+});
+
+test('TLS files: read into agent options; errors name the file, never its content', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-tls-'));
+  const ca = path.join(dir, 'ca.pem');
+  fs.writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nSECRETISH\n-----END CERTIFICATE-----\n');
+  const o = tlsAgentOptions({ caFile: ca });
+  assert.ok(Buffer.isBuffer(o.ca));
+  assert.throws(() => tlsAgentOptions({ caFile: path.join(dir, 'missing.pem') }), (e: Error) => /missing\.pem/.test(e.message) && /ENOENT/.test(e.message));
+  assert.throws(() => tlsAgentOptions({ certFile: ca }), /must be set together/);
+  fs.writeFileSync(path.join(dir, 'key.pem'), 'PRIVATE');
+  fs.chmodSync(path.join(dir, 'key.pem'), 0o000);
+  if (process.getuid?.() !== 0) {
+    assert.throws(() => tlsAgentOptions({ certFile: ca, keyFile: path.join(dir, 'key.pem') }), (e: Error) => !e.message.includes('PRIVATE'));
+  }
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('self-metrics are exported over OTLP/HTTP to the metrics URL with the configured headers', async () => {
+  const bodies: Array<{ url?: string; auth?: string; body: string }> = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      bodies.push({ url: req.url, auth: req.headers.authorization, body });
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const config = loadConfig({ env: { SOLOAD_OTLP_ENDPOINT: `http://127.0.0.1:${port}/v1/logs`, OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer t0k', SOLOAD_LOG_STATS_INTERVAL_MS: '0' } });
+  const lines: string[] = [];
+  const h: HealthSnapshot = {
+    loads: { emitted: 12, filtered: 0, custom: 0 },
+    trace: { records: 30, lostEvents: 2, malformed: 0, ring: { overrun: 2, commitOverrun: 0, droppedEvents: 0 } },
+    faults: { avoided: 1, nameUnresolved: 0, pathUnresolved: 0 },
+  };
+  const observers: Array<(o: { records: number; ok: boolean; durationMs: number; latencyMs: number }) => void> = [];
+  const delivery = {
+    exported: 12,
+    dropped: 3,
+    droppedByReason: { queue_full: 3, rejected: 0, shutdown: 0, spill_error: 0 },
+    buffered: 0,
+    bufferedBytes: 0,
+    spilled: 0,
+    spilledBytes: 0,
+    spilledTotal: 0,
+    recovered: 0,
+    failedAttempts: 1,
+  };
+  const t = startSelfTelemetry({
+    config,
+    health: () => h,
+    pipeline: { delivery, onExport: (fn) => (observers.push(fn), () => {}) },
+    log: { info: (m) => lines.push(m), warn: (m) => lines.push(m) },
+  });
+  observers.forEach((fn) => fn({ records: 12, ok: true, durationMs: 4, latencyMs: 250 }));
+  await t.shutdown(); // final export
+  server.close();
+  assert.equal(bodies.length, 1, lines.join('\n'));
+  assert.equal(bodies[0]!.url, '/v1/metrics');
+  assert.equal(bodies[0]!.auth, 'Bearer t0k');
+  const req = JSON.parse(bodies[0]!.body) as { resourceMetrics: Array<{ scopeMetrics: Array<{ metrics: Array<Record<string, unknown> & { name: string }> }> }> };
+  const metrics = req.resourceMetrics[0]!.scopeMetrics.flatMap((s) => s.metrics);
+  const byName = new Map(metrics.map((m) => [m.name, m]));
+  for (const name of ['soload.records.exported', 'soload.records.dropped', 'soload.trace.lost_events', 'soload.faults.avoided', 'soload.faults.unresolved', 'soload.export.latency', 'soload.loads.emitted', 'soload.delivery.queued']) {
+    assert.ok(byName.has(name), `missing ${name}; have ${[...byName.keys()].join(', ')}`);
+  }
+  const dropped = byName.get('soload.records.dropped') as unknown as { sum: { dataPoints: Array<{ asInt?: number | string; asDouble?: number; attributes: Array<{ key: string; value: { stringValue: string } }> }> } };
+  const qf = dropped.sum.dataPoints.find((p) => p.attributes.some((a) => a.key === 'reason' && a.value.stringValue === 'queue_full'));
+  assert.equal(Number(qf?.asInt ?? qf?.asDouble), 3);
+  const latency = byName.get('soload.export.latency') as unknown as { histogram: { dataPoints: Array<{ count: number | string; sum: number }> } };
+  assert.equal(Number(latency.histogram.dataPoints[0]!.count), 1);
+  assert.equal(latency.histogram.dataPoints[0]!.sum, 0.25);
+});
