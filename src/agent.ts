@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from '@opentelemetry/api-logs';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { inventoryLibraries, type LibraryFile } from './capture/discover';
+import { CwdTracker } from './capture/cwd';
 import { LoaderTracker } from './capture/loader';
 import { snapshotLoads } from './capture/snapshot';
 import { LoadFilter } from './capture/filters';
@@ -68,6 +69,7 @@ export const PROCESS_TRACEPOINTS: TracepointSpec[] = [
   // group_dead: the whole thread group is gone, not one thread.
   { system: 'sched', event: 'sched_process_exit', filter: 'group_dead == 1' },
   { system: 'sched', event: 'sched_process_exec' },
+  { system: 'sched', event: 'sched_process_fork' },
 ];
 
 /** Parser schemas for the probes (string fields matter: the kernel prints them unescaped). */
@@ -78,6 +80,9 @@ export function schemasFor(specs: readonly ProbeSpec[]): ProbeSchemaMap {
   }
   map.set('sched_process_exit', { fields: [{ name: 'comm', string: false }, { name: 'pid', string: false }, { name: 'prio', string: false }, { name: 'group_dead', string: false }] });
   map.set('sched_process_exec', { fields: [{ name: 'filename', string: false }, { name: 'pid', string: false }, { name: 'old_pid', string: false }] });
+  map.set('sched_process_fork', {
+    fields: [{ name: 'comm', string: false }, { name: 'pid', string: false }, { name: 'child_comm', string: false }, { name: 'child_pid', string: false }],
+  });
   return map;
 }
 
@@ -95,6 +100,7 @@ export function isSoloadProcess(proc: ProcReader, pid: number): boolean {
 export class SoloadAgent {
   readonly stats: AgentStats = { records: 0, loadsEmitted: 0, loadsFiltered: 0, customEmitted: 0, unknownEvents: 0, processExits: 0, processExecs: 0 };
   readonly tracker: LoaderTracker;
+  readonly cwd = new CwdTracker();
   private readonly config: SoloadConfig;
   private readonly log: DiagLog;
   private readonly proc: ProcReader;
@@ -231,6 +237,16 @@ export class SoloadAgent {
       this.stats.processExits++;
       this.enricher.forget(pid);
       this.tracker.onExit(pid);
+      this.cwd.onExit(pid);
+      return;
+    }
+    if (rec.event === 'sched_process_fork') {
+      const parent = Number(rec.fields.pid);
+      if (this.cwd.get(parent) === undefined) {
+        const dir = this.proc.cwd(parent);
+        if (dir) this.cwd.seed(parent, dir);
+      }
+      this.cwd.onFork(parent, Number(rec.fields.child_pid));
       return;
     }
     if (rec.event === 'sched_process_exec') {
@@ -256,6 +272,12 @@ export class SoloadAgent {
         if (ev) this.emitLoad(ev);
         return;
       }
+      case 'chdir.entry':
+        this.cwd.onChdirEntry(rec.tgid ?? rec.tid, rec.tid, rec.fields.path ?? null);
+        return;
+      case 'chdir.return':
+        this.cwd.onChdirReturn(rec.tid, Number(rec.fields.rc));
+        return;
       case 'custom':
         this.emitCustom(rec);
         return;
@@ -276,6 +298,14 @@ export class SoloadAgent {
   }
 
   private emitLoad(ev: LoadEvent): void {
+    if (ev.path !== undefined && !ev.path.startsWith('/')) {
+      const abs = this.cwd.resolve(ev.pid, ev.path);
+      if (abs) ev = { ...ev, path: abs };
+    }
+    if (ev.loadedBy !== undefined && !ev.loadedBy.startsWith('/')) {
+      const abs = this.cwd.resolve(ev.pid, ev.loadedBy);
+      if (abs) ev = { ...ev, loadedBy: abs };
+    }
     if (!this.filter.accepts(ev)) {
       this.stats.loadsFiltered++;
       return;

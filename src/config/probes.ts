@@ -27,7 +27,7 @@ export interface ProbeConfig {
 }
 
 /** The roles soload's capture stage understands. */
-export const PROBE_ROLES = ['dlopen.entry', 'dlopen.return', 'loader.add', 'loader.state', 'custom'] as const;
+export const PROBE_ROLES = ['dlopen.entry', 'dlopen.return', 'loader.add', 'loader.state', 'chdir.entry', 'chdir.return', 'custom'] as const;
 
 /** Registers holding the first two integer arguments, per Node's `process.arch`. */
 const ARG_REGS: Record<string, [string, string]> = {
@@ -83,6 +83,10 @@ export function builtinProbes(arch: string = process.arch): ProbeConfig[] {
     entry('libdl.so.2', '_libdl'),
     ret('libdl.so.2', '_libdl'),
     ...loaderProbes(a0, a1, ptr),
+    // ld.so keeps dlopen("./x.so") relative in l_name; following chdir lets soload make it absolute
+    // for processes that are gone before /proc/<pid>/cwd could be read.
+    { name: 'chdir_entry', library: 'libc.so.6', symbol: 'chdir', kind: 'entry', role: 'chdir.entry', optional: true, fetch: { path: `+0(${a0}):ustring` } },
+    { name: 'chdir_return', library: 'libc.so.6', symbol: 'chdir', kind: 'return', role: 'chdir.return', optional: true, fetch: { rc: '$retval:s32' } },
   ];
 }
 

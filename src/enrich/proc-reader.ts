@@ -20,6 +20,16 @@ export interface ProcessInfo {
   missing: string[];
 }
 
+/** One line of /proc/<pid>/maps. */
+export interface Mapping {
+  start: bigint;
+  end: bigint;
+  perms: string;
+  offset: bigint;
+  inode: number;
+  path: string;
+}
+
 /** stat(2) of a file as seen from inside a process's mount namespace. */
 export interface FileInfo {
   size: number;
@@ -128,6 +138,37 @@ export class ProcReader {
     const maps = readText(path.join(this.root, String(pid), 'maps'));
     if (!maps) return [];
     return parseMapsPaths(maps, true);
+  }
+
+  /** Parsed /proc/<pid>/maps (file-backed and anonymous). */
+  mappings(pid: number): Mapping[] {
+    const maps = readText(path.join(this.root, String(pid), 'maps'));
+    if (!maps) return [];
+    const out: Mapping[] = [];
+    for (const line of maps.split('\n')) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S+)\s+([0-9a-f]+)\s+\S+\s+(\d+)\s*(.*)$/.exec(line);
+      if (!m) continue;
+      out.push({ start: BigInt('0x' + m[1]), end: BigInt('0x' + m[2]), perms: m[3]!, offset: BigInt('0x' + m[4]), inode: Number(m[5]), path: m[6]!.replace(/ \(deleted\)$/, '') });
+    }
+    return out;
+  }
+
+  /**
+   * Reads `length` bytes of process memory at `address` through /proc/<pid>/mem (root, or a
+   * process soload started). Returns undefined when the range is unmapped or the process is gone.
+   */
+  readMemory(pid: number, address: bigint, length: number): Buffer | undefined {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(path.join(this.root, String(pid), 'mem'), 'r');
+      const buf = Buffer.alloc(length);
+      const n = fs.readSync(fd, buf, 0, length, address);
+      return n === length ? buf : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
   }
 
   /** Target of /proc/<pid>/exe. */

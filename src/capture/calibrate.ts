@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import type { Mapping, ProcReader } from '../enrich/proc-reader';
+
+/** Offsets inside glibc's private `struct link_map` that soload needs, for one ld.so build. */
+export interface LinkMapLayout {
+  /** Offset of `l_searchlist` (`struct r_scope_elem { struct link_map **r_list; unsigned r_nlist; }`). */
+  searchlist: number;
+  /** Where the numbers came from. */
+  source: string;
+}
+
+/** Public `struct link_map` ABI (<link.h>) on LP64: l_addr, l_name, l_ld, l_next, l_prev. */
+export const LM_NAME = 8;
+export const LM_NEXT = 24;
+/** `l_libname` (first private field after l_real and l_ns): stable since glibc 2.3. */
+export const LM_LIBNAME = 56;
+/** `struct r_debug` on LP64: r_version(int), r_map, r_brk, r_state, r_ldbase. */
+export const RD_MAP = 8;
+export const RD_STATE = 24;
+
+/** Reads process memory (little-endian LP64); undefined when unreadable. */
+export type MemoryReader = (address: bigint, length: number) => Buffer | undefined;
+
+/** Walks a link_map list from `head` (at most `max` entries). */
+export function walkLinkMaps(read: MemoryReader, head: bigint, max = 512): bigint[] {
+  const out: bigint[] = [];
+  let cur = head;
+  while (cur !== 0n && out.length < max) {
+    out.push(cur);
+    const next = read(cur + BigInt(LM_NEXT), 8);
+    if (!next) break;
+    cur = next.readBigUInt64LE(0);
+  }
+  return out;
+}
+
+/**
+ * Finds `l_searchlist` in the main map of a process whose loader just finished start-up (pure over
+ * `read`): at that point the main map's search list holds the objects of the link_map list but the
+ * vDSO, main map first. The first (pointer, count) pair in the struct that matches is l_searchlist;
+ * l_symbolic_searchlist, which comes later, is empty for normal programs.
+ */
+export function findSearchlistOffset(read: MemoryReader, mainMap: bigint, list: bigint[], structSize = 0x600): number | undefined {
+  const raw = read(mainMap, structSize);
+  if (!raw || list.length < 2) return undefined;
+  const want = new Set(list.map(String));
+  for (let off = 32; off + 12 <= raw.length; off += 8) {
+    const n = raw.readUInt32LE(off + 8);
+    // The vDSO is on the link_map list but never in a search list.
+    if (n !== list.length && n !== list.length - 1) continue;
+    const arr = raw.readBigUInt64LE(off);
+    if (arr === 0n) continue;
+    const entries = read(arr, 8 * n);
+    if (!entries) continue;
+    const got = Array.from({ length: n }, (_, i) => entries.readBigUInt64LE(8 * i));
+    if (got[0] === mainMap && got.every((p) => want.has(String(p))) && new Set(got.map(String)).size === n) return off;
+  }
+  return undefined;
+}
+
+/** Load bias of `file` (its inode) in a process: start of the mapping with file offset 0. */
+export function loadBase(maps: Mapping[], inode: number): bigint | undefined {
+  return maps.find((m) => m.inode === inode && m.offset === 0n)?.start;
+}
+
+/** Inputs of {@link calibrateLinkMap}. */
+export interface CalibrationInput {
+  /** ld.so to calibrate (a path soload can execute). */
+  ldso: string;
+  /** Virtual address of `_r_debug` in that file (minus the first PT_LOAD's vaddr, 0 for ld.so). */
+  rDebugVaddr: number;
+  proc: ProcReader;
+  /** Program to run under that ld.so; default /bin/sleep (only libc, present everywhere). */
+  program?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Calibrates `struct link_map` offsets for an ld.so build that ships no debug symbols, against a
+ * helper process soload controls: it runs `<ldso> <program> 10` (so exactly that loader is used),
+ * waits until the loader reports RT_CONSISTENT, reads the process's `_r_debug` and link_map list
+ * through /proc/<pid>/mem, and finds `l_searchlist` by its contents. The helper is killed at once.
+ */
+export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMapLayout> {
+  const program = input.program ?? '/bin/sleep';
+  const ino = fs.statSync(input.ldso).ino;
+  const child = spawn(input.ldso, [program, '10'], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.once('error', () => undefined);
+  try {
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`cannot run ${input.ldso} ${program}`);
+    const deadline = Date.now() + (input.timeoutMs ?? 3000);
+    const read: MemoryReader = (a, n) => input.proc.readMemory(pid, a, n);
+    for (;;) {
+      const base = loadBase(input.proc.mappings(pid), ino);
+      if (base !== undefined) {
+        const rd = read(base + BigInt(input.rDebugVaddr), 32);
+        const state = rd?.readInt32LE(RD_STATE);
+        const head = rd?.readBigUInt64LE(RD_MAP) ?? 0n;
+        // RT_CONSISTENT with a list of ≥ 3 objects (program, libc, ld.so): start-up is done.
+        if (rd && state === 0 && head !== 0n) {
+          const list = walkLinkMaps(read, head);
+          if (list.length >= 3) {
+            const off = findSearchlistOffset(read, head, list);
+            if (off !== undefined) return { searchlist: off, source: `calibrated against pid ${pid} (${list.length} objects)` };
+          }
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`could not find l_searchlist in ${input.ldso}'s link_map within ${input.timeoutMs ?? 3000} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
