@@ -2,7 +2,10 @@ import path from 'node:path';
 import type { Logger } from '@opentelemetry/api-logs';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { inventoryLibraries, type LibraryFile } from './capture/discover';
+import fs from 'node:fs';
+import { calibrateLinkMap, RD_MAP } from './capture/calibrate';
 import { CwdTracker } from './capture/cwd';
+import { dlopenListProbes, startupListProbes } from './capture/list-probes';
 import { LoaderTracker } from './capture/loader';
 import { snapshotLoads } from './capture/snapshot';
 import { LoadFilter } from './capture/filters';
@@ -135,12 +138,65 @@ export class SoloadAgent {
     this.tracker = new LoaderTracker({
       reportExecutable: this.config.capture.reportExecutable,
       neededOf: (pid, file) => this.neededOf(pid, file),
+      canonical: (pid, file) => this.canonical(pid, file),
+      initiallyLoaded: (pid) => this.proc.executableMappings(pid),
+      listCapacity: this.config.capture.listSlices * this.config.capture.listSliceSize,
     });
   }
 
   /** The dlopen correlator (its stats are soload's fault counters). */
   get correlator() {
     return this.tracker.dlopen;
+  }
+
+  private readonly realpaths = new Map<string, string>();
+
+  /** realpath of `file` in `pid`'s view (cached; the file itself when unresolvable). */
+  private canonical(pid: number, file: string): string {
+    const key = `${pid}\0${file}`;
+    let r = this.realpaths.get(key);
+    if (r === undefined) {
+      r = file;
+      for (const c of [path.join(this.proc.root, String(pid), 'root', file), file]) {
+        try {
+          r = fs.realpathSync(c).replace(new RegExp(`^${path.join(this.proc.root, String(pid), 'root')}`), '') || r;
+          break;
+        } catch {
+          continue;
+        }
+      }
+      if (this.realpaths.size > 65536) this.realpaths.clear();
+      this.realpaths.set(key, r);
+    }
+    return r;
+  }
+
+  /**
+   * For each ld.so whose `_dl_add_to_namespace_list` could not be found (no debug symbols), replace
+   * its `loader_state` probe by search-list probes with link_map offsets calibrated against a helper
+   * process, and add dependency-list probes to the dlopen return probe next to it.
+   */
+  private async addListMechanism(plan: ProbePlan): Promise<ProbePlan> {
+    const withAdd = new Set(plan.specs.filter((s) => s.role === 'loader.add').map((s) => s.path));
+    const specs = [...plan.specs];
+    const opts = { sliceSize: this.config.capture.listSliceSize, slices: this.config.capture.listSlices };
+    for (const state of plan.specs.filter((s) => s.role === 'loader.state' && !withAdd.has(s.path))) {
+      try {
+        const info = this.resolver.inspect(state.path);
+        const firstLoad = info.segments.find((g) => g.type === 1);
+        const rDebug = this.resolver.lookup(state.path, '_r_debug');
+        const layout = await calibrateLinkMap({ ldso: state.path, rDebugVaddr: rDebug.vaddr - (firstLoad?.vaddr ?? 0), proc: this.proc });
+        const rMap = this.resolver.fetchOffset(state.path, state.symbol ?? '_dl_debug_state', '_r_debug') + RD_MAP;
+        specs.splice(specs.indexOf(state), 1, ...startupListProbes(state, layout, rMap, opts));
+        for (const ret of plan.specs.filter((s) => s.role === 'dlopen.return' && path.dirname(s.path) === path.dirname(state.path))) {
+          specs.push(...dlopenListProbes(ret, layout, { ...opts, slices: this.config.capture.dlopenListSlices }));
+        }
+        this.log.info(`${state.path}: no _dl_add_to_namespace_list symbol; using search-list probes (l_searchlist at ${layout.searchlist}, ${layout.source})`);
+      } catch (err) {
+        this.log.warn(`${state.path}: no _dl_add_to_namespace_list symbol and link_map calibration failed (${(err as Error).message}); only dlopen() calls are captured for processes using it`);
+      }
+    }
+    return { specs, skipped: plan.skipped };
   }
 
   /** DT_NEEDED of `file` as `pid` sees it (its mount namespace first, then the host's view). */
@@ -175,7 +231,7 @@ export class SoloadAgent {
     const plan = this.planOnly();
     for (const s of plan.skipped) this.log.debug(`probe ${s.probe} skipped for ${s.library}: ${s.reason}`);
     assertPlanUsable(plan);
-    this.plan = plan;
+    this.plan = await this.addListMechanism(plan);
 
     const group = `${this.config.tracefs.groupPrefix}_${this.pid}`;
     const instance = `${this.config.tracefs.instancePrefix}_${this.pid}`;
@@ -187,7 +243,7 @@ export class SoloadAgent {
       traceClock: this.config.tracefs.traceClock,
     });
     try {
-      const { rejected, tracepoints } = this.session.start(plan.specs, PROCESS_TRACEPOINTS);
+      const { rejected, tracepoints } = this.session.start(this.plan.specs, PROCESS_TRACEPOINTS);
       for (const r of rejected) this.log.warn(r.error.message);
       if (this.session.probes.length === 0) {
         throw new SoloadError(ErrorCodes.NOTHING_TO_PROBE, `the kernel refused every probe: ${rejected.map((r) => r.error.message).join('; ')}`);
@@ -263,6 +319,12 @@ export class SoloadAgent {
         return;
       case 'loader.state':
         for (const ev of this.tracker.onState(rec, spec.path)) this.emitLoad(ev);
+        return;
+      case 'loader.list':
+        for (const ev of this.tracker.onList(rec, spec.slice!, spec.path)) this.emitLoad(ev);
+        return;
+      case 'dlopen.list':
+        for (const ev of this.tracker.onDlopenList(rec, spec.slice!)) this.emitLoad(ev);
         return;
       case 'dlopen.entry':
         this.tracker.onDlopenEntry(rec);

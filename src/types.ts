@@ -20,6 +20,10 @@ export interface ProbeSpec {
   /** Where the offset came from, for `soload check`/`soload probes`. */
   symbol?: string;
   symbolSource?: string;
+  /** tracefs event filter (e.g. `state == 0 && n > 8`), applied in soload's instance. */
+  filter?: string;
+  /** For probes that carry one slice of a loader list: index of the first entry and slice size. */
+  slice?: { first: number; size: number };
 }
 
 /** One parsed trace_pipe line. */

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { LoadEvent, LoadMethod, TraceRecord } from '../types';
 import { DlopenCorrelator } from './dlopen';
 
@@ -14,6 +15,15 @@ export interface LoaderTrackerOptions {
    * LD_PRELOAD objects from DT_NEEDED ones at start-up (ELF parsing happens outside this class).
    */
   neededOf: (pid: number, file: string) => readonly string[] | undefined;
+  /**
+   * Canonical form of a path in `pid`'s view (realpath), to compare the loader's names with /proc's.
+   * Only used where the list mechanism must tell already-loaded objects from new ones.
+   */
+  canonical?: (pid: number, file: string) => string;
+  /** Objects `pid` had mapped when soload first met it (for processes that pre-date soload). */
+  initiallyLoaded?: (pid: number) => readonly string[];
+  /** Entries a start-up list probe set can carry (slices × slice size). */
+  listCapacity?: number;
 }
 
 /** Counters of the loader tracker. */
@@ -26,6 +36,8 @@ export interface LoaderStats {
   dlopenBatches: number;
   /** dlopen() returns that reported nothing new (object already loaded). */
   dlopenAlreadyLoaded: number;
+  /** Start-up lists longer than the probes could carry (objects past the capacity are missed). */
+  listTruncated: number;
 }
 
 interface ProcState {
@@ -37,6 +49,10 @@ interface ProcState {
   interpreterReported: boolean;
   /** Path of the object that opened the current dlopen batch (first add after RT_CONSISTENT). */
   batchFirst?: string;
+  /** List mechanism: slices of the start-up list received so far, by first index. */
+  parts?: Map<number, TraceRecord>;
+  /** List mechanism: canonical paths of objects known to be loaded. */
+  known?: Set<string>;
 }
 
 /**
@@ -60,7 +76,7 @@ interface ProcState {
  * reported at the first state change of a new image, with the path of the probed ld.so.
  */
 export class LoaderTracker {
-  readonly stats: LoaderStats = { adds: 0, vdso: 0, execs: 0, exits: 0, startupLoads: 0, dlopenBatches: 0, dlopenAlreadyLoaded: 0 };
+  readonly stats: LoaderStats = { adds: 0, vdso: 0, execs: 0, exits: 0, startupLoads: 0, dlopenBatches: 0, dlopenAlreadyLoaded: 0, listTruncated: 0 };
   readonly dlopen = new DlopenCorrelator();
   private readonly procs = new Map<number, ProcState>();
   private readonly opts: LoaderTrackerOptions;
@@ -76,7 +92,8 @@ export class LoaderTracker {
   /** A process image replaced by execve: everything it had is gone. */
   onExec(pid: number, filename: string | undefined): void {
     this.stats.execs++;
-    this.procs.set(pid, { phase: 'startup', exe: filename, needed: new Set(), exeNeededKnown: false, interpreterReported: false });
+    // A fresh image has loaded nothing yet: never seed it from /proc, which may already be ahead.
+    this.procs.set(pid, { phase: 'startup', exe: filename, needed: new Set(), exeNeededKnown: false, interpreterReported: false, known: new Set() });
   }
 
   onExit(pid: number): void {
@@ -155,9 +172,103 @@ export class LoaderTracker {
     const call = this.inFlight.get(rec.tid);
     this.inFlight.delete(rec.tid);
     const ev = this.dlopen.onReturn(rec, probe);
-    if (!ev || !this.loaderActive || ev.result === 'failed') return ev;
-    if (call && call.addsAtEntry === this.stats.adds) this.stats.dlopenAlreadyLoaded++;
-    return undefined;
+    if (!ev || ev.result === 'failed') return ev;
+    if (this.loaderActive) {
+      if (call && call.addsAtEntry === this.stats.adds) this.stats.dlopenAlreadyLoaded++;
+      return undefined;
+    }
+    // Without the loader probe, a dlopen of an object the process already has is not a new load.
+    if (ev.path !== undefined && !this.markKnown(ev.pid, ev.path)) {
+      this.stats.dlopenAlreadyLoaded++;
+      return undefined;
+    }
+    return ev;
+  }
+
+  /**
+   * List mechanism, start-up: one slice of the main map's search list at RT_CONSISTENT. When every
+   * slice of a new image's list is in, its objects are reported in search-list order (main program,
+   * preloads, then DT_NEEDED breadth-first — the order ld.so mapped them).
+   */
+  onList(rec: TraceRecord, slice: { first: number; size: number }, ldso: string): LoadEvent[] {
+    const pid = rec.tgid ?? rec.tid;
+    const st = this.procs.get(pid);
+    if (!st || st.phase !== 'startup') return [];
+    const n = Number(rec.fields.n);
+    if (!Number.isFinite(n) || n <= 0) return [];
+    st.parts ??= new Map();
+    st.parts.set(slice.first, rec);
+    const capacity = Math.min(n, this.opts.listCapacity ?? n);
+    for (let first = 0; first < capacity; first += slice.size) if (!st.parts.has(first)) return [];
+    if (n > capacity) this.stats.listTruncated++;
+    const out: LoadEvent[] = [];
+    const base = this.baseEvent(rec, pid);
+    for (let i = 0; i < capacity; i++) {
+      const part = st.parts.get(i - (i % slice.size))!;
+      const p = part.fields[`p${i % slice.size}`] ?? undefined;
+      const q = part.fields[`q${i % slice.size}`] ?? undefined;
+      if (i === 0) {
+        if (st.exe) this.learnNeeded(st, pid, st.exe, true);
+        if (this.opts.reportExecutable && st.exe) out.push({ ...base, method: 'executable', path: st.exe });
+        continue;
+      }
+      if (!p || !p.includes('/')) continue;
+      this.markKnown(pid, p);
+      if (path.basename(p) === path.basename(ldso)) {
+        out.push({ ...base, method: 'interpreter', path: p, ...(q !== undefined ? { requestedName: q } : {}) });
+        continue;
+      }
+      const method: LoadMethod = this.isNeeded(st, q) ? 'needed' : 'preload';
+      this.learnNeeded(st, pid, p, false);
+      this.stats.startupLoads++;
+      out.push({ ...base, method, path: p, ...(q !== undefined ? { requestedName: q } : {}) });
+    }
+    st.parts = undefined;
+    st.phase = 'running';
+    st.interpreterReported = true;
+    st.needed.clear();
+    return out;
+  }
+
+  /**
+   * List mechanism, dlopen: one slice of the new object's own search list (entry 0 is the object,
+   * reported by the dlopen return; the rest are its dependencies). Dependencies the process did not
+   * have yet are reported as `needed`, loaded by the dlopened object.
+   */
+  onDlopenList(rec: TraceRecord, slice: { first: number; size: number }): LoadEvent[] {
+    const pid = rec.tgid ?? rec.tid;
+    const n = Number(rec.fields.n);
+    if (!Number.isFinite(n) || n <= 0) return [];
+    const out: LoadEvent[] = [];
+    const base = this.baseEvent(rec, pid);
+    let owner: string | undefined;
+    for (let k = 0; k < slice.size && slice.first + k < n; k++) {
+      const i = slice.first + k;
+      const p = rec.fields[`p${k}`] ?? undefined;
+      const q = rec.fields[`q${k}`] ?? undefined;
+      if (i === 0) continue;
+      if (!p || !p.includes('/') || !this.markKnown(pid, p)) continue;
+      owner ??= rec.fields.self ?? undefined;
+      out.push({ ...base, method: 'needed', path: p, ...(q !== undefined ? { requestedName: q } : {}), ...(owner ? { loadedBy: owner } : {}) });
+    }
+    return out;
+  }
+
+  /** Adds `file` to what `pid` is known to have loaded; false when it was already known. */
+  private markKnown(pid: number, file: string): boolean {
+    const st = this.state(pid);
+    if (!st.known) {
+      st.known = new Set();
+      for (const f of this.opts.initiallyLoaded?.(pid) ?? []) st.known.add(this.canon(pid, f));
+    }
+    const key = this.canon(pid, file);
+    if (st.known.has(key)) return false;
+    st.known.add(key);
+    return true;
+  }
+
+  private canon(pid: number, file: string): string {
+    return this.opts.canonical ? this.opts.canonical(pid, file) : file;
   }
 
   /** Processes with state. */

@@ -14,6 +14,9 @@ export interface SoloadConfig {
   capture: {
     reportExecutable: boolean;
     snapshot: boolean;
+    listSliceSize: number;
+    listSlices: number;
+    dlopenListSlices: number;
   };
   filters: {
     pids: number[];
@@ -194,6 +197,24 @@ export function configSchema() {
         format: Boolean,
         default: true,
         env: 'SOLOAD_CAPTURE_SNAPSHOT',
+      },
+      listSliceSize: {
+        doc: 'List mechanism (ld.so without debug symbols): search-list entries read per probe. Each entry is two strings; the kernel silently drops events larger than a page, so keep this ≤ 8.',
+        format: 'nat',
+        default: 8,
+        env: 'SOLOAD_CAPTURE_LIST_SLICE_SIZE',
+      },
+      listSlices: {
+        doc: 'List mechanism: probes reading the start-up search list; listSlices × listSliceSize objects are read per process start.',
+        format: 'nat',
+        default: 16,
+        env: 'SOLOAD_CAPTURE_LIST_SLICES',
+      },
+      dlopenListSlices: {
+        doc: 'List mechanism: probes reading a dlopened object’s dependencies (× listSliceSize).',
+        format: 'nat',
+        default: 4,
+        env: 'SOLOAD_CAPTURE_DLOPEN_LIST_SLICES',
       },
     },
     filters: {

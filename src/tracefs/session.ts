@@ -192,7 +192,12 @@ export class TracefsSession {
     this.writeProbeDefinition(line);
     this.installed.push(probe);
     this.undo.push({ what: `remove probe ${this.group}/${probe.event}`, run: () => this.writeProbeDefinition(buildRemoveLine(this.group, probe.event), true) });
-    const enable = path.join(this.instanceDir, 'events', this.group, probe.event, 'enable');
+    const eventDir = path.join(this.instanceDir, 'events', this.group, probe.event);
+    if (probe.filter) {
+      this.writeControl(path.join(eventDir, 'filter'), probe.filter);
+      this.undo.push({ what: `clear filter ${probe.event}`, run: () => this.writeControl(path.join(eventDir, 'filter'), '0') });
+    }
+    const enable = path.join(eventDir, 'enable');
     this.writeControl(enable, '1');
     this.undo.push({ what: `disable ${probe.event}`, run: () => this.writeControl(enable, '0') });
   }

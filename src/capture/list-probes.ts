@@ -1,0 +1,74 @@
+import type { ProbeSpec } from '../types';
+import { LM_LIBNAME, LM_NAME, type LinkMapLayout } from './calibrate';
+
+/** Options of the list-probe builders. */
+export interface ListProbeOptions {
+  /** Entries per probe: each costs two strings; the kernel drops events over one page silently. */
+  sliceSize: number;
+  /** Probes per list: sliceSize × slices is the largest list read completely. */
+  slices: number;
+}
+
+/**
+ * Fetch arguments reading entries [first, first+size) of a `struct link_map **` array whose base
+ * pointer is at `+OFF(<mapExpr>)`, and the count at `+OFF+8(<mapExpr>)`. Every argument stays within
+ * the kernel's 63-character fetch-expression limit because the depth is constant: array, entry,
+ * field, string — never a walk along l_next.
+ */
+function listFetch(mapExpr: string, layout: LinkMapLayout, first: number, size: number): ProbeSpec['fetch'] {
+  const off = layout.searchlist;
+  const fetch: ProbeSpec['fetch'] = [{ name: 'n', arg: `+${off + 8}(${mapExpr}):u32` }];
+  for (let k = 0; k < size; k++) {
+    const entry = `+${8 * (first + k)}(+${off}(${mapExpr}))`;
+    fetch.push({ name: `p${k}`, arg: `+0(+${LM_NAME}(${entry})):ustring` });
+    fetch.push({ name: `q${k}`, arg: `+0(+0(+${LM_LIBNAME}(${entry}))):ustring` });
+  }
+  return fetch;
+}
+
+/**
+ * For an ld.so without `_dl_add_to_namespace_list` symbols: probes on `_dl_debug_state` that read
+ * the main map's search list (every object mapped at start-up, main program first) when the loader
+ * reaches RT_CONSISTENT. `stateProbe` is the planned `loader_state` probe (its `state` fetch names
+ * `_r_debug.r_state` via `@+`); `rMapFetch` is the `@+` offset of `_r_debug.r_map`.
+ */
+export function startupListProbes(stateProbe: ProbeSpec, layout: LinkMapLayout, rMapFetch: number, opts: ListProbeOptions): ProbeSpec[] {
+  const state = stateProbe.fetch.find((f) => f.name === 'state');
+  if (!state) throw new Error(`${stateProbe.event} has no state fetch argument`);
+  const mainMap = `@+0x${rMapFetch.toString(16)}`;
+  return Array.from({ length: opts.slices }, (_, j) => {
+    const first = j * opts.sliceSize;
+    return {
+      event: `${stateProbe.event}_list${j}`,
+      kind: 'entry' as const,
+      path: stateProbe.path,
+      offset: stateProbe.offset,
+      fetch: [state, ...listFetch(mainMap, layout, first, opts.sliceSize)],
+      role: 'loader.list',
+      symbol: stateProbe.symbol,
+      symbolSource: `${stateProbe.symbolSource}; link_map.l_searchlist at ${layout.searchlist} (${layout.source})`,
+      // RT_ADD hits and slices past the end of the list are dropped in the kernel.
+      filter: first === 0 ? 'state == 0' : `state == 0 && n > ${first}`,
+      slice: { first, size: opts.sliceSize },
+    };
+  });
+}
+
+/** Probes on dlopen's return reading the new object's own search list (itself, then its dependencies). */
+export function dlopenListProbes(returnProbe: ProbeSpec, layout: LinkMapLayout, opts: ListProbeOptions): ProbeSpec[] {
+  return Array.from({ length: opts.slices }, (_, j) => {
+    const first = j * opts.sliceSize;
+    return {
+      event: `${returnProbe.event}_list${j}`,
+      kind: 'return' as const,
+      path: returnProbe.path,
+      offset: returnProbe.offset,
+      fetch: [{ name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` }, ...listFetch('$retval', layout, first, opts.sliceSize)],
+      role: 'dlopen.list',
+      symbol: returnProbe.symbol,
+      symbolSource: `${returnProbe.symbolSource}; link_map.l_searchlist at ${layout.searchlist} (${layout.source})`,
+      filter: `n > ${first}`,
+      slice: { first, size: opts.sliceSize },
+    };
+  });
+}
