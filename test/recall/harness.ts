@@ -336,7 +336,7 @@ export async function runRecall(opts: RecallOptions = {}): Promise<RecallReport>
         wallMs: { min: Math.min(...walls), median: median(walls), max: Math.max(...walls) },
       });
     }
-    const soloadStderr = soload ? soload.stderr().split('\n').filter((l) => /\b(warn|error)\b/i.test(l)) : [];
+    const soloadStderr = soload ? soload.stderr().split('\n').filter((l) => /\b(warn|error)\b|search-list probes/i.test(l)) : [];
     timings.totalMs = Date.now() - t0;
     return {
       dir,
