@@ -15,7 +15,8 @@ export interface ConsoleRecord {
 
 /** Flattens a ReadableLogRecord into the console's JSON shape (pure). */
 export function toConsoleRecord(r: ReadableLogRecord): ConsoleRecord {
-  const ns = BigInt(hrTimeToNanoseconds(r.hrTime));
+  // exact: hrTimeToNanoseconds returns a float number, which rounds ns since the epoch (> 2^53)
+  const ns = BigInt(r.hrTime[0]) * 1_000_000_000n + BigInt(r.hrTime[1]);
   return {
     timestamp: new Date(Number(ns / 1_000_000n)).toISOString(),
     observedTimestamp: new Date(Number(BigInt(hrTimeToNanoseconds(r.hrTimeObserved)) / 1_000_000n)).toISOString(),

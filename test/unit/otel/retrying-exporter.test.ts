@@ -248,3 +248,9 @@ test('isRetryable: malformed-request answers are final, outages and auth/routing
   assert.equal(isRetryable(new OTLPExporterError('Payload Too Large', 413)), false);
   for (const code of [401, 403, 404, 408, 429, 500, 502, 503]) assert.equal(isRetryable(new OTLPExporterError('x', code)), true, String(code));
 });
+
+test('console timeUnixNano is exact (the same nanoseconds the OTLP request carries)', async () => {
+  const { toConsoleRecord } = await import('../../../src/otel/console-exporter');
+  const rec = { hrTime: [1795621511, 919535839], hrTimeObserved: [1795621511, 919600000], attributes: {}, resource: { attributes: {} } } as unknown as ReadableLogRecord;
+  assert.equal(toConsoleRecord(rec).timeUnixNano, '1795621511919535839');
+});
