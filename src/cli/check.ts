@@ -2,11 +2,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { inventoryLibraries, type LibraryFile } from '../capture/discover';
+import { calibrateLinkMap } from '../capture/calibrate';
 import { planProbes } from '../capture/plan';
 import type { SoloadConfig } from '../config/schema';
 import { ElfSymbolResolver } from '../elf';
 import { ProcReader } from '../enrich/proc-reader';
-import { locateTracefs, probeCapabilities, type TracefsCapabilities } from '../tracefs/session';
+import { locateTracefs, probeCapabilities, TRACEFS_CANDIDATES, type TracefsCapabilities } from '../tracefs/session';
 
 /** One loader/libc file in use on the host and what soload found in it. */
 export interface LoaderFileReport {
@@ -45,15 +46,22 @@ function kindOf(p: string): LoaderFileReport['kind'] | undefined {
   return undefined;
 }
 
-/** Gathers the report (reads the host; never writes to the kernel). */
-export function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; inventory?: LibraryFile[] } = {}): CheckReport {
+/** Gathers the report (reads the host and runs a calibration helper; never writes to the kernel). */
+export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; inventory?: LibraryFile[] } = {}): Promise<CheckReport> {
   const proc = opts.proc ?? new ProcReader(config.procRoot);
   const problems: string[] = [];
   const root = typeof process.getuid === 'function' ? process.getuid() === 0 : false;
   if (!root) problems.push('not running as root: writing tracefs needs root (or CAP_SYS_ADMIN + CAP_DAC_OVERRIDE)');
   const tracefsPath = locateTracefs(config.tracefs.path, root);
   const caps = probeCapabilities(tracefsPath);
-  if (!caps.path) problems.push('tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)');
+  if (!caps.path) {
+    const dir = TRACEFS_CANDIDATES.find((d) => fs.existsSync(d));
+    problems.push(
+      !root && dir
+        ? `tracefs at ${dir} cannot be read by uid ${process.getuid?.()} (it is root-only): run as root`
+        : 'tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)',
+    );
+  }
   else if (!caps.uprobes) problems.push(`${caps.path}/uprobe_events is missing: kernel built without CONFIG_UPROBE_EVENTS`);
   else {
     if (!caps.instances) problems.push('tracefs has no instances/: soload needs its own instance so other tracers are not disturbed');
@@ -81,9 +89,11 @@ export function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; invent
     let mechanism: string;
     const add = symbols.find((s) => s.symbol === '_dl_add_to_namespace_list');
     if (kind === 'ld.so') {
-      mechanism = add?.found
-        ? `complete: a uprobe on _dl_add_to_namespace_list (${add.table}) sees every object this loader maps — DT_NEEDED, LD_PRELOAD, dlopen and dependencies — with the resolved path read in the kernel; _dl_debug_state (r_state) marks start-up and dlopen batches`
-        : 'INCOMPLETE: _dl_add_to_namespace_list is not in this ld.so and no debug file was found (install libc6-dbg / glibc-debuginfo): processes using this loader are reported for dlopen() calls only, not for DT_NEEDED/preload objects';
+      if (add?.found) {
+        mechanism = `complete: a uprobe on _dl_add_to_namespace_list (${add.table}) sees every object this loader maps — DT_NEEDED, LD_PRELOAD, dlopen and dependencies, libc-internal dlopens — with the resolved path read in the kernel; _dl_debug_state (r_state) marks start-up and dlopen batches`;
+      } else {
+        mechanism = await listMechanism(lib.path, resolver, proc, config);
+      }
     } else if (kind === 'musl') mechanism = 'not supported yet: musl loads are not captured';
     else if (kind === 'libdl' && dl && !dl.found) mechanism = 'none needed: a glibc ≥ 2.34 stub (dlopen lives in libc.so.6)';
     else if (dl?.found) mechanism = `dlopen entry+return uprobes (${dl.fileOffset} from ${dl.table}): requested names, flags and failed dlopens`;
@@ -104,6 +114,23 @@ export function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; invent
     },
     problems,
   };
+}
+
+/** What the search-list fallback achieves for an ld.so without debug symbols (calibrates it). */
+async function listMechanism(ldso: string, resolver: ElfSymbolResolver, proc: ProcReader, config: SoloadConfig): Promise<string> {
+  try {
+    const firstLoad = resolver.inspect(ldso).segments.find((g) => g.type === 1);
+    const rDebug = resolver.lookup(ldso, '_r_debug');
+    const layout = await calibrateLinkMap({ ldso, rDebugVaddr: rDebug.vaddr - (firstLoad?.vaddr ?? 0), proc });
+    const cap = config.capture.listSlices * config.capture.listSliceSize;
+    return (
+      `search lists (no debug symbols for _dl_add_to_namespace_list): link_map.l_searchlist found at offset ${layout.searchlist} by calibration ` +
+      `(${layout.source}); start-up objects (up to ${cap} per process) are read at RT_CONSISTENT and dlopen dependencies at dlopen's return. ` +
+      'Not seen: libc-internal dlopens (NSS, iconv) — install libc6-dbg / glibc-debuginfo for complete capture'
+    );
+  } catch (err) {
+    return `INCOMPLETE: no debug symbols for _dl_add_to_namespace_list and link_map calibration failed (${(err as Error).message}): only dlopen() calls are reported for processes using this loader`;
+  }
 }
 
 /** Human-readable rendering of a CheckReport. */

@@ -48,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
         return 0;
       case 'check': {
-        const report = runCheck(config);
+        const report = await runCheck(config);
         process.stdout.write((args.values.json ? JSON.stringify(report, null, 2) : formatCheck(report)) + '\n');
         return report.problems.length ? 1 : 0;
       }

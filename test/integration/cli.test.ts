@@ -1,0 +1,71 @@
+/** The CLI's read-only commands on the live host: check, probes, config. */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CLI, requireLiveKernel, tracefsState } from '../helpers/soload';
+
+const run = (args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []) =>
+  spawnSync(prefix[0] ?? process.execPath, [...prefix.slice(1), ...(prefix.length ? [process.execPath] : []), CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+
+before(() => requireLiveKernel());
+
+test('check: kernel features, loader files, symbols with their tables, capture mechanism per file; exit 0', () => {
+  const r = run(['check']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`^kernel\\s+${os.release().replace(/[.+]/g, '\\$&')}`, 'm'));
+  assert.match(r.stdout, /^tracefs\s+\/sys\/kernel(\/debug)?\/tracing$/m);
+  for (const f of ['uprobe_events', '%return probes', 'ustring', '@\\+offset fetch', 'instances']) assert.match(r.stdout, new RegExp(`^${f}\\s+yes$`, 'm'));
+  assert.match(r.stdout, /^kprobe_events\s+(yes|no \(optional: soload does not need kprobes\))$/m);
+  assert.match(r.stdout, /libc\.so\.6 \[libc\][\s\S]*?dlopen: found in dynsym at file offset 0x[0-9a-f]+/);
+  assert.match(r.stdout, /ld-linux-x86-64\.so\.2 \[ld\.so\][\s\S]*?_dl_debug_state: found in dynsym/);
+  assert.match(r.stdout, /capture: complete: a uprobe on _dl_add_to_namespace_list \(debug-build-id/);
+  assert.match(r.stdout, /soload can run here\./);
+  const json = JSON.parse(run(['check', '--json']).stdout);
+  assert.equal(json.tracefs.uprobes, true);
+  assert.ok(json.loaders.some((l: { kind: string }) => l.kind === 'ld.so'));
+});
+
+test('check without debug symbols names the calibrated search-list mechanism and what it misses', () => {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-nodebug-'));
+  const r = run(['check'], { SOLOAD_DEBUG_ROOT: empty });
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /_dl_add_to_namespace_list: NOT FOUND/);
+  assert.match(r.stdout, /capture: search lists .*l_searchlist found at offset \d+ by calibration.*Not seen: libc-internal dlopens/);
+});
+
+test('check as an unprivileged user exits 1 and says why', () => {
+  const r = run(['check'], {}, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /soload CANNOT run here:\n\s+- not running as root/);
+  assert.match(r.stdout, /tracefs at \/sys\/kernel\/tracing cannot be read by uid 65534/);
+});
+
+test('probes prints the exact uprobe_events lines and installs nothing', () => {
+  const before = tracefsState();
+  const r = run(['probes']);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.ok(lines.some((l) => /^p:soload_\d+\/dlopen_entry \S+libc\.so\.6:0x[0-9a-f]+ name=\+0\(%di\):ustring flags=%si:x32 comm=\$comm$/.test(l)), r.stdout);
+  assert.ok(lines.some((l) => /^r:soload_\d+\/dlopen_return \S+libc\.so\.6:0x[0-9a-f]+ handle=\$retval:x64 /.test(l)));
+  assert.ok(lines.some((l) => /^p:soload_\d+\/loader_add \S+ld-linux-x86-64\.so\.2:0x[0-9a-f]+ path=\+0\(\+8\(%di\)\):ustring/.test(l)));
+  assert.ok(lines.some((l) => /^p:soload_\d+\/loader_state \S+ld-linux-x86-64\.so\.2:0x[0-9a-f]+ state=@\+0x[0-9a-f]+:s32/.test(l)));
+  assert.deepEqual(tracefsState(), before);
+});
+
+test('config prints the effective configuration with secrets masked', () => {
+  const r = run(['config'], { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20topsecret', OTEL_SERVICE_NAME: 'edge-agent' });
+  assert.equal(r.status, 0);
+  const c = JSON.parse(r.stdout);
+  assert.equal(c.otel.headers.authorization, '***');
+  assert.ok(!r.stdout.includes('topsecret'));
+  assert.equal(c.otel.serviceName, 'edge-agent');
+  assert.ok(Array.isArray(c.probes) && c.probes.length >= 4);
+});
+
+test('usage errors exit 2', () => {
+  assert.equal(run(['frobnicate']).status, 2);
+  assert.equal(run(['run', '--no-such-flag']).status, 2);
+});
