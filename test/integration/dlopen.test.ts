@@ -121,3 +121,17 @@ test('no record anywhere carries "(fault)"', async () => {
   assert.ok(!raw.includes('(fault)'), 'collector output contains (fault)');
   assert.ok(readFileExporterLogs(collector.fileOutput!).length >= 5);
 });
+
+test('hostile paths: spaces, quotes, " name=" and a newline survive the kernel’s unescaped output', async () => {
+  const weird = [path.join(dir, 'dir with "quotes" and name=x', 'lib plug.so'), path.join(dir, 'new\nline', 'lib nl.so')];
+  for (const w of weird) {
+    fs.mkdirSync(path.dirname(w), { recursive: true });
+    fs.copyFileSync(lib, w);
+  }
+  const r = runProgram(loader, weird, { SOLOAD_TEST_LINGER_MS: '0' });
+  assert.equal(r.status, 0);
+  const pid = Number(/^(\d+) /.exec(r.stdout)?.[1]);
+  const recs = await soload.waitFor(byPid(pid), 3000, 2);
+  assert.deepEqual(recs.map((x) => x.attributes['file.path']).sort(), [...weird].sort());
+  assert.deepEqual(recs.map((x) => x.attributes['soload.requested_name']).sort(), [...weird].sort());
+});
