@@ -26,6 +26,30 @@ function listFetch(mapExpr: string, layout: LinkMapLayout, first: number, size: 
   return fetch;
 }
 
+/** One probe per slice of a list, at the place and with the identity of `base`. */
+function sliceProbes(
+  base: ProbeSpec,
+  role: string,
+  layout: LinkMapLayout,
+  opts: ListProbeOptions,
+  make: (first: number) => { fetch: ProbeSpec['fetch']; filter: string },
+): ProbeSpec[] {
+  return Array.from({ length: opts.slices }, (_, j) => {
+    const first = j * opts.sliceSize;
+    return {
+      event: `${base.event}_list${j}`,
+      kind: base.kind,
+      path: base.path,
+      offset: base.offset,
+      role,
+      symbol: base.symbol,
+      symbolSource: `${base.symbolSource}; link_map.l_searchlist at ${layout.searchlist} (${layout.source})`,
+      slice: { first, size: opts.sliceSize },
+      ...make(first),
+    };
+  });
+}
+
 /**
  * For an ld.so without `_dl_add_to_namespace_list` symbols: probes on `_dl_debug_state` that read
  * the main map's search list (every object mapped at start-up, main program first) when the loader
@@ -36,39 +60,17 @@ export function startupListProbes(stateProbe: ProbeSpec, layout: LinkMapLayout, 
   const state = stateProbe.fetch.find((f) => f.name === 'state');
   if (!state) throw new Error(`${stateProbe.event} has no state fetch argument`);
   const mainMap = `@+0x${rMapFetch.toString(16)}`;
-  return Array.from({ length: opts.slices }, (_, j) => {
-    const first = j * opts.sliceSize;
-    return {
-      event: `${stateProbe.event}_list${j}`,
-      kind: 'entry' as const,
-      path: stateProbe.path,
-      offset: stateProbe.offset,
-      fetch: [state, ...listFetch(mainMap, layout, first, opts.sliceSize)],
-      role: 'loader.list',
-      symbol: stateProbe.symbol,
-      symbolSource: `${stateProbe.symbolSource}; link_map.l_searchlist at ${layout.searchlist} (${layout.source})`,
-      // RT_ADD hits and slices past the end of the list are dropped in the kernel.
-      filter: first === 0 ? 'state == 0' : `state == 0 && n > ${first}`,
-      slice: { first, size: opts.sliceSize },
-    };
-  });
+  return sliceProbes(stateProbe, 'loader.list', layout, opts, (first) => ({
+    fetch: [state, ...listFetch(mainMap, layout, first, opts.sliceSize)],
+    // RT_ADD hits and slices past the end of the list are dropped in the kernel.
+    filter: first === 0 ? 'state == 0' : `state == 0 && n > ${first}`,
+  }));
 }
 
 /** Probes on dlopen's return reading the new object's own search list (itself, then its dependencies). */
 export function dlopenListProbes(returnProbe: ProbeSpec, layout: LinkMapLayout, opts: ListProbeOptions): ProbeSpec[] {
-  return Array.from({ length: opts.slices }, (_, j) => {
-    const first = j * opts.sliceSize;
-    return {
-      event: `${returnProbe.event}_list${j}`,
-      kind: 'return' as const,
-      path: returnProbe.path,
-      offset: returnProbe.offset,
-      fetch: [{ name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` }, ...listFetch('$retval', layout, first, opts.sliceSize)],
-      role: 'dlopen.list',
-      symbol: returnProbe.symbol,
-      symbolSource: `${returnProbe.symbolSource}; link_map.l_searchlist at ${layout.searchlist} (${layout.source})`,
-      filter: `n > ${first}`,
-      slice: { first, size: opts.sliceSize },
-    };
-  });
+  return sliceProbes(returnProbe, 'dlopen.list', layout, opts, (first) => ({
+    fetch: [{ name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` }, ...listFetch('$retval', layout, first, opts.sliceSize)],
+    filter: `n > ${first}`,
+  }));
 }

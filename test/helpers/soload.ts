@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { ConsoleRecord } from '../../src/otel/console-exporter';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -48,17 +49,8 @@ export function soloadLeftovers(prefix = 'soload'): { probes: string[]; instance
   return { probes: s.probes.filter((p) => re.test(p)), instances: s.instances.filter((i) => new RegExp(`^${prefix}_\\d+$`).test(i)) };
 }
 
-/** A JSON record as soload's console exporter prints it. */
-export interface ConsoleLine {
-  timestamp: string;
-  observedTimestamp: string;
-  timeUnixNano: string;
-  eventName?: string;
-  severityText?: string;
-  body: unknown;
-  attributes: Record<string, unknown>;
-  resource: Record<string, unknown>;
-  /** When the test saw the line (ms since epoch). */
+/** A JSON record as soload's console exporter prints it, plus when the test saw it (ms since epoch). */
+export interface ConsoleLine extends ConsoleRecord {
   seenAt: number;
 }
 
