@@ -256,9 +256,9 @@ export function configSchema() {
         scheduledDelayMs: { doc: 'Delay between exports in ms.', format: 'nat', default: 200, env: 'SOLOAD_BATCH_SCHEDULED_DELAY_MS' },
       },
       protocol: {
-        doc: 'OTLP/HTTP body encoding: "http/protobuf" or "http/json". OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL overrides it (grpc is not supported).',
+        doc: 'OTLP/HTTP body encoding: "http/json" (records sent by @opentelemetry/exporter-logs-otlp-http’s OTLPLogExporter) or "http/protobuf" (smaller requests, same transport). OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL overrides it (grpc is not supported).',
         format: oneOf(['http/protobuf', 'http/json']),
-        default: 'http/protobuf',
+        default: 'http/json',
         env: 'SOLOAD_OTLP_PROTOCOL',
       },
       compression: {

@@ -8,6 +8,7 @@ import { OTLPExporterBase, OTLPExporterError, CompressionAlgorithm } from '@open
 const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = require('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/build/src/index-node-http');
 import { JsonLogsSerializer, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { ErrorCodes, SoloadError } from '../errors';
 
 /** Body encoding of an OTLP/HTTP request. */
@@ -16,6 +17,11 @@ export type OtlpEncoding = 'protobuf' | 'json';
 /** One OTLP/HTTP ExportLogsServiceRequest body, ready to POST (or to write to the spill dir). */
 export interface EncodedBatch {
   body: Uint8Array;
+  /**
+   * The records themselves while the batch is in memory (not for batches read back from the spill
+   * directory): the http/json sender hands them to OTLPLogExporter, which serializes them the same way.
+   */
+  logs?: ReadableLogRecord[];
   /** Log records in the request. */
   records: number;
   encoding: OtlpEncoding;
@@ -161,6 +167,40 @@ export function createOtlpBatchSender(target: OtlpHttpTarget): { send: BatchSend
     send,
     async shutdown() {
       await Promise.all([...exporters.values()].map((e) => e.shutdown().catch(() => undefined)));
+    },
+  };
+}
+
+/**
+ * The http/json sender: in-memory batches go through `OTLPLogExporter` from
+ * `@opentelemetry/exporter-logs-otlp-http` (JSON over OTLP/HTTP, the exporter soload is designed
+ * around); batches replayed from the spill directory exist only as request bodies and go through the
+ * same OTel node transport as pre-encoded JSON.
+ */
+export function createOtlpLogExporterSender(target: OtlpHttpTarget): { send: BatchSender; shutdown(): Promise<void> } {
+  const exporter = new OTLPLogExporter({ ...otlpExporterOptions(target), concurrencyLimit: 4 });
+  const raw = createOtlpBatchSender(target);
+  const send: BatchSender = (batch) => {
+    if (!batch.logs || batch.encoding !== 'json') return raw.send(batch);
+    const logs = batch.logs;
+    return new Promise((resolve) => {
+      try {
+        exporter.export(logs, (result) => {
+          if (result.code === ExportResultCode.SUCCESS) resolve({ ok: true });
+          else {
+            const error = result.error ?? new Error('OTLP export failed');
+            resolve({ ok: false, retryable: isRetryable(error), error });
+          }
+        });
+      } catch (err) {
+        resolve({ ok: false, retryable: true, error: err as Error });
+      }
+    });
+  };
+  return {
+    send,
+    async shutdown() {
+      await Promise.all([exporter.shutdown().catch(() => undefined), raw.shutdown()]);
     },
   };
 }

@@ -4,7 +4,7 @@ import { defaultResource, resourceFromAttributes } from '@opentelemetry/resource
 import { BatchLogRecordProcessor, LoggerProvider, SimpleLogRecordProcessor, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
 import type { SoloadConfig } from '../config/schema';
 import { JsonLinesLogExporter } from './console-exporter';
-import { createOtlpBatchSender, type OtlpHttpTarget } from './otlp-sender';
+import { createOtlpBatchSender, createOtlpLogExporterSender, type OtlpHttpTarget } from './otlp-sender';
 import { RetryingLogExporter, type DeliveryStats, type ExportObservation } from './retrying-exporter';
 import { SpillStore } from './spill';
 
@@ -67,7 +67,9 @@ export function createLogPipeline(
   const observers = new Set<(o: ExportObservation) => void>();
   const exporters = new Set(config.otel.exporters);
   if (exporters.has('otlp')) {
-    const sender = createOtlpBatchSender(logsTarget(config));
+    // http/json (default): records are sent by @opentelemetry/exporter-logs-otlp-http's OTLPLogExporter;
+    // http/protobuf: pre-encoded protobuf bodies through the same OTel node transport.
+    const sender = config.otel.protocol === 'http/json' ? createOtlpLogExporterSender(logsTarget(config)) : createOtlpBatchSender(logsTarget(config));
     const d = config.otel.delivery;
     retrying = new RetryingLogExporter({
       send: sender.send,

@@ -171,7 +171,7 @@ export class RetryingLogExporter implements LogRecordExporter {
 
   private encode(logs: ReadableLogRecord[], now: number): EncodedBatch | undefined {
     try {
-      return { body: this.opts.encode(logs, this.opts.encoding), records: logs.length, encoding: this.opts.encoding, enqueuedAt: now };
+      return { body: this.opts.encode(logs, this.opts.encoding), logs, records: logs.length, encoding: this.opts.encoding, enqueuedAt: now };
     } catch (err) {
       this.opts.warn(`cannot encode ${logs.length} records as OTLP: ${(err as Error).message}`);
       this.drop(logs.length, 'rejected');
