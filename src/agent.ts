@@ -261,7 +261,11 @@ export class SoloadAgent {
         log: this.log,
         health: healthSource({ agent: this.stats, dlopen: this.correlator.stats, pipe: () => this.reader?.stats, instanceDir: this.session.instanceDir }),
       });
-      this.mapper = new SoLoadLogMapper({ severity: this.config.otel.severity, toWallNs: (ns) => this.clock.toWallNs(ns) });
+      this.mapper = new SoLoadLogMapper({
+        severity: this.config.otel.severity,
+        toWallNs: (ns) => this.clock.toWallNs(ns),
+        serviceNameAttribute: this.config.otel.processServiceAttribute,
+      });
       this.reader = new TracePipeReader({
         path: this.session.tracePipePath,
         schemas: schemasFor(this.session.probes),

@@ -35,6 +35,7 @@ export interface SoloadConfig {
     headers: Record<string, string>;
     timeoutMs: number;
     serviceName: string;
+    processServiceAttribute: string;
     resourceAttributes: Record<string, string>;
     severity: string;
     batch: { maxQueueSize: number; maxExportBatchSize: number; scheduledDelayMs: number };
@@ -248,6 +249,14 @@ export function configSchema() {
       headers: { doc: 'Extra HTTP headers for OTLP export (e.g. auth). OTEL_EXPORTER_OTLP_HEADERS adds to them. Values are masked by `soload config`.', format: validateStringMap, default: {} as Record<string, string> },
       timeoutMs: { doc: 'OTLP export request timeout in ms.', format: 'nat', default: 10000, env: 'SOLOAD_OTLP_TIMEOUT_MS' },
       serviceName: { doc: 'service.name of soload itself (resource). OTEL_SERVICE_NAME overrides it.', format: String, default: 'soload', env: 'OTEL_SERVICE_NAME' },
+      processServiceAttribute: {
+        doc: 'Record attribute that carries the traced process’s own service name (from its OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES). Default "service.name" joins loads to that service’s traces; backends that merge resource and record attributes into one namespace (VictoriaLogs; Loki’s service_name label) see it collide with soload’s resource service.name — set e.g. "soload.process.service.name" there.',
+        format: (v: unknown) => {
+          if (typeof v !== 'string' || !/^[A-Za-z][\w.]{0,127}$/.test(v)) fail('must be an attribute name such as "service.name"');
+        },
+        default: 'service.name',
+        env: 'SOLOAD_PROCESS_SERVICE_ATTRIBUTE',
+      },
       resourceAttributes: { doc: 'Extra resource attributes. OTEL_RESOURCE_ATTRIBUTES adds to them.', format: validateStringMap, default: {} as Record<string, string> },
       severity: { doc: 'Severity of so.load records.', format: oneOf(SEVERITIES), default: 'INFO', env: 'SOLOAD_SEVERITY' },
       batch: {

@@ -20,6 +20,8 @@ export interface MapperOptions {
   severity: string;
   /** Converts the event's trace-clock ns to wall-clock ns since the epoch. */
   toWallNs: (traceNs: bigint) => bigint;
+  /** Record attribute carrying the traced process's service name (default `service.name`). */
+  serviceNameAttribute?: string;
 }
 
 /**
@@ -31,11 +33,13 @@ export class SoLoadLogMapper {
   private readonly severityNumber: SeverityNumber;
   private readonly severityText: string;
   private readonly toWallNs: (ns: bigint) => bigint;
+  private readonly serviceKey: string;
 
   constructor(opts: MapperOptions) {
     this.severityText = opts.severity;
     this.severityNumber = SEVERITY_NUMBERS[opts.severity] ?? SeverityNumber.INFO;
     this.toWallNs = opts.toWallNs;
+    this.serviceKey = opts.serviceNameAttribute || 'service.name';
   }
 
   map(load: EnrichedLoad, observedNs: bigint): LogRecord {
@@ -70,7 +74,7 @@ export class SoLoadLogMapper {
       if (p.owner !== undefined) a['process.owner'] = p.owner;
       if (p.uid !== undefined) a['process.user.id'] = p.uid;
       if (p.containerId !== undefined) a['container.id'] = p.containerId;
-      if (p.serviceName !== undefined) a['service.name'] = p.serviceName;
+      if (p.serviceName !== undefined) a[this.serviceKey] = p.serviceName;
     }
     const unresolved = [...(ev.unresolved ?? [])];
     if (unresolved.length) a['soload.unresolved'] = unresolved;

@@ -91,7 +91,7 @@ test('records of a C program reach VictoriaLogs through the repo collector confi
   // file/local output of the same pipeline). VictoriaLogs flattens resource and record attributes
   // into ONE field namespace and keeps an arbitrary one of two same-named fields (v1.52: unstable
   // sort), so there the row may say "soload" — a known limitation documented in
-  // docs/README-delivery.md; assert what VictoriaLogs guarantees, not what it does not.
+  // README.md ("Which attributes land where"); assert what VictoriaLogs guarantees, not what it does not.
   const otlp = await waitForFileExporterLogs(localFile, (rs) => rs.some((x) => x.attributes['process.pid'] === r.pid && x.attributes['soload.load.method'] === 'dlopen' && x.attributes['soload.result'] === 'ok'));
   const okOtlp = otlp.find((x) => x.attributes['process.pid'] === r.pid && x.attributes['soload.load.method'] === 'dlopen' && x.attributes['soload.result'] === 'ok')!;
   assert.equal(okOtlp.attributes['service.name'], 'checkout');

@@ -59,3 +59,10 @@ test('TraceClock: mono trace time converts to wall time within a millisecond', (
   assert.ok(Math.abs(wall - Date.now()) <= 2, `off by ${wall - Date.now()} ms`);
   assert.deepEqual(nsToHrTime(1_000_000_001_000_000_007n), [1_000_000_001, 7]);
 });
+
+test('the traced service name can be carried under another attribute (backends that merge namespaces)', () => {
+  const m = new SoLoadLogMapper({ severity: 'INFO', toWallNs: (ns) => ns, serviceNameAttribute: 'soload.process.service.name' });
+  const rec = m.map({ event: { timestampNs: 1n, pid: 1, tid: 1, comm: 'a', method: 'needed', result: 'ok', probe: 'p', path: '/l.so' }, process: { pid: 1, serviceName: 'checkout', missing: [] }, missing: [] }, 2n);
+  assert.equal(rec.attributes!['soload.process.service.name'], 'checkout');
+  assert.equal(rec.attributes!['service.name'], undefined);
+});
