@@ -114,6 +114,23 @@ export function isRetryable(error: unknown): boolean {
   return [401, 403, 404, 408, 429].includes(code);
 }
 
+/** One export() through an OTel exporter, as a SendOutcome (never rejects). */
+function exportOnce<T>(exporter: { export(items: T, cb: (r: { code: ExportResultCode; error?: Error }) => void): void }, items: T): Promise<SendOutcome> {
+  return new Promise((resolve) => {
+    try {
+      exporter.export(items, (result) => {
+        if (result.code === ExportResultCode.SUCCESS) resolve({ ok: true });
+        else {
+          const error = result.error ?? new Error('OTLP export failed');
+          resolve({ ok: false, retryable: isRetryable(error), error });
+        }
+      });
+    } catch (err) {
+      resolve({ ok: false, retryable: true, error: err as Error });
+    }
+  });
+}
+
 /**
  * A sender of pre-encoded request bodies, built on the OTel JS node OTLP/HTTP export delegate (the
  * same transport OTLPLogExporter uses: TLS via httpAgentOptions, gzip, User-Agent, OTEL_EXPORTER_OTLP_*
@@ -149,20 +166,7 @@ export function createOtlpBatchSender(target: OtlpHttpTarget): { send: BatchSend
     exporters.set(encoding, ex);
     return ex;
   };
-  const send: BatchSender = (batch) =>
-    new Promise((resolve) => {
-      try {
-        exporterFor(batch.encoding).export(batch, (result) => {
-          if (result.code === ExportResultCode.SUCCESS) resolve({ ok: true });
-          else {
-            const error = result.error ?? new Error('OTLP export failed');
-            resolve({ ok: false, retryable: isRetryable(error), error });
-          }
-        });
-      } catch (err) {
-        resolve({ ok: false, retryable: true, error: err as Error });
-      }
-    });
+  const send: BatchSender = (batch) => exportOnce(exporterFor(batch.encoding), batch);
   return {
     send,
     async shutdown() {
@@ -182,20 +186,7 @@ export function createOtlpLogExporterSender(target: OtlpHttpTarget): { send: Bat
   const raw = createOtlpBatchSender(target);
   const send: BatchSender = (batch) => {
     if (!batch.logs || batch.encoding !== 'json') return raw.send(batch);
-    const logs = batch.logs;
-    return new Promise((resolve) => {
-      try {
-        exporter.export(logs, (result) => {
-          if (result.code === ExportResultCode.SUCCESS) resolve({ ok: true });
-          else {
-            const error = result.error ?? new Error('OTLP export failed');
-            resolve({ ok: false, retryable: isRetryable(error), error });
-          }
-        });
-      } catch (err) {
-        resolve({ ok: false, retryable: true, error: err as Error });
-      }
-    });
+    return exportOnce(exporter, batch.logs);
   };
   return {
     send,
