@@ -2,7 +2,6 @@ import path from 'node:path';
 import type { Logger } from '@opentelemetry/api-logs';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { inventoryLibraries, type LibraryFile } from './capture/discover';
-import fs from 'node:fs';
 import { calibrateLinkMap, RD_MAP } from './capture/calibrate';
 import { CwdTracker } from './capture/cwd';
 import { dlopenListProbes, startupListProbes } from './capture/list-probes';
@@ -156,15 +155,7 @@ export class SoloadAgent {
     const key = `${pid}\0${file}`;
     let r = this.realpaths.get(key);
     if (r === undefined) {
-      r = file;
-      for (const c of [path.join(this.proc.root, String(pid), 'root', file), file]) {
-        try {
-          r = fs.realpathSync(c).replace(new RegExp(`^${path.join(this.proc.root, String(pid), 'root')}`), '') || r;
-          break;
-        } catch {
-          continue;
-        }
-      }
+      r = this.proc.realpathAs(pid, file) ?? file;
       if (this.realpaths.size > 65536) this.realpaths.clear();
       this.realpaths.set(key, r);
     }
@@ -259,7 +250,7 @@ export class SoloadAgent {
         config: this.config,
         pipeline: this.pipeline,
         log: this.log,
-        health: healthSource({ agent: this.stats, dlopen: this.correlator.stats, pipe: () => this.reader?.stats, instanceDir: this.session.instanceDir }),
+        health: healthSource({ agent: this.stats, dlopen: this.correlator.stats, pipe: () => this.reader?.stats, ring: () => this.session?.ringStats() }),
       });
       this.mapper = new SoLoadLogMapper({
         severity: this.config.otel.severity,
@@ -424,11 +415,13 @@ export class SoloadAgent {
         this.log.error(`stopping trace_pipe reader: ${(err as Error).message}`);
       }
     }
-    // self-telemetry was started after the session and before the reader: its final export still sees the ring stats
-    await this.telemetry?.shutdown();
+    // Kernel state first: nothing that waits on the network may delay removing the probes. The
+    // health source keeps the last ring-buffer counters it read, so the final metrics still carry them.
+    this.telemetry?.summary(); // reads the health source once more while the instance still exists
     if (this.session) {
       for (const f of this.session.shutdown()) this.log.error(`cleanup failed: ${f}`);
     }
+    await this.telemetry?.shutdown();
     if (this.pipeline) {
       try {
         await this.pipeline.shutdown();

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { ErrorCodes, SoloadError } from '../errors';
 import type { ProbeSpec } from '../types';
 import { buildProbeLine, buildRemoveLine, parseProbeListing } from './probe-line';
+import { readRingBufferStats, type RingBufferStats } from './ring-stats';
 
 /** What the running kernel's tracefs offers. */
 export interface TracefsCapabilities {
@@ -133,6 +134,11 @@ export class TracefsSession {
   /** trace_pipe of soload's instance. */
   get tracePipePath(): string {
     return path.join(this.instanceDir, 'trace_pipe');
+  }
+
+  /** Kernel ring-buffer loss counters of soload's instance (undefined when it does not exist). */
+  ringStats(): RingBufferStats | undefined {
+    return readRingBufferStats(this.instanceDir);
   }
 
   /** Probes the kernel accepted. */

@@ -90,3 +90,15 @@ test('enricher falls back to /proc/<pid>/maps when l_name was unreadable', () =>
   assert.equal(out.event.path, '/usr/lib/libz.so.1');
   assert.deepEqual(out.event.unresolved, []);
 });
+
+test('realpathAs resolves inside the process root and falls back to the host view', () => {
+  const { root, proc } = fixtureProc();
+  fs.mkdirSync(path.join(root, 'usr', 'lib'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'usr', 'lib', 'libq.so'), '');
+  fs.symlinkSync('usr/lib', path.join(root, 'lib64'));
+  fs.symlinkSync(root, path.join(proc, '1234', 'root'));
+  const r = new ProcReader(proc);
+  assert.equal(r.realpathAs(1234, '/lib64/libq.so'), '/usr/lib/libq.so');
+  assert.equal(r.realpathAs(1234, '/lib64/none.so'), undefined);
+  assert.equal(r.realpathAs(4321, os.tmpdir()), fs.realpathSync(os.tmpdir()), 'no /proc entry: host view');
+});

@@ -5,7 +5,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, redactConfig } from '../../../src/config/load';
-import { healthSource, parseCpuStats, readRingBufferStats, type HealthSnapshot } from '../../../src/otel/health';
+import { healthSource, type HealthSnapshot } from '../../../src/otel/health';
+import { parseCpuStats, readRingBufferStats } from '../../../src/tracefs/ring-stats';
 import { tlsAgentOptions } from '../../../src/otel/otlp-sender';
 import { formatSummary, metricsEndpoint, startSelfTelemetry } from '../../../src/otel/self-telemetry';
 
@@ -34,7 +35,7 @@ test('per_cpu stats are parsed and summed; the last value survives the instance 
   assert.deepEqual(readRingBufferStats(dir), { overrun: 14, commitOverrun: 2, droppedEvents: 6 });
   const dlopen = { nameRecovered: 2, nameUnresolved: 1, pathUnresolved: 0 };
   const agent = { loadsEmitted: 10, loadsFiltered: 1, customEmitted: 0 };
-  const h = healthSource({ agent, dlopen, pipe: () => ({ records: 30, lostEvents: 5, malformed: 0 }), instanceDir: dir });
+  const h = healthSource({ agent, dlopen, pipe: () => ({ records: 30, lostEvents: 5, malformed: 0 }), ring: () => readRingBufferStats(dir) });
   assert.equal(h().trace.ring.overrun, 14);
   fs.rmSync(dir, { recursive: true });
   agent.loadsEmitted = 11;
