@@ -24,6 +24,15 @@ function find(dir) {
 const only = process.argv[2]; // optional: unit | integration
 const suites = only ? [only] : ['unit', 'integration'];
 if (suites.includes('integration')) {
+  // The loader-list capture mechanism needs glibc's debug symbols (found by build-id); the tests
+  // check both mechanisms, so the test command installs them where the distribution ships them.
+  if (spawnSync('dpkg', ['-s', 'libc6-dbg'], { stdio: 'ignore' }).status === 1) {
+    console.error('installing libc6-dbg (glibc debug symbols) for the loader-list mechanism tests');
+    const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status;
+    if (apt(['update']) !== 0 || apt(['install', '-y', 'libc6-dbg']) !== 0) {
+      console.error('could not install libc6-dbg: the tests of the debug-symbol capture mechanism will fail');
+    }
+  }
   for (const script of ['scripts/build-collector.sh']) {
     if (!fs.existsSync(path.join(root, script))) continue;
     const r = spawnSync('bash', [script], { cwd: root, stdio: 'inherit' });
