@@ -121,7 +121,9 @@ export class SoloadAgent {
   private mapper?: SoLoadLogMapper;
   private logger?: Logger;
   private housekeeping?: NodeJS.Timeout;
+  private starting?: Promise<void>;
   private stopping?: Promise<void>;
+  private cleanup?: Promise<void>;
   /** The plan start() used (for `soload check`/diagnostics). */
   plan?: ProbePlan;
 
@@ -210,7 +212,13 @@ export class SoloadAgent {
     return planProbes(this.config.probes, inventory ?? inventoryLibraries(this.proc), this.resolver);
   }
 
-  async start(): Promise<void> {
+  /** Installs probes and starts streaming. Concurrent calls share one start. */
+  start(): Promise<void> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
     const root = this.opts.tracefsRoot ?? locateTracefs(this.config.tracefs.path);
     if (!root) {
       throw new SoloadError(
@@ -266,7 +274,7 @@ export class SoloadAgent {
       this.reader.start();
       if (this.config.capture.snapshot) this.emitSnapshot();
     } catch (err) {
-      await this.shutdown();
+      await this.cleanupOnce();
       throw err;
     }
     this.housekeeping = setInterval(() => {
@@ -399,10 +407,22 @@ export class SoloadAgent {
     for (const f of removeStaleState(root, stale)) this.log.error(`could not remove stale ${f}`);
   }
 
-  /** Stops reading, removes probes and the instance, flushes exporters. Idempotent. */
+  /**
+   * Stops reading, removes probes and the instance, flushes exporters. Idempotent. When called while
+   * start() is still running (a signal during calibration), it waits for start to finish first, so
+   * nothing start installs afterwards is left behind.
+   */
   shutdown(): Promise<void> {
-    this.stopping ??= this.doShutdown();
+    this.stopping ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      await this.cleanupOnce();
+    })();
     return this.stopping;
+  }
+
+  private cleanupOnce(): Promise<void> {
+    this.cleanup ??= this.doShutdown();
+    return this.cleanup;
   }
 
   private async doShutdown(): Promise<void> {

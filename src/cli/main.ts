@@ -75,22 +75,28 @@ async function run(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof
   let exitCode = 0;
   let done: () => void = () => {};
   const finished = new Promise<void>((r) => (done = r));
+  let stopping = false;
   const stop = (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
     log.info(`${why}: removing probes and flushing`);
     exitCode = code;
     agent.shutdown().finally(done);
   };
   // Every way out goes through shutdown(), so no probe outlives the process (SIGKILL cannot be
-  // caught: the next start removes what it left, see cleanupStale).
-  process.once('SIGINT', () => stop('SIGINT', 130));
-  process.once('SIGTERM', () => stop('SIGTERM', 143));
-  process.once('SIGHUP', () => stop('SIGHUP', 129));
-  process.once('uncaughtException', (err) => {
-    log.error(`uncaught: ${err.stack ?? err.message}`);
+  // caught: the next start removes what it left, see cleanupStale). Handlers stay installed (`on`,
+  // not `once`): a second error while shutting down must not kill the process before cleanup ends.
+  process.on('SIGINT', () => stop('SIGINT', 130));
+  process.on('SIGTERM', () => stop('SIGTERM', 143));
+  process.on('SIGHUP', () => stop('SIGHUP', 129));
+  // `soload | head`: the reader of the console output went away. Stop like a SIGPIPE'd tool would.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => stop(`stdout ${err.code === 'EPIPE' ? 'closed (EPIPE)' : `failed (${err.message})`}`, err.code === 'EPIPE' ? 141 : 1));
+  process.on('uncaughtException', (err) => {
+    if (!stopping) log.error(`uncaught: ${err.stack ?? err.message}`);
     stop('uncaught exception', 1);
   });
-  process.once('unhandledRejection', (err) => {
-    log.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`);
+  process.on('unhandledRejection', (err) => {
+    if (!stopping) log.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`);
     stop('unhandled rejection', 1);
   });
   await agent.start();

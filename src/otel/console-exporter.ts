@@ -41,6 +41,12 @@ export class JsonLinesLogExporter implements LogRecordExporter {
   }
 
   export(logs: ReadableLogRecord[], resultCallback: (result: ExportResult) => void): void {
+    const out = this.out as NodeJS.WritableStream & { destroyed?: boolean; writable?: boolean };
+    if (out.destroyed || out.writable === false) {
+      // The reader is gone (EPIPE): the process is stopping; writing again would only throw again.
+      resultCallback({ code: ExportResultCode.FAILED, error: new Error('console output is closed') });
+      return;
+    }
     try {
       this.out.write(logs.map((r) => JSON.stringify(toConsoleRecord(r)) + '\n').join(''));
       resultCallback({ code: ExportResultCode.SUCCESS });

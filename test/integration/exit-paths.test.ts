@@ -1,0 +1,75 @@
+/**
+ * Exit paths other than signals: the reader of soload's console output going away (`soload | head`)
+ * and an uncaught error (here: soload's stderr closed under it while it has warnings to print). Both
+ * must end with soload's probes and instance removed.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CLI, FIXTURES_C, gcc, requireLiveKernel, ROOT, soloadLeftovers, tmpDir } from '../helpers/soload';
+
+function launch(config: object) {
+  const dir = tmpDir('soload-exit-');
+  const file = path.join(dir, 'c.json');
+  fs.writeFileSync(file, JSON.stringify(config));
+  const child = spawn(process.execPath, [CLI, 'run', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | string>((r) => child.on('exit', (code, sig) => r(code ?? sig ?? -1)));
+  let err = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/soload: info: ready/.test(err)) resolve();
+    });
+    child.on('exit', () => reject(new Error(`exited before ready:\n${err}`)));
+  });
+  const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  return { child, ready, exited: exited.finally(() => clearTimeout(guard)), stderr: () => err };
+}
+
+function loader(): { prog: string; lib: string } {
+  const dir = tmpDir();
+  const lib = path.join(dir, 'libplug.so');
+  const prog = path.join(dir, 'dlopener');
+  gcc(['-shared', '-fPIC', '-o', lib, path.join(FIXTURES_C, 'plug.c')]);
+  gcc(['-o', prog, path.join(FIXTURES_C, 'dlopener.c'), '-ldl']);
+  return { prog, lib };
+}
+
+test('stdout closed by its reader (EPIPE): exit 141, nothing left in the kernel', async () => {
+  requireLiveKernel();
+  const { prog, lib } = loader();
+  const s = launch({ otel: { exporters: ['console'] }, capture: { snapshot: false } });
+  await s.ready;
+  s.child.stdout!.destroy();
+  spawnSync(prog, [lib], { env: { ...process.env, SOLOAD_TEST_LINGER_MS: '0' } });
+  assert.equal(await s.exited, 141, s.stderr());
+  assert.match(s.stderr(), /stdout closed \(EPIPE\): removing probes/);
+  assert.deepEqual(soloadLeftovers(), { probes: [], instances: [] });
+});
+
+test('an uncaught error (stderr closed while warnings are due): exit 1, nothing left in the kernel', async () => {
+  requireLiveKernel();
+  const { prog, lib } = loader();
+  // Port 9 (discard) on loopback: nothing listens, so exporting fails and soload warns on stderr.
+  const s = launch({ otel: { exporters: ['otlp'], endpoint: 'http://127.0.0.1:9/v1/logs', batch: { scheduledDelayMs: 50 } }, capture: { snapshot: false } });
+  await s.ready;
+  s.child.stderr!.destroy();
+  spawnSync(prog, [lib], { env: { ...process.env, SOLOAD_TEST_LINGER_MS: '0' } });
+  assert.equal(await s.exited, 1);
+  assert.deepEqual(soloadLeftovers(), { probes: [], instances: [] });
+});
+
+test('a signal at any moment of start-up leaves nothing behind', async () => {
+  requireLiveKernel();
+  for (const delayMs of [0, 80, 120, 150, 180, 210, 240, 270, 300, 400]) {
+    const s = launch({ otel: { exporters: ['none'] }, capture: { snapshot: true } });
+    s.ready.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, delayMs));
+    s.child.kill('SIGTERM');
+    const code = await s.exited;
+    assert.ok(code === 143 || code === 'SIGTERM', `delay ${delayMs} ms: exit ${code}\n${s.stderr()}`);
+    assert.deepEqual(soloadLeftovers(), { probes: [], instances: [] }, `delay ${delayMs} ms: leftovers\n${s.stderr()}`);
+  }
+});
