@@ -4,6 +4,7 @@ import { SeverityNumber } from '@opentelemetry/api-logs';
 import { inventoryLibraries, type LibraryFile } from './capture/discover';
 import { calibrateLinkMap, RD_MAP } from './capture/calibrate';
 import { CwdTracker } from './capture/cwd';
+import { MemfdTracker, ViewTracker } from './capture/views';
 import { dlopenListProbes, startupListProbes } from './capture/list-probes';
 import { LoaderTracker } from './capture/loader';
 import { snapshotLoads } from './capture/snapshot';
@@ -12,6 +13,8 @@ import { assertPlanUsable, planProbes, type ProbePlan } from './capture/plan';
 import type { SoloadConfig } from './config/schema';
 import { ProcessEnricher } from './enrich/enricher';
 import { ProcReader } from './enrich/proc-reader';
+import { LoadPathResolver } from './enrich/paths';
+import { ViewRegistry } from './enrich/views';
 import { ElfSymbolResolver } from './elf';
 import { ErrorCodes, SoloadError } from './errors';
 import { TraceClock } from './otel/clock';
@@ -103,6 +106,12 @@ export class SoloadAgent {
   readonly stats: AgentStats = { records: 0, loadsEmitted: 0, loadsFiltered: 0, customEmitted: 0, unknownEvents: 0, processExits: 0, processExecs: 0 };
   readonly tracker: LoaderTracker;
   readonly cwd = new CwdTracker();
+  /** Which root/mount namespace each process resolves paths in, and the memfds it created. */
+  readonly views = new ViewTracker();
+  readonly memfds = new MemfdTracker();
+  readonly viewRegistry: ViewRegistry;
+  /** Loader strings → the paths the kernel prints in /proc/<pid>/maps. */
+  readonly paths: LoadPathResolver;
   private readonly config: SoloadConfig;
   private readonly log: DiagLog;
   private readonly proc: ProcReader;
@@ -136,10 +145,18 @@ export class SoloadAgent {
     this.filter = new LoadFilter(this.config.filters, process.pid);
     this.enricher = new ProcessEnricher(this.proc);
     this.resolver = new ElfSymbolResolver({ debugRoot: this.config.debugRoot });
+    this.viewRegistry = new ViewRegistry(this.proc);
+    this.paths = new LoadPathResolver({
+      proc: this.proc,
+      views: this.viewRegistry,
+      viewOf: this.views,
+      memfds: this.memfds,
+      toWallNs: (ns) => this.clock.toWallNs(ns),
+    });
     this.tracker = new LoaderTracker({
       reportExecutable: this.config.capture.reportExecutable,
       neededOf: (pid, file) => this.neededOf(pid, file),
-      canonical: (pid, file) => this.canonical(pid, file),
+      canonical: (pid, file) => this.paths.canonical(pid, file),
       initiallyLoaded: (pid) => this.proc.executableMappings(pid),
       listCapacity: this.config.capture.listSlices * this.config.capture.listSliceSize,
     });
@@ -148,20 +165,6 @@ export class SoloadAgent {
   /** The dlopen correlator (its stats are soload's fault counters). */
   get correlator() {
     return this.tracker.dlopen;
-  }
-
-  private readonly realpaths = new Map<string, string>();
-
-  /** realpath of `file` in `pid`'s view (cached; the file itself when unresolvable). */
-  private canonical(pid: number, file: string): string {
-    const key = `${pid}\0${file}`;
-    let r = this.realpaths.get(key);
-    if (r === undefined) {
-      r = this.proc.realpathAs(pid, file) ?? file;
-      if (this.realpaths.size > 65536) this.realpaths.clear();
-      this.realpaths.set(key, r);
-    }
-    return r;
   }
 
   /**
@@ -279,6 +282,7 @@ export class SoloadAgent {
     }
     this.housekeeping = setInterval(() => {
       this.tracker.dlopen.expire(this.clock.nowTraceNs());
+      this.paths.dropViews(this.viewRegistry.sweep(this.views.inUse()));
       this.clock.resample();
     }, 10_000);
     this.housekeeping.unref();
@@ -297,6 +301,8 @@ export class SoloadAgent {
       this.enricher.forget(pid);
       this.tracker.onExit(pid);
       this.cwd.onExit(pid);
+      this.views.onExit(pid);
+      this.memfds.onExit(pid);
       return;
     }
     if (rec.event === 'sched_process_fork') {
@@ -305,7 +311,11 @@ export class SoloadAgent {
         const dir = this.proc.cwd(parent);
         if (dir) this.cwd.seed(parent, dir);
       }
-      this.cwd.onFork(parent, Number(rec.fields.child_pid));
+      const child = Number(rec.fields.child_pid);
+      this.cwd.onFork(parent, child);
+      this.paths.viewOf(parent); // a parent older than soload: learn its view while it lives
+      this.views.onFork(parent, child);
+      this.memfds.onFork(parent, child);
       return;
     }
     if (rec.event === 'sched_process_exec') {
@@ -313,6 +323,10 @@ export class SoloadAgent {
       this.stats.processExecs++;
       this.enricher.forget(pid);
       this.tracker.onExec(pid, rec.fields.filename ?? undefined);
+      // A runtime may have moved it into a container (setns/pivot_root in a static binary soload
+      // has no probe in): check the view while the new image lives; a gone process keeps its parent's.
+      const view = this.viewRegistry.identify(pid);
+      if (view !== undefined) this.views.set(pid, view);
       return;
     }
     const spec = this.specs.get(rec.event);
@@ -343,6 +357,30 @@ export class SoloadAgent {
       case 'chdir.return':
         this.cwd.onChdirReturn(rec.tid, Number(rec.fields.rc));
         return;
+      case 'chroot.entry':
+        this.views.onChrootEntry(rec.tgid ?? rec.tid, rec.tid, rec.fields.path ?? null);
+        return;
+      case 'chroot.return': {
+        const done = this.views.onChrootReturn(rec.tid, Number(rec.fields.rc));
+        if (!done) return;
+        const dir = this.cwd.resolve(done.pid, done.path) ?? (done.path.startsWith('/') ? done.path : undefined);
+        if (dir !== undefined) this.views.set(done.pid, this.viewRegistry.chroot(this.paths.viewOf(done.pid), dir));
+        return;
+      }
+      case 'view.return': {
+        // unshare/setns succeeded: a new mount namespace (or another one) — pin it while alive.
+        if (Number(rec.fields.rc) !== 0) return;
+        const pid = rec.tgid ?? rec.tid;
+        const view = this.viewRegistry.identify(pid);
+        if (view !== undefined) this.views.set(pid, view);
+        return;
+      }
+      case 'memfd.entry':
+        this.memfds.onEntry(rec.tid, rec.fields.name ?? null);
+        return;
+      case 'memfd.return':
+        this.memfds.onReturn(rec.tgid ?? rec.tid, rec.tid, Number(rec.fields.fd));
+        return;
       case 'custom':
         this.emitCustom(rec);
         return;
@@ -371,11 +409,13 @@ export class SoloadAgent {
       const abs = this.cwd.resolve(ev.pid, ev.loadedBy);
       if (abs) ev = { ...ev, loadedBy: abs };
     }
+    const completed = this.enricher.completePath(ev);
+    ev = this.paths.resolve(completed.event);
     if (!this.filter.accepts(ev)) {
       this.stats.loadsFiltered++;
       return;
     }
-    const enriched = this.enricher.enrich(ev);
+    const enriched = this.enricher.enrich(ev, completed.missing);
     this.stats.loadsEmitted++;
     this.opts.onLoad?.(enriched.event);
     this.logger?.emit(this.mapper!.map(enriched, this.clock.toWallNs(this.clock.nowTraceNs())));
@@ -441,6 +481,7 @@ export class SoloadAgent {
     if (this.session) {
       for (const f of this.session.shutdown()) this.log.error(`cleanup failed: ${f}`);
     }
+    this.viewRegistry.close();
     await this.telemetry?.shutdown();
     if (this.pipeline) {
       try {

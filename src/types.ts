@@ -77,4 +77,16 @@ export interface LoadEvent {
   snapshot?: boolean;
   /** Fields that could not be read from the kernel (e.g. a `(fault)` string), by attribute name. */
   unresolved?: string[];
+  /** The loader's own string for the object (ld.so's `l_name`), when it differs from `path`. */
+  loaderPath?: string;
+  /** The file's path on the host, when the process resolves paths in another root (a chroot). */
+  hostPath?: string;
+  /** The file no longer exists under its name (the kernel prints ` (deleted)`). */
+  deleted?: boolean;
+  /** An anonymous memory file (`memfd_create`): `path` is `/memfd:NAME`. */
+  memfd?: boolean;
+  /** The file at `path` changed after the load (replaced by an upgrade): its facts are not reported. */
+  replaced?: boolean;
+  /** Facts of the resolved file (device, inode, size), when it is the one that was loaded. */
+  file?: { dev: number; ino: number; size: number };
 }

@@ -28,14 +28,16 @@ export class ProcessEnricher {
     this.revalidateMs = opts.revalidateMs ?? 5000;
   }
 
-  /** Enriches one event. Never throws: what cannot be read is listed in `missing`. */
-  enrich(event: LoadEvent, now = Date.now()): EnrichedLoad {
+  /**
+   * Makes an event's path absolute where the kernel could not: the loader kept a relative
+   * `dlopen("./x.so")` name and the cwd was not followed, or the path read faulted and only the
+   * requested name is known (then the mapping with that basename is taken from /proc). Needs the
+   * process alive; what it cannot do is listed in `missing`. Runs before canonical resolution.
+   */
+  completePath(event: LoadEvent): { event: LoadEvent; missing: string[] } {
     const missing: string[] = [];
-    const processInfo = this.processInfo(event.pid, now);
-    if (!processInfo) missing.push('process');
-    else missing.push(...processInfo.missing);
     let resolved = event;
-    if (event.result === 'ok' && event.path === undefined && event.requestedName) {
+    if (event.result === 'ok' && event.path === undefined && event.requestedName && !event.loaderPath) {
       const fromMaps = this.pathFromMaps(event.pid, event.requestedName);
       if (fromMaps) {
         resolved = { ...event, path: fromMaps, unresolved: event.unresolved?.filter((u) => u !== 'file.path') };
@@ -48,12 +50,22 @@ export class ProcessEnricher {
       if (abs) resolved = { ...resolved, path: abs };
       else missing.push('file.path.absolute');
     }
+    return { event: resolved, missing };
+  }
+
+  /**
+   * Enriches one event with process facts (file facts come with the event from path resolution).
+   * Never throws: what cannot be read is listed in `missing`, after `missingBefore`.
+   */
+  enrich(event: LoadEvent, missingBefore: readonly string[] = [], now = Date.now()): EnrichedLoad {
+    const missing: string[] = [...missingBefore];
+    const processInfo = this.processInfo(event.pid, now);
+    if (!processInfo) missing.push('process');
+    else missing.push(...processInfo.missing);
     let file: FileInfo | undefined;
-    if (resolved.path) {
-      file = this.proc.statAs(event.pid, resolved.path);
-      if (!file) missing.push('file.size', 'file.inode');
-    }
-    return { event: resolved, process: processInfo, file, missing };
+    if (event.file) file = { size: event.file.size, inode: event.file.ino, dev: event.file.dev };
+    else if (event.path !== undefined && !event.deleted && !event.replaced && !event.memfd) missing.push('file.size', 'file.inode');
+    return { event, process: processInfo, file, missing };
   }
 
   /** Forgets a process (exit or exec). */

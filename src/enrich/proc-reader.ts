@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseOtelKeyValueList } from '../config/load';
+import type { PathStat } from './canonical';
 
 /** What /proc tells about one process. Every field may be missing when the process is gone. */
 export interface ProcessInfo {
@@ -120,6 +121,96 @@ export class ProcReader {
         return undefined;
       }
     }
+  }
+
+  /**
+   * lstat of a host path for path resolution (see enrich/canonical.ts). A `/proc/self/fd/N` prefix
+   * reaches a root directory soload pinned, inside that root's mount namespace.
+   */
+  lstat(hostPath: string): PathStat | undefined {
+    try {
+      const st = fs.lstatSync(hostPath, { bigint: true });
+      const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+      return { kind, dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), ctimeNs: st.ctimeNs };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** readlink of a host path (a symlink met during resolution, or a /proc fd link). */
+  readlink(hostPath: string): string | undefined {
+    try {
+      return fs.readlinkSync(hostPath);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** What `pid`'s descriptor `fd` names, as the kernel prints it (`/memfd:x (deleted)`), if alive. */
+  fdTarget(pid: number, fd: number): string | undefined {
+    return this.readlink(path.join(this.root, String(pid), 'fd', String(fd)));
+  }
+
+  /**
+   * Identity of the place `pid` resolves paths in: its mount namespace and the (dev, inode) of its
+   * root directory. Two processes with the same identity see the same files under the same names.
+   */
+  viewIdentity(pid: number | 'self'): string | undefined {
+    const dir = path.join(this.root, String(pid));
+    try {
+      const ns = fs.readlinkSync(path.join(dir, 'ns', 'mnt'));
+      const st = fs.statSync(path.join(dir, 'root'));
+      return `${ns}:${st.dev}:${st.ino}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Pins `pid`'s view so paths can be resolved in it after every process in it has exited: an fd on
+   * its mount namespace keeps that namespace's mounts alive, an fd on its root directory is where
+   * lookups start (`/proc/self/fd/<root>/...` walks that namespace's mount tree). The caller closes
+   * both with {@link closeFds}. Undefined when the process is gone.
+   */
+  pinView(pid: number): { identity: string; fds: number[]; prefix: string } | undefined {
+    const dir = path.join(this.root, String(pid));
+    const fds: number[] = [];
+    try {
+      fds.push(fs.openSync(path.join(dir, 'ns', 'mnt'), 'r'));
+      fds.push(fs.openSync(path.join(dir, 'root'), 'r'));
+      const identity = this.viewIdentity(pid);
+      if (identity === undefined) throw new Error('gone');
+      // The fds are ours: /proc/self is soload itself, whatever procRoot the reader was given.
+      return { identity, fds, prefix: `/proc/self/fd/${fds[1]}` };
+    } catch {
+      this.closeFds(fds);
+      return undefined;
+    }
+  }
+
+  closeFds(fds: readonly number[]): void {
+    for (const fd of fds) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  /**
+   * What `pid` was started with as preloads: `LD_PRELOAD` of its environment (split on spaces and
+   * colons, as ld.so does) and `/etc/ld.so.preload` of its own root.
+   */
+  preloadsOf(pid: number): string[] {
+    const dir = path.join(this.root, String(pid));
+    const out: string[] = [];
+    const env = readText(path.join(dir, 'environ'));
+    const pre = env?.split('\0').find((kv) => kv.startsWith('LD_PRELOAD='));
+    if (pre) out.push(...pre.slice('LD_PRELOAD='.length).split(/[ :]+/).filter(Boolean));
+    const file = readText(path.join(dir, 'root', 'etc', 'ld.so.preload'));
+    if (file) out.push(...file.split(/[ :\t\n]+/).filter(Boolean));
+    return out;
   }
 
   /** Start time of `pid` in ticks, cheap enough to validate a cache entry. */

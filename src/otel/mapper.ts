@@ -61,7 +61,13 @@ export class SoLoadLogMapper {
     if (file) {
       a['file.size'] = file.size;
       a['file.inode'] = file.inode;
+      a['soload.file.device'] = deviceName(file.dev);
     }
+    if (ev.loaderPath !== undefined) a['soload.loader_path'] = ev.loaderPath;
+    if (ev.hostPath !== undefined) a['soload.host_path'] = ev.hostPath;
+    if (ev.deleted) a['soload.file.deleted'] = true;
+    if (ev.memfd) a['soload.file.memfd'] = true;
+    if (ev.replaced) a['soload.file.replaced'] = true;
     if (ev.requestedName !== undefined) a['soload.requested_name'] = ev.requestedName;
     if (ev.flags !== undefined) a['soload.dlopen.flags'] = ev.flags;
     if (ev.loadedBy !== undefined) a['soload.loaded_by'] = ev.loadedBy;
@@ -96,4 +102,15 @@ export class SoLoadLogMapper {
       attributes: a,
     };
   }
+}
+
+/**
+ * `major:minor` of a device number as /proc/<pid>/maps prints it (hex, at least two digits each),
+ * decoding the kernel's new_encode_dev() layout that stat(2) returns.
+ */
+export function deviceName(dev: number): string {
+  const d = BigInt(dev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`;
 }

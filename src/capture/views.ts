@@ -1,0 +1,118 @@
+/**
+ * Per-process facts that path resolution needs after the process is gone, followed from kernel
+ * events the way {@link CwdTracker} follows working directories (pure, bounded):
+ * - which *view* (mount namespace + root directory) each process resolves paths in: inherited at
+ *   fork, changed by chroot/unshare/setns (libc probes) or found different at exec;
+ * - which memfds each process created (`memfd_create` name → fd), because ld.so names a memfd it
+ *   was handed as `/proc/self/fd/N` while the kernel prints `/memfd:NAME (deleted)`.
+ */
+
+/** Id of the view every process starts in unless told otherwise: the host's root. */
+export const HOST_VIEW = 'host';
+
+/** pid → view id, with fork inheritance. */
+export class ViewTracker {
+  private readonly byPid = new Map<number, string>();
+  private readonly max: number;
+
+  constructor(maxEntries = 65536) {
+    this.max = maxEntries;
+  }
+
+  /** The view of `pid`, undefined when soload never learnt it (a process older than soload). */
+  get(pid: number): string | undefined {
+    return this.byPid.get(pid);
+  }
+
+  set(pid: number, view: string): void {
+    if (this.byPid.size >= this.max && !this.byPid.has(pid)) this.byPid.delete(this.byPid.keys().next().value as number);
+    this.byPid.set(pid, view);
+  }
+
+  /** A child (process or thread) starts in its parent's view. */
+  onFork(parent: number, child: number): void {
+    const v = this.byPid.get(parent);
+    if (v !== undefined) this.set(child, v);
+  }
+
+  onExit(pid: number): void {
+    this.byPid.delete(pid);
+  }
+
+  private readonly pendingChroot = new Map<number, { pid: number; path: string }>();
+
+  onChrootEntry(pid: number, tid: number, dir: string | null): void {
+    if (dir) this.pendingChroot.set(tid, { pid, path: dir });
+    if (this.pendingChroot.size > this.max) this.pendingChroot.delete(this.pendingChroot.keys().next().value as number);
+  }
+
+  /** chroot returned `rc`: on success, the process and the directory it now resolves `/` at. */
+  onChrootReturn(tid: number, rc: number): { pid: number; path: string } | undefined {
+    const p = this.pendingChroot.get(tid);
+    this.pendingChroot.delete(tid);
+    return p && rc === 0 ? p : undefined;
+  }
+
+  /** How many processes use each view (for the sweep that releases unused ones). */
+  inUse(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const v of this.byPid.values()) out.set(v, (out.get(v) ?? 0) + 1);
+    return out;
+  }
+
+  get size(): number {
+    return this.byPid.size;
+  }
+}
+
+/** pid → fd → memfd name, from `memfd_create` entry/return probes. */
+export class MemfdTracker {
+  private readonly byPid = new Map<number, Map<number, string>>();
+  private readonly pending = new Map<number, string>();
+  private readonly maxPids: number;
+  private readonly maxPerPid: number;
+
+  constructor(maxPids = 16384, maxPerPid = 256) {
+    this.maxPids = maxPids;
+    this.maxPerPid = maxPerPid;
+  }
+
+  onEntry(tid: number, name: string | null): void {
+    if (name !== null) this.pending.set(tid, name);
+    if (this.pending.size > this.maxPids) this.pending.delete(this.pending.keys().next().value as number);
+  }
+
+  /** memfd_create returned `fd` in thread `tid` of process `pid`. */
+  onReturn(pid: number, tid: number, fd: number): void {
+    const name = this.pending.get(tid);
+    this.pending.delete(tid);
+    if (name === undefined || !Number.isInteger(fd) || fd < 0) return;
+    let fds = this.byPid.get(pid);
+    if (!fds) {
+      if (this.byPid.size >= this.maxPids) this.byPid.delete(this.byPid.keys().next().value as number);
+      this.byPid.set(pid, (fds = new Map()));
+    }
+    if (fds.size >= this.maxPerPid && !fds.has(fd)) fds.delete(fds.keys().next().value as number);
+    fds.set(fd, name);
+  }
+
+  /** The memfd name behind `fd` of `pid`, when it was created by a memfd_create soload saw. */
+  nameOf(pid: number, fd: number): string | undefined {
+    return this.byPid.get(pid)?.get(fd);
+  }
+
+  /** Descriptors survive fork: the child has the same memfds at the same numbers. */
+  onFork(parent: number, child: number): void {
+    const fds = this.byPid.get(parent);
+    if (fds && child !== parent) this.byPid.set(child, new Map(fds));
+  }
+
+  onExit(pid: number): void {
+    this.byPid.delete(pid);
+    this.pending.delete(pid);
+  }
+
+  get size(): number {
+    return this.byPid.size;
+  }
+}

@@ -1,0 +1,150 @@
+import { HOST_VIEW, type MemfdTracker, type ViewTracker } from '../capture/views';
+import type { LoadEvent } from '../types';
+import { parseFdPath, parseFdTarget, PathCache, type PathStat } from './canonical';
+import type { ProcReader } from './proc-reader';
+import type { ViewRegistry } from './views';
+
+/** Options of {@link LoadPathResolver}. */
+export interface LoadPathResolverOptions {
+  proc: ProcReader;
+  views: ViewRegistry;
+  viewOf: ViewTracker;
+  memfds: MemfdTracker;
+  /** Trace-clock ns → wall-clock ns (to compare a file's ctime with the load's time). */
+  toWallNs: (traceNs: bigint) => bigint;
+  cache?: PathCache;
+  now?: () => number;
+}
+
+/** Counters of path resolution (self-metrics, bench). */
+export interface PathStats {
+  resolved: number;
+  changed: number;
+  deleted: number;
+  memfd: number;
+  fdUnresolved: number;
+  replaced: number;
+  /** Processes whose view could not be learnt (gone before soload saw them): the host's was used. */
+  viewFallback: number;
+}
+
+/**
+ * Turns the loader's string for an object into the path the kernel prints in that process's
+ * `/proc/<pid>/maps` (see canonical.ts), in the process's own view, without needing the process:
+ * views are followed from fork/exec/chroot/unshare/setns events and pinned while alive; resolutions
+ * are cached per (view, path). Adds the loaded file's facts (dev, inode, size) from the resolved
+ * file, unless that file changed after the load (an upgrade replaced it): then it says so instead.
+ */
+export class LoadPathResolver {
+  readonly stats: PathStats = { resolved: 0, changed: 0, deleted: 0, memfd: 0, fdUnresolved: 0, replaced: 0, viewFallback: 0 };
+  readonly cache: PathCache;
+  private readonly o: LoadPathResolverOptions;
+  private readonly now: () => number;
+
+  constructor(opts: LoadPathResolverOptions) {
+    this.o = opts;
+    this.cache = opts.cache ?? new PathCache();
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The view `pid` resolves paths in (learnt from /proc on first sight when soload has no history of it). */
+  viewOf(pid: number): string {
+    const known = this.o.viewOf.get(pid);
+    if (known !== undefined) return known;
+    const found = this.o.views.identify(pid);
+    if (found === undefined) {
+      this.stats.viewFallback++;
+      return HOST_VIEW;
+    }
+    this.o.viewOf.set(pid, found);
+    return found;
+  }
+
+  /** Canonical form of `file` in `pid`'s view (for comparisons; `file` itself when not absolute). */
+  canonical(pid: number, file: string): string {
+    if (!file.startsWith('/')) return file;
+    const view = this.o.views.get(this.viewOf(pid)) ?? this.o.views.host;
+    return this.cache.resolve(view.id, view.prefix, file, this.o.proc, this.now()).path;
+  }
+
+  /** The event with `path` canonical and the loader's own string kept when it differs. */
+  resolve(ev: LoadEvent): LoadEvent {
+    let out = ev;
+    if (ev.path !== undefined && ev.path.startsWith('/')) out = this.resolvePath(ev, ev.path);
+    if (out.loadedBy !== undefined && out.loadedBy.startsWith('/')) {
+      const by = this.canonical(ev.pid, out.loadedBy);
+      if (by !== out.loadedBy) out = { ...out, loadedBy: by };
+    }
+    return out;
+  }
+
+  private resolvePath(ev: LoadEvent, loaderPath: string): LoadEvent {
+    this.stats.resolved++;
+    const fd = parseFdPath(loaderPath);
+    if (fd) return this.resolveFd(ev, loaderPath, fd.owner === 'self' ? ev.pid : fd.owner, fd.fd);
+    const viewId = this.viewOf(ev.pid);
+    const view = this.o.views.get(viewId) ?? this.o.views.host;
+    const r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, this.now());
+    const out: LoadEvent = { ...ev, path: r.path };
+    if (r.path !== loaderPath) {
+      out.loaderPath = loaderPath;
+      this.stats.changed++;
+    }
+    if (view.hostDir !== undefined && view.hostDir !== '') out.hostPath = view.hostDir + r.path;
+    if (!r.exists) {
+      out.deleted = true;
+      this.stats.deleted++;
+    } else if (r.stat) this.attachFile(out, r.stat);
+    return out;
+  }
+
+  /**
+   * ld.so opened `/proc/self/fd/N` (a memfd or an inherited descriptor): the kernel names the file
+   * behind the descriptor. Asked from the process while it lives; otherwise from the memfd_create
+   * soload saw. Never reported as `/proc/self/fd/N`.
+   */
+  private resolveFd(ev: LoadEvent, loaderPath: string, owner: number, fd: number): LoadEvent {
+    const live = this.o.proc.fdTarget(owner, fd);
+    let target = live !== undefined && live.startsWith('/') ? parseFdTarget(live) : undefined;
+    if (!target) {
+      const name = this.o.memfds.nameOf(owner, fd);
+      if (name !== undefined) target = { path: `/memfd:${name}`, deleted: true, memfd: true };
+    }
+    if (!target) {
+      this.stats.fdUnresolved++;
+      const unresolved = [...new Set([...(ev.unresolved ?? []), 'file.path'])];
+      const { path: _dropped, ...rest } = ev;
+      return { ...rest, loaderPath, unresolved };
+    }
+    const out: LoadEvent = { ...ev, path: target.path, loaderPath };
+    if (target.memfd) {
+      out.memfd = true;
+      this.stats.memfd++;
+    }
+    if (target.deleted) {
+      out.deleted = true;
+      this.stats.deleted++;
+    } else {
+      const st = this.o.proc.lstat(target.path);
+      if (st) this.attachFile(out, st);
+    }
+    this.stats.changed++;
+    return out;
+  }
+
+  private attachFile(out: LoadEvent, st: PathStat): void {
+    // ctime moves when a file is replaced by rename (dpkg, rpm) or rewritten: a file changed after
+    // the load is not the one the process mapped, so its facts must not be reported as that one's.
+    if (!out.snapshot && st.ctimeNs > this.o.toWallNs(out.timestampNs)) {
+      out.replaced = true;
+      this.stats.replaced++;
+      return;
+    }
+    out.file = { dev: st.dev, ino: st.ino, size: st.size };
+  }
+
+  /** Forgets cached resolutions of released views. */
+  dropViews(ids: readonly string[]): void {
+    for (const id of ids) this.cache.dropView(id);
+  }
+}
