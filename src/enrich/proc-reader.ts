@@ -102,28 +102,6 @@ export class ProcReader {
   }
 
   /**
-   * Canonical path of `file` as process `pid` sees it (symlinks such as merged-/usr resolved inside
-   * its mount namespace), or undefined when it cannot be resolved.
-   */
-  realpathAs(pid: number, file: string): string | undefined {
-    const rootLink = path.join(this.root, String(pid), 'root');
-    try {
-      // /proc/<pid>/root is a magic link to the process's root: resolving through it and then
-      // removing what it resolves to gives the path inside that root.
-      const root = fs.realpathSync(rootLink);
-      const real = fs.realpathSync(path.join(rootLink, file));
-      if (root === '/') return real;
-      return real.startsWith(root + '/') ? real.slice(root.length) : undefined;
-    } catch {
-      try {
-        return fs.realpathSync(file);
-      } catch {
-        return undefined;
-      }
-    }
-  }
-
-  /**
    * lstat of a host path for path resolution (see enrich/canonical.ts). A `/proc/self/fd/N` prefix
    * reaches a root directory soload pinned, inside that root's mount namespace.
    */

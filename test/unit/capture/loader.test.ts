@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoaderTracker } from '../../../src/capture/loader';
-import { classifyMappings } from '../../../src/capture/snapshot';
 import type { LoadEvent, TraceRecord } from '../../../src/types';
 
 const LDSO = '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2';
@@ -109,25 +108,4 @@ test('unknown executable: bare names count as needed, slashed names as preload',
     ...t.onAdd(rec('loader_add', 1, { path: '/lib/libz.so.1', req: 'libz.so.1' }), LDSO),
   ];
   assert.deepEqual(brief(evs), [`interpreter ${LDSO}`, 'preload /p/libpre.so /p/libpre.so', 'needed /lib/libz.so.1 libz.so.1']);
-});
-
-test('snapshot classification: executable, interpreter, DT_NEEDED closure, unknown', () => {
-  const facts: Record<string, { needed: string[]; soname?: string; interpreter?: string }> = {
-    '/bin/app': { needed: ['libssl.so.3', 'libc.so.6'], interpreter: '/lib64/ld-linux-x86-64.so.2' },
-    '/usr/lib/libssl.so.3': { needed: ['libcrypto.so.3', 'libc.so.6'], soname: 'libssl.so.3' },
-    '/usr/lib/libcrypto.so.3': { needed: ['libc.so.6'], soname: 'libcrypto.so.3' },
-    '/usr/lib/libc.so.6': { needed: ['ld-linux-x86-64.so.2'], soname: 'libc.so.6' },
-    '/usr/lib/ld-linux-x86-64.so.2': { needed: [] },
-    '/tmp/plugin.so': { needed: [] },
-  };
-  const elf = { inspect: (f: string) => { const x = facts[f]; if (!x) throw new Error('nope'); return x; } };
-  const m = classifyMappings('/bin/app', Object.keys(facts), elf, (p) => p);
-  assert.deepEqual(Object.fromEntries(m), {
-    '/bin/app': 'executable',
-    '/usr/lib/libssl.so.3': 'needed',
-    '/usr/lib/libcrypto.so.3': 'needed',
-    '/usr/lib/libc.so.6': 'needed',
-    '/usr/lib/ld-linux-x86-64.so.2': 'interpreter',
-    '/tmp/plugin.so': 'unknown',
-  });
 });

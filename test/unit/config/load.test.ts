@@ -37,6 +37,12 @@ test('defaults: dlopen probes for libc.so.6 and libdl.so.2, OTLP to localhost:43
     'loader_state:ld-linux*.so*:entry:loader.state',
     'chdir_entry:libc.so.6:entry:chdir.entry',
     'chdir_return:libc.so.6:return:chdir.return',
+    'chroot_entry:libc.so.6:entry:chroot.entry',
+    'chroot_return:libc.so.6:return:chroot.return',
+    'unshare_return:libc.so.6:return:view.return',
+    'setns_return:libc.so.6:return:view.return',
+    'memfd_entry:libc.so.6:entry:memfd.entry',
+    'memfd_return:libc.so.6:return:memfd.return',
   ]);
   assert.equal(c.tracefs.traceClock, 'mono');
 });

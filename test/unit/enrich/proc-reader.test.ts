@@ -1,35 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { ProcessEnricher } from '../../../src/enrich/enricher';
 import { containerIdFromCgroup, parseMapsPaths, ProcReader, serviceNameFromEnviron } from '../../../src/enrich/proc-reader';
-import type { LoadEvent } from '../../../src/types';
 
-const CID = 'a'.repeat(12) + '0123456789abcdef'.repeat(3) + 'b'.repeat(4);
-
-/** A fixture /proc tree with one process. */
-function fixtureProc(): { root: string; proc: string; passwd: string } {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-proc-'));
-  const proc = path.join(root, 'proc');
-  const p = path.join(proc, '1234');
-  fs.mkdirSync(p, { recursive: true });
-  // comm with ") " inside: the parser must use the last ")".
-  fs.writeFileSync(path.join(p, 'stat'), `1234 (evil) (x) S 77 1234 1234 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 0 0\n`);
-  fs.symlinkSync('/usr/bin/python3.11', path.join(p, 'exe'));
-  fs.symlinkSync(root, path.join(p, 'cwd'));
-  fs.writeFileSync(path.join(p, 'cmdline'), 'python3\0-m\0http.server\0');
-  fs.writeFileSync(path.join(p, 'status'), 'Name:\tpython3\nUid:\t1000\t1000\t1000\t1000\n');
-  fs.writeFileSync(path.join(p, 'cgroup'), `0::/system.slice/docker-${CID}.scope\n`);
-  fs.writeFileSync(path.join(p, 'environ'), 'PATH=/bin\0OTEL_RESOURCE_ATTRIBUTES=service.name=fromattrs,x=y\0OTEL_SERVICE_NAME=checkout\0');
-  fs.writeFileSync(path.join(p, 'maps'), `7f00-7f01 r-xp 00000000 08:01 55 /usr/lib/libz.so.1\n7f01-7f02 r-xp 00000000 08:01 56 /opt/dir with space/libq.so (deleted)\n7f03-7f04 rw-p 00000000 00:00 0 \n`);
-  const passwd = path.join(root, 'passwd');
-  fs.writeFileSync(passwd, 'root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n');
-  fs.mkdirSync(path.join(root, 'lib'));
-  fs.writeFileSync(path.join(root, 'lib', 'libplug.so'), 'ELF?');
-  return { root, proc, passwd };
-}
+import { CID, fixtureProc } from './fixtures';
 
 test('readProcess reads every field from a fixture tree', () => {
   const { proc, passwd } = fixtureProc();
@@ -67,38 +42,26 @@ test('parseMapsPaths keeps file-backed paths with spaces, strips (deleted), skip
   assert.deepEqual(parseMapsPaths(`1-2 r-xp 0 08:01 5 /a b/c.so (deleted)\n3-4 rw-p 0 00:00 0 [stack]\n5-6 r--p 0 08:01 7 /x.so\n7-8 r--p 0 08:01 7 /x.so\n`), ['/a b/c.so', '/x.so']);
 });
 
-test('enricher caches per pid, forgets on exit, absolutizes relative paths', () => {
-  const { root, proc, passwd } = fixtureProc();
-  const reader = new ProcReader(proc, passwd);
-  const e = new ProcessEnricher(reader);
-  const ev: LoadEvent = { timestampNs: 1n, pid: 1234, tid: 1234, comm: 'python3', method: 'dlopen', result: 'ok', probe: 'p', path: 'lib/libplug.so', requestedName: 'lib/libplug.so' };
-  const out = e.enrich(ev);
-  assert.equal(out.event.path, path.join(root, 'lib', 'libplug.so'));
-  assert.equal(out.file?.size, 4);
-  assert.equal(out.process?.serviceName, 'checkout');
-  assert.equal(e.size, 1);
-  e.forget(1234);
-  assert.equal(e.size, 0);
-  const gone = e.enrich({ ...ev, pid: 4321, path: '/nonexistent/x.so' });
-  assert.deepEqual(gone.missing, ['process', 'file.size', 'file.inode']);
-});
-
-test('enricher falls back to /proc/<pid>/maps when l_name was unreadable', () => {
-  const { proc, passwd } = fixtureProc();
-  const e = new ProcessEnricher(new ProcReader(proc, passwd));
-  const out = e.enrich({ timestampNs: 1n, pid: 1234, tid: 1234, comm: 'p', method: 'dlopen', result: 'ok', probe: 'p', requestedName: 'libz.so.1', unresolved: ['file.path'] });
-  assert.equal(out.event.path, '/usr/lib/libz.so.1');
-  assert.deepEqual(out.event.unresolved, []);
-});
-
-test('realpathAs resolves inside the process root and falls back to the host view', () => {
+test('preloadsOf reads LD_PRELOAD (spaces and colons) and the process root\'s /etc/ld.so.preload', () => {
   const { root, proc } = fixtureProc();
-  fs.mkdirSync(path.join(root, 'usr', 'lib'), { recursive: true });
-  fs.writeFileSync(path.join(root, 'usr', 'lib', 'libq.so'), '');
-  fs.symlinkSync('usr/lib', path.join(root, 'lib64'));
+  fs.writeFileSync(path.join(proc, '1234', 'environ'), 'A=1\0LD_PRELOAD=/tmp/a.so libb.so:/opt/c.so\0');
+  fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'etc', 'ld.so.preload'), '/usr/lib/d.so\n# no comments in this file\n');
   fs.symlinkSync(root, path.join(proc, '1234', 'root'));
   const r = new ProcReader(proc);
-  assert.equal(r.realpathAs(1234, '/lib64/libq.so'), '/usr/lib/libq.so');
-  assert.equal(r.realpathAs(1234, '/lib64/none.so'), undefined);
-  assert.equal(r.realpathAs(4321, os.tmpdir()), fs.realpathSync(os.tmpdir()), 'no /proc entry: host view');
+  assert.deepEqual(r.preloadsOf(1234).slice(0, 4), ['/tmp/a.so', 'libb.so', '/opt/c.so', '/usr/lib/d.so']);
+  assert.deepEqual(r.preloadsOf(4321), []);
+});
+
+test('viewIdentity and pinView on the live /proc: soload itself, fds closed again', () => {
+  const r = new ProcReader('/proc');
+  const own = r.viewIdentity('self');
+  assert.match(own ?? '', /^mnt:\[\d+\]:\d+:\d+$/);
+  assert.equal(r.viewIdentity(process.pid), own);
+  const pin = r.pinView(process.pid);
+  assert.ok(pin);
+  assert.equal(pin.identity, own);
+  assert.ok(fs.statSync(path.join(pin.prefix, 'etc')).isDirectory(), 'the pinned root is walkable');
+  r.closeFds(pin.fds);
+  assert.equal(r.pinView(2 ** 22 + 12345), undefined, 'no such process');
 });

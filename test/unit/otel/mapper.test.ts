@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nsToHrTime, TraceClock } from '../../../src/otel/clock';
-import { SoLoadLogMapper } from '../../../src/otel/mapper';
+import { deviceName, SoLoadLogMapper } from '../../../src/otel/mapper';
 
 test('SoLoadLogMapper: semconv attributes, readable body, kernel timestamp', () => {
   const m = new SoLoadLogMapper({ severity: 'WARN', toWallNs: (ns) => ns + 1_700_000_000_000_000_000n });
@@ -32,6 +32,7 @@ test('SoLoadLogMapper: semconv attributes, readable body, kernel timestamp', () 
     'file.directory': '/usr/lib/x86_64-linux-gnu',
     'file.size': 100,
     'file.inode': 7,
+    'soload.file.device': '00:01',
     'soload.requested_name': 'libssl.so.3',
     'soload.dlopen.flags': 2,
     'process.parent_pid': 1,
@@ -65,4 +66,23 @@ test('the traced service name can be carried under another attribute (backends t
   const rec = m.map({ event: { timestampNs: 1n, pid: 1, tid: 1, comm: 'a', method: 'needed', result: 'ok', probe: 'p', path: '/l.so' }, process: { pid: 1, serviceName: 'checkout', missing: [] }, missing: [] }, 2n);
   assert.equal(rec.attributes!['soload.process.service.name'], 'checkout');
   assert.equal(rec.attributes!['service.name'], undefined);
+});
+
+test('path attributes: loader string, host path, deleted/memfd/replaced flags; device as maps prints it', () => {
+  const m = new SoLoadLogMapper({ severity: 'INFO', toWallNs: (ns) => ns });
+  const base = { timestampNs: 1n, pid: 1, tid: 1, comm: 'a', method: 'dlopen' as const, result: 'ok' as const, probe: 'p' };
+  const memfd = m.map({ event: { ...base, path: '/memfd:libmemfd.so', loaderPath: '/proc/self/fd/4', memfd: true, deleted: true }, missing: [] }, 2n);
+  assert.equal(memfd.attributes!['file.path'], '/memfd:libmemfd.so');
+  assert.equal(memfd.attributes!['file.name'], 'memfd:libmemfd.so');
+  assert.equal(memfd.attributes!['soload.loader_path'], '/proc/self/fd/4');
+  assert.equal(memfd.attributes!['soload.file.memfd'], true);
+  assert.equal(memfd.attributes!['soload.file.deleted'], true);
+  const jail = m.map({ event: { ...base, path: '/usr/lib/libj.so', hostPath: '/srv/jail/usr/lib/libj.so', replaced: true }, missing: [] }, 2n);
+  assert.equal(jail.attributes!['soload.host_path'], '/srv/jail/usr/lib/libj.so');
+  assert.equal(jail.attributes!['soload.file.replaced'], true);
+  assert.equal(jail.attributes!['soload.loader_path'], undefined);
+  // st_dev of /dev/vda1 (254:1), of a 12-bit-major/20-bit-minor device, and of an overlay (0:45)
+  assert.equal(deviceName(0xfe01), 'fe:01');
+  assert.equal(deviceName((0x103 << 8) | 0x12 | (0x345 << 12 << 8)), '103:34512');
+  assert.equal(deviceName(45), '00:2d');
 });

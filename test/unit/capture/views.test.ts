@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemfdTracker, ViewTracker } from '../../../src/capture/views';
+
+test('views are inherited at fork, set by chroot, forgotten at exit, counted for the sweep', () => {
+  const v = new ViewTracker();
+  v.set(1, 'host');
+  v.onFork(1, 2);
+  assert.equal(v.get(2), 'host');
+  v.onChrootEntry(2, 2, '/srv/jail');
+  assert.deepEqual(v.onChrootReturn(2, 0), { pid: 2, path: '/srv/jail' });
+  v.onChrootEntry(2, 2, '/nope');
+  assert.equal(v.onChrootReturn(2, -1), undefined, 'a failed chroot changes nothing');
+  assert.equal(v.onChrootReturn(3, 0), undefined, 'a return without an entry changes nothing');
+  v.set(2, 'host>/srv/jail');
+  v.onFork(2, 3);
+  assert.deepEqual([...v.inUse()].sort(), [['host', 1], ['host>/srv/jail', 2]]);
+  v.onExit(2);
+  v.onExit(3);
+  assert.deepEqual([...v.inUse()], [['host', 1]]);
+  assert.equal(v.get(9), undefined, 'unknown processes stay unknown');
+});
+
+test('ViewTracker is bounded', () => {
+  const v = new ViewTracker(4);
+  for (let i = 0; i < 100; i++) v.set(i, 'host');
+  assert.equal(v.size, 4);
+  assert.equal(v.get(99), 'host');
+});
+
+test('memfds: name from the entry, fd from the return, inherited at fork, gone at exit', () => {
+  const m = new MemfdTracker();
+  m.onEntry(11, 'libmemfd.so');
+  m.onReturn(10, 11, 4);
+  assert.equal(m.nameOf(10, 4), 'libmemfd.so');
+  assert.equal(m.nameOf(10, 5), undefined);
+  m.onEntry(11, 'x');
+  m.onReturn(10, 11, -24);
+  assert.equal(m.nameOf(10, -24), undefined, 'a failed memfd_create records nothing');
+  m.onFork(10, 20);
+  assert.equal(m.nameOf(20, 4), 'libmemfd.so');
+  m.onExit(10);
+  assert.equal(m.nameOf(10, 4), undefined);
+  assert.equal(m.nameOf(20, 4), 'libmemfd.so');
+});
+
+test('MemfdTracker is bounded per process and in processes', () => {
+  const m = new MemfdTracker(2, 3);
+  for (let fd = 0; fd < 10; fd++) {
+    m.onEntry(1, `m${fd}`);
+    m.onReturn(1, 1, fd);
+  }
+  assert.equal(m.nameOf(1, 9), 'm9');
+  assert.equal(m.nameOf(1, 0), undefined);
+  for (let pid = 2; pid < 10; pid++) {
+    m.onEntry(pid, 'x');
+    m.onReturn(pid, pid, 3);
+  }
+  assert.equal(m.size, 2);
+});
