@@ -7,7 +7,8 @@
  *   baseline        no probes
  *   loader probe    soload with debug symbols (_dl_add_to_namespace_list)
  *   search lists    soload with debug symbols hidden (calibrated l_searchlist probes)
- * and soload's own CPU time per reported load is printed.
+ * and soload's own CPU time per reported load is printed, then the per-record cost of canonical
+ * path resolution (bench/paths.ts).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildCorpus, type RunSpec } from '../test/recall/corpus';
 import { startSoload } from '../test/helpers/soload';
+import { benchPaths } from './paths';
 
 const N = Number(process.env.SOLOAD_BENCH_RUNS ?? 300);
 
@@ -92,6 +94,8 @@ async function main(): Promise<void> {
   console.log(fmt(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) console.log(fmt(r));
+  console.log('\nper-record cost of canonical path resolution (file.path as /proc/<pid>/maps names it):');
+  for (const r of benchPaths()) console.log(`  ${r.condition.padEnd(48)} ${String(r.records).padStart(7)} records  ${r.usPerRecord.toFixed(2)} µs/record`);
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

@@ -80,7 +80,7 @@ export class LoadPathResolver {
 
   private resolvePath(ev: LoadEvent, loaderPath: string): LoadEvent {
     this.stats.resolved++;
-    const fd = parseFdPath(loaderPath);
+    const fd = loaderPath.includes('/fd/') ? parseFdPath(loaderPath) : undefined;
     if (fd) return this.resolveFd(ev, loaderPath, fd.owner === 'self' ? ev.pid : fd.owner, fd.fd);
     const viewId = this.viewOf(ev.pid);
     const view = this.o.views.get(viewId) ?? this.o.views.host;
