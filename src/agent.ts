@@ -2,10 +2,10 @@ import path from 'node:path';
 import type { Logger } from '@opentelemetry/api-logs';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { inventoryLibraries, type LibraryFile } from './capture/discover';
-import { calibrateLinkMap, RD_MAP } from './capture/calibrate';
+import { calibrateLinkMap, RD_MAP, type LinkMapLayout } from './capture/calibrate';
 import { CwdTracker } from './capture/cwd';
 import { MemfdTracker, ViewTracker } from './capture/views';
-import { dlopenListProbes, startupListProbes } from './capture/list-probes';
+import { dlopenListProbes, fileIdFetch, startupListProbes } from './capture/list-probes';
 import { LoaderTracker } from './capture/loader';
 import { snapshotLoads } from './capture/snapshot';
 import { LoadFilter } from './capture/filters';
@@ -152,6 +152,7 @@ export class SoloadAgent {
       viewOf: this.views,
       memfds: this.memfds,
       toWallNs: (ns) => this.clock.toWallNs(ns),
+      nowTraceNs: () => this.clock.nowTraceNs(),
     });
     this.tracker = new LoaderTracker({
       reportExecutable: this.config.capture.reportExecutable,
@@ -168,29 +169,47 @@ export class SoloadAgent {
   }
 
   /**
-   * For each ld.so whose `_dl_add_to_namespace_list` could not be found (no debug symbols), replace
-   * its `loader_state` probe by search-list probes with link_map offsets calibrated against a helper
-   * process, and add dependency-list probes to the dlopen return probe next to it.
+   * Calibrates each ld.so's private `struct link_map` layout against a helper process (see
+   * calibrate.ts). With debug symbols the loader probe gains the `l_file_id` fetches (the inode of
+   * the file the kernel mapped); without them, its `loader_state` probe is replaced by search-list
+   * probes and the dlopen return probe next to it gains dependency-list probes.
    */
   private async addListMechanism(plan: ProbePlan): Promise<ProbePlan> {
     const withAdd = new Set(plan.specs.filter((s) => s.role === 'loader.add').map((s) => s.path));
-    const specs = [...plan.specs];
+    let specs = [...plan.specs];
     const opts = { sliceSize: this.config.capture.listSliceSize, slices: this.config.capture.listSlices };
-    for (const state of plan.specs.filter((s) => s.role === 'loader.state' && !withAdd.has(s.path))) {
+    for (const state of plan.specs.filter((s) => s.role === 'loader.state')) {
+      const sameGlibc = (s: ProbeSpec) => path.dirname(s.path) === path.dirname(state.path);
+      let layout: LinkMapLayout;
+      let rDebugVaddr = 0;
       try {
         const info = this.resolver.inspect(state.path);
         const firstLoad = info.segments.find((g) => g.type === 1);
-        const rDebug = this.resolver.lookup(state.path, '_r_debug');
-        const layout = await calibrateLinkMap({ ldso: state.path, rDebugVaddr: rDebug.vaddr - (firstLoad?.vaddr ?? 0), proc: this.proc });
-        const rMap = this.resolver.fetchOffset(state.path, state.symbol ?? '_dl_debug_state', '_r_debug') + RD_MAP;
-        specs.splice(specs.indexOf(state), 1, ...startupListProbes(state, layout, rMap, opts));
-        for (const ret of plan.specs.filter((s) => s.role === 'dlopen.return' && path.dirname(s.path) === path.dirname(state.path))) {
-          specs.push(...dlopenListProbes(ret, layout, { ...opts, slices: this.config.capture.dlopenListSlices }));
-        }
-        this.log.info(`${state.path}: no _dl_add_to_namespace_list symbol; using search-list probes (l_searchlist at ${layout.searchlist}, ${layout.source})`);
+        rDebugVaddr = this.resolver.lookup(state.path, '_r_debug').vaddr - (firstLoad?.vaddr ?? 0);
+        layout = await calibrateLinkMap({ ldso: state.path, rDebugVaddr, proc: this.proc });
       } catch (err) {
-        this.log.warn(`${state.path}: no _dl_add_to_namespace_list symbol and link_map calibration failed (${(err as Error).message}); only dlopen() calls are captured for processes using it`);
+        if (!withAdd.has(state.path)) {
+          this.log.warn(`${state.path}: no _dl_add_to_namespace_list symbol and link_map calibration failed (${(err as Error).message}); only dlopen() calls are captured for processes using it`);
+        } else {
+          this.log.info(`${state.path}: link_map calibration failed (${(err as Error).message}); file identities come from the file system instead of ld.so`);
+        }
+        continue;
       }
+      if (layout.fileId === undefined) this.log.info(`${state.path}: l_file_id not found by calibration; deleted/replaced files are told from their status-change time`);
+      // Every probe that sees a struct link_map * also reads l_file_id (cheap: two u64 per hit).
+      specs = specs.map((s) => {
+        if (!sameGlibc(s) && s.path !== state.path) return s;
+        if (s.role === 'loader.add' && s.path === state.path) return { ...s, fetch: [...s.fetch, ...fileIdFetch('%di', layout)] };
+        if (s.role === 'dlopen.return') return { ...s, fetch: [...s.fetch, ...fileIdFetch('$retval', layout)] };
+        return s;
+      });
+      if (withAdd.has(state.path)) continue;
+      const rMap = this.resolver.fetchOffset(state.path, state.symbol ?? '_dl_debug_state', '_r_debug') + RD_MAP;
+      specs.splice(specs.indexOf(state), 1, ...startupListProbes(state, layout, rMap, opts));
+      for (const ret of specs.filter((s) => s.role === 'dlopen.return' && sameGlibc(s))) {
+        specs.push(...dlopenListProbes(ret, layout, { ...opts, slices: this.config.capture.dlopenListSlices }));
+      }
+      this.log.info(`${state.path}: no _dl_add_to_namespace_list symbol; using search-list probes (l_searchlist at ${layout.searchlist}, ${layout.source})`);
     }
     return { specs, skipped: plan.skipped };
   }
@@ -325,8 +344,7 @@ export class SoloadAgent {
       this.tracker.onExec(pid, rec.fields.filename ?? undefined);
       // A runtime may have moved it into a container (setns/pivot_root in a static binary soload
       // has no probe in): check the view while the new image lives; a gone process keeps its parent's.
-      const view = this.viewRegistry.identify(pid);
-      if (view !== undefined) this.views.set(pid, view);
+      this.paths.identify(pid);
       return;
     }
     const spec = this.specs.get(rec.event);
@@ -362,17 +380,21 @@ export class SoloadAgent {
         return;
       case 'chroot.return': {
         const done = this.views.onChrootReturn(rec.tid, Number(rec.fields.rc));
-        if (!done) return;
+        // Unknown directory (the string read faulted) or already seen by a later look at /proc.
+        if (!done) {
+          if (Number(rec.fields.rc) === 0 && !this.views.observedAfter(rec.tgid ?? rec.tid, rec.timestampNs)) this.paths.identify(rec.tgid ?? rec.tid);
+          return;
+        }
+        if (this.views.observedAfter(done.pid, rec.timestampNs)) return;
         const dir = this.cwd.resolve(done.pid, done.path) ?? (done.path.startsWith('/') ? done.path : undefined);
         if (dir !== undefined) this.views.set(done.pid, this.viewRegistry.chroot(this.paths.viewOf(done.pid), dir));
         return;
       }
       case 'view.return': {
         // unshare/setns succeeded: a new mount namespace (or another one) — pin it while alive.
-        if (Number(rec.fields.rc) !== 0) return;
         const pid = rec.tgid ?? rec.tid;
-        const view = this.viewRegistry.identify(pid);
-        if (view !== undefined) this.views.set(pid, view);
+        if (Number(rec.fields.rc) !== 0 || this.views.observedAfter(pid, rec.timestampNs)) return;
+        this.paths.identify(pid);
         return;
       }
       case 'memfd.entry':

@@ -87,6 +87,11 @@ export interface LoadEvent {
   memfd?: boolean;
   /** The file at `path` changed after the load (replaced by an upgrade): its facts are not reported. */
   replaced?: boolean;
+  /**
+   * Device and inode of the file the kernel mapped, as ld.so recorded them (`l_file_id`), when the
+   * probes read them: the truth the resolved name is checked against.
+   */
+  mapped?: { dev?: number; ino: number };
   /** Facts of the resolved file (device, inode, size), when it is the one that was loaded. */
-  file?: { dev: number; ino: number; size: number };
+  file?: { dev?: number; ino: number; size?: number };
 }

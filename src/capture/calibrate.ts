@@ -6,6 +6,13 @@ import type { Mapping, ProcReader } from '../enrich/proc-reader';
 export interface LinkMapLayout {
   /** Offset of `l_searchlist` (`struct r_scope_elem { struct link_map **r_list; unsigned r_nlist; }`). */
   searchlist: number;
+  /**
+   * Offset of `l_file_id` (`struct r_file_id { dev_t dev; ino64_t ino; }`): the device and inode
+   * ld.so recorded (fstat of the descriptor it mapped) before the object reaches
+   * `_dl_add_to_namespace_list`, i.e. the identity of the file the kernel mapped. Undefined when
+   * calibration could not find it.
+   */
+  fileId?: number;
   /** Where the numbers came from. */
   source: string;
 }
@@ -59,6 +66,45 @@ export function findSearchlistOffset(read: MemoryReader, mainMap: bigint, list: 
   return undefined;
 }
 
+/**
+ * Finds `l_file_id` in the link_map of a library whose (dev, inode) is known (pure over `read`):
+ * the first 8-aligned offset holding that dev followed by that inode. Only offsets past the public
+ * fields and `l_libname` are considered; a match in two different objects confirms it.
+ */
+export function findFileIdOffset(read: MemoryReader, maps: Array<{ map: bigint; dev: bigint; ino: bigint }>, structSize = 0x600): number | undefined {
+  let found: number | undefined;
+  for (const m of maps) {
+    const raw = read(m.map, structSize);
+    if (!raw) continue;
+    let here: number | undefined;
+    for (let off = LM_LIBNAME + 8; off + 16 <= raw.length; off += 8) {
+      if (raw.readBigUInt64LE(off) === m.dev && raw.readBigUInt64LE(off + 8) === m.ino) {
+        here = off;
+        break;
+      }
+    }
+    if (here === undefined) continue;
+    if (found !== undefined && found !== here) return undefined;
+    found = here;
+  }
+  return found;
+}
+
+/** Reads a NUL-terminated string (at most `max` bytes) from process memory. */
+export function readCString(read: MemoryReader, at: bigint, max = 4096): string | undefined {
+  if (at === 0n) return undefined;
+  const chunk = read(at, 256) ?? read(at, 1);
+  if (!chunk) return undefined;
+  let buf = chunk;
+  for (let off = 256; !buf.includes(0) && off < max; off += 256) {
+    const more = read(at + BigInt(off), 256);
+    if (!more) break;
+    buf = Buffer.concat([buf, more]);
+  }
+  const end = buf.indexOf(0);
+  return buf.subarray(0, end < 0 ? buf.length : end).toString('utf8');
+}
+
 /** Load bias of `file` (its inode) in a process: start of the mapping with file offset 0. */
 export function loadBase(maps: Mapping[], inode: number): bigint | undefined {
   return maps.find((m) => m.inode === inode && m.offset === 0n)?.start;
@@ -104,7 +150,10 @@ export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMap
           const list = walkLinkMaps(read, head);
           if (list.length >= 3) {
             const off = findSearchlistOffset(read, head, list);
-            if (off !== undefined) return { searchlist: off, source: `calibrated against pid ${pid} (${list.length} objects)` };
+            if (off !== undefined) {
+              const fileId = findFileIdOffset(read, identities(read, list, pid, input.proc));
+              return { searchlist: off, ...(fileId !== undefined ? { fileId } : {}), source: `calibrated against pid ${pid} (${list.length} objects)` };
+            }
           }
         }
       }
@@ -115,4 +164,22 @@ export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMap
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+/** (map, dev, inode) of the helper's objects that are files (libc; the vDSO and main map have none). */
+function identities(read: MemoryReader, list: bigint[], pid: number, proc: ProcReader): Array<{ map: bigint; dev: bigint; ino: bigint }> {
+  const out: Array<{ map: bigint; dev: bigint; ino: bigint }> = [];
+  for (const map of list.slice(1)) {
+    const ptr = read(map + BigInt(LM_NAME), 8)?.readBigUInt64LE(0) ?? 0n;
+    const name = readCString(read, ptr);
+    if (!name || !name.startsWith('/')) continue;
+    try {
+      // Through the helper's root: the name is the one its loader opened.
+      const st = fs.statSync(`${proc.root}/${pid}/root${name}`, { bigint: true });
+      out.push({ map, dev: st.dev, ino: st.ino });
+    } catch {
+      continue;
+    }
+  }
+  return out;
 }

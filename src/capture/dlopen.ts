@@ -1,3 +1,4 @@
+import { mappedOf } from './file-id';
 import type { LoadEvent, TraceRecord } from '../types';
 
 /** Counters a correlator keeps; exported as soload's health numbers. */
@@ -99,6 +100,7 @@ export class DlopenCorrelator {
       probe,
     };
     if (ok && path !== undefined) ev.path = path;
+    if (ok) Object.assign(ev, mappedOf(rec.fields.dev, rec.fields.ino));
     if (requestedName !== undefined) ev.requestedName = requestedName;
     if (entry?.flags !== undefined && Number.isFinite(entry.flags)) ev.flags = entry.flags;
     if (unresolved.length) ev.unresolved = unresolved;

@@ -22,6 +22,8 @@ function listFetch(mapExpr: string, layout: LinkMapLayout, first: number, size: 
     const entry = `+${8 * (first + k)}(+${off}(${mapExpr}))`;
     fetch.push({ name: `p${k}`, arg: `+0(+${LM_NAME}(${entry})):ustring` });
     fetch.push({ name: `q${k}`, arg: `+0(+0(+${LM_LIBNAME}(${entry}))):ustring` });
+    // The inode ld.so recorded for the file it mapped: tells a deleted or replaced name apart.
+    if (layout.fileId !== undefined) fetch.push({ name: `i${k}`, arg: `+${layout.fileId + 8}(${entry}):u64` });
   }
   return fetch;
 }
@@ -73,4 +75,16 @@ export function dlopenListProbes(returnProbe: ProbeSpec, layout: LinkMapLayout, 
     fetch: [{ name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` }, ...listFetch('$retval', layout, first, opts.sliceSize)],
     filter: `n > ${first}`,
   }));
+}
+
+/**
+ * `l_file_id` fetches (device and inode of the file ld.so mapped) for a probe whose first argument
+ * or return value is a `struct link_map *` (`mapExpr`: `%di`, `$retval`), when calibration found it.
+ */
+export function fileIdFetch(mapExpr: string, layout: LinkMapLayout | undefined): ProbeSpec['fetch'] {
+  if (layout?.fileId === undefined) return [];
+  return [
+    { name: 'dev', arg: `+${layout.fileId}(${mapExpr}):u64` },
+    { name: 'ino', arg: `+${layout.fileId + 8}(${mapExpr}):u64` },
+  ];
 }

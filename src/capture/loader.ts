@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { LoadEvent, LoadMethod, TraceRecord } from '../types';
 import { DlopenCorrelator } from './dlopen';
+import { mappedOf } from './file-id';
 
 /** r_debug.r_state values (glibc <link.h>). */
 export const RT_CONSISTENT = 0;
@@ -127,18 +128,18 @@ export class LoaderTracker {
       const method: LoadMethod = this.isNeeded(st, req) ? 'needed' : 'preload';
       this.learnNeeded(st, pid, lname, false);
       this.stats.startupLoads++;
-      out.push({ ...base, method, path: lname, ...(req !== undefined ? { requestedName: req } : {}) });
+      out.push({ ...base, method, path: lname, ...(req !== undefined ? { requestedName: req } : {}), ...mappedOf(rec.fields.dev, rec.fields.ino) });
       return out;
     }
     if (st.batchFirst === undefined) {
       st.batchFirst = lname;
       this.stats.dlopenBatches++;
-      const ev: LoadEvent = { ...base, method: 'dlopen', path: lname, ...(req !== undefined ? { requestedName: req } : {}) };
+      const ev: LoadEvent = { ...base, method: 'dlopen', path: lname, ...(req !== undefined ? { requestedName: req } : {}), ...mappedOf(rec.fields.dev, rec.fields.ino) };
       const flags = this.inFlight.get(rec.tid)?.flags;
       if (flags !== undefined) ev.flags = flags;
       out.push(ev);
     } else {
-      out.push({ ...base, method: 'needed', path: lname, loadedBy: st.batchFirst, ...(req !== undefined ? { requestedName: req } : {}) });
+      out.push({ ...base, method: 'needed', path: lname, loadedBy: st.batchFirst, ...(req !== undefined ? { requestedName: req } : {}), ...mappedOf(rec.fields.dev, rec.fields.ino) });
     }
     return out;
   }
@@ -207,6 +208,7 @@ export class LoaderTracker {
       const part = st.parts.get(i - (i % slice.size))!;
       const p = part.fields[`p${i % slice.size}`] ?? undefined;
       const q = part.fields[`q${i % slice.size}`] ?? undefined;
+      const mapped = mappedOf(undefined, part.fields[`i${i % slice.size}`]);
       if (i === 0) {
         if (st.exe) this.learnNeeded(st, pid, st.exe, true);
         if (this.opts.reportExecutable && st.exe) out.push({ ...base, method: 'executable', path: st.exe });
@@ -215,13 +217,13 @@ export class LoaderTracker {
       if (!p || !p.includes('/')) continue;
       this.markKnown(pid, p);
       if (path.basename(p) === path.basename(ldso)) {
-        out.push({ ...base, method: 'interpreter', path: p, ...(q !== undefined ? { requestedName: q } : {}) });
+        out.push({ ...base, method: 'interpreter', path: p, ...(q !== undefined ? { requestedName: q } : {}), ...mapped });
         continue;
       }
       const method: LoadMethod = this.isNeeded(st, q) ? 'needed' : 'preload';
       this.learnNeeded(st, pid, p, false);
       this.stats.startupLoads++;
-      out.push({ ...base, method, path: p, ...(q !== undefined ? { requestedName: q } : {}) });
+      out.push({ ...base, method, path: p, ...(q !== undefined ? { requestedName: q } : {}), ...mapped });
     }
     st.parts = undefined;
     st.phase = 'running';
@@ -249,7 +251,7 @@ export class LoaderTracker {
       if (i === 0) continue;
       if (!p || !p.includes('/') || !this.markKnown(pid, p)) continue;
       owner ??= rec.fields.self ?? undefined;
-      out.push({ ...base, method: 'needed', path: p, ...(q !== undefined ? { requestedName: q } : {}), ...(owner ? { loadedBy: owner } : {}) });
+      out.push({ ...base, method: 'needed', path: p, ...(q !== undefined ? { requestedName: q } : {}), ...(owner ? { loadedBy: owner } : {}), ...mappedOf(undefined, rec.fields[`i${k}`]) });
     }
     return out;
   }
@@ -316,3 +318,4 @@ export class LoaderTracker {
     };
   }
 }
+

@@ -13,6 +13,7 @@ export const HOST_VIEW = 'host';
 /** pid → view id, with fork inheritance. */
 export class ViewTracker {
   private readonly byPid = new Map<number, string>();
+  private readonly observed = new Map<number, bigint>();
   private readonly max: number;
 
   constructor(maxEntries = 65536) {
@@ -24,9 +25,26 @@ export class ViewTracker {
     return this.byPid.get(pid);
   }
 
-  set(pid: number, view: string): void {
-    if (this.byPid.size >= this.max && !this.byPid.has(pid)) this.byPid.delete(this.byPid.keys().next().value as number);
+  /**
+   * Sets the view of `pid`. `observedAtNs` (trace clock) is when it was read from /proc: /proc shows
+   * the process as it is *now*, which may already include a chroot/unshare whose record soload has
+   * not processed yet (see {@link observedAfter}).
+   */
+  set(pid: number, view: string, observedAtNs?: bigint): void {
+    if (this.byPid.size >= this.max && !this.byPid.has(pid)) {
+      const old = this.byPid.keys().next().value as number;
+      this.byPid.delete(old);
+      this.observed.delete(old);
+    }
     this.byPid.set(pid, view);
+    if (observedAtNs !== undefined) this.observed.set(pid, observedAtNs);
+    else this.observed.delete(pid);
+  }
+
+  /** True when the view of `pid` was read from /proc after `ns`: an event at `ns` is already in it. */
+  observedAfter(pid: number, ns: bigint): boolean {
+    const at = this.observed.get(pid);
+    return at !== undefined && at > ns;
   }
 
   /** A child (process or thread) starts in its parent's view. */

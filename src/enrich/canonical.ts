@@ -148,10 +148,11 @@ export class PathCache {
     this.max = opts.maxEntries ?? 16384;
   }
 
-  resolve(viewId: string, prefix: string, file: string, ops: ResolveOps, now: number): Resolution {
+  /** The cached resolution, or a walk when there is none, it is older than the TTL, or `fresh`. */
+  resolve(viewId: string, prefix: string, file: string, ops: ResolveOps, now: number, fresh = false): Resolution {
     const key = viewId + '\0' + file;
     const hit = this.entries.get(key);
-    if (hit && now - hit.at < this.ttlMs) {
+    if (hit && !fresh && now - hit.at < this.ttlMs) {
       this.stats.hits++;
       return hit.r;
     }

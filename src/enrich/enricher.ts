@@ -1,12 +1,20 @@
 import path from 'node:path';
 import type { LoadEvent } from '../types';
-import type { FileInfo, ProcessInfo, ProcReader } from './proc-reader';
+import type { ProcessInfo, ProcReader } from './proc-reader';
+
+/** What is known of the file that was mapped. */
+export interface LoadedFile {
+  inode: number;
+  size?: number;
+  dev?: number;
+}
 
 /** A LoadEvent with what /proc could add. */
 export interface EnrichedLoad {
   event: LoadEvent;
   process?: ProcessInfo;
-  file?: FileInfo;
+  /** Facts of the loaded file (size is absent when only ld.so's record of it is left). */
+  file?: LoadedFile;
   /** Attribute names that could not be enriched (process gone, file unreadable). */
   missing: string[];
 }
@@ -62,9 +70,10 @@ export class ProcessEnricher {
     const processInfo = this.processInfo(event.pid, now);
     if (!processInfo) missing.push('process');
     else missing.push(...processInfo.missing);
-    let file: FileInfo | undefined;
-    if (event.file) file = { size: event.file.size, inode: event.file.ino, dev: event.file.dev };
-    else if (event.path !== undefined && !event.deleted && !event.replaced && !event.memfd) missing.push('file.size', 'file.inode');
+    let file: LoadedFile | undefined;
+    if (event.file) {
+      file = { inode: event.file.ino, ...(event.file.size !== undefined ? { size: event.file.size } : {}), ...(event.file.dev !== undefined ? { dev: event.file.dev } : {}) };
+    } else if (event.path !== undefined && !event.deleted && !event.replaced && !event.memfd) missing.push('file.size', 'file.inode');
     return { event, process: processInfo, file, missing };
   }
 

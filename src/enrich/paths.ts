@@ -12,6 +12,8 @@ export interface LoadPathResolverOptions {
   memfds: MemfdTracker;
   /** Trace-clock ns → wall-clock ns (to compare a file's ctime with the load's time). */
   toWallNs: (traceNs: bigint) => bigint;
+  /** Trace-clock now: stamps views read from /proc so later-processed events are not applied twice. */
+  nowTraceNs?: () => bigint;
   cache?: PathCache;
   now?: () => number;
 }
@@ -51,12 +53,14 @@ export class LoadPathResolver {
   viewOf(pid: number): string {
     const known = this.o.viewOf.get(pid);
     if (known !== undefined) return known;
+    return this.identify(pid) ?? (this.stats.viewFallback++, HOST_VIEW);
+  }
+
+  /** Reads `pid`'s view from /proc now (pinning it if new) and records when; undefined when gone. */
+  identify(pid: number): string | undefined {
+    const observedAt = this.o.nowTraceNs?.();
     const found = this.o.views.identify(pid);
-    if (found === undefined) {
-      this.stats.viewFallback++;
-      return HOST_VIEW;
-    }
-    this.o.viewOf.set(pid, found);
+    if (found !== undefined) this.o.viewOf.set(pid, found, observedAt);
     return found;
   }
 
@@ -84,13 +88,32 @@ export class LoadPathResolver {
     if (fd) return this.resolveFd(ev, loaderPath, fd.owner === 'self' ? ev.pid : fd.owner, fd.fd);
     const viewId = this.viewOf(ev.pid);
     const view = this.o.views.get(viewId) ?? this.o.views.host;
-    const r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, this.now());
+    const now = this.now();
+    let r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now);
+    // A cached answer about another file (the name was reused since): walk again before judging.
+    if (ev.mapped && !sameFile(r.stat, ev.mapped)) r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now, true);
     const out: LoadEvent = { ...ev, path: r.path };
     if (r.path !== loaderPath) {
       out.loaderPath = loaderPath;
       this.stats.changed++;
     }
     if (view.hostDir !== undefined && view.hostDir !== '') out.hostPath = view.hostDir + r.path;
+    if (ev.mapped) {
+      // ld.so told which file it mapped: the name is right iff it still leads to that file. If not,
+      // the mapped file was unlinked (the kernel prints " (deleted)"), perhaps replaced by another.
+      if (r.exists && sameFile(r.stat, ev.mapped)) {
+        out.file = { dev: r.stat!.dev, ino: r.stat!.ino, size: r.stat!.size };
+        return out;
+      }
+      out.deleted = true;
+      this.stats.deleted++;
+      if (r.exists) {
+        out.replaced = true;
+        this.stats.replaced++;
+      }
+      out.file = { ...(ev.mapped.dev !== undefined ? { dev: ev.mapped.dev } : {}), ino: ev.mapped.ino };
+      return out;
+    }
     if (!r.exists) {
       out.deleted = true;
       this.stats.deleted++;
@@ -147,4 +170,9 @@ export class LoadPathResolver {
   dropViews(ids: readonly string[]): void {
     for (const id of ids) this.cache.dropView(id);
   }
+}
+
+/** Whether an lstat result is the file ld.so recorded (inode, and device when it was read). */
+function sameFile(st: PathStat | undefined, mapped: { dev?: number; ino: number }): boolean {
+  return st !== undefined && st.ino === mapped.ino && (mapped.dev === undefined || st.dev === mapped.dev);
 }

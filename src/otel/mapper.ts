@@ -59,9 +59,9 @@ export class SoLoadLogMapper {
       a['file.directory'] = path.dirname(ev.path);
     }
     if (file) {
-      a['file.size'] = file.size;
+      if (file.size !== undefined) a['file.size'] = file.size;
       a['file.inode'] = file.inode;
-      a['soload.file.device'] = deviceName(file.dev);
+      if (file.dev !== undefined) a['soload.file.device'] = deviceName(file.dev);
     }
     if (ev.loaderPath !== undefined) a['soload.loader_path'] = ev.loaderPath;
     if (ev.hostPath !== undefined) a['soload.host_path'] = ev.hostPath;

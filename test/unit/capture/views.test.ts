@@ -58,3 +58,14 @@ test('MemfdTracker is bounded per process and in processes', () => {
   }
   assert.equal(m.size, 2);
 });
+
+test('a view read from /proc after an event already contains it (observedAfter)', () => {
+  const v = new ViewTracker();
+  v.set(4, 'ns1', 1000n);
+  assert.equal(v.observedAfter(4, 999n), true, 'a chroot at 999 was already in the /proc look at 1000');
+  assert.equal(v.observedAfter(4, 1001n), false);
+  v.set(4, 'host>/jail');
+  assert.equal(v.observedAfter(4, 0n), false, 'a view set from an event carries no /proc time');
+  v.onExit(4);
+  assert.equal(v.observedAfter(4, 0n), false);
+});

@@ -172,3 +172,19 @@ test('a process in the host view identified alive does not pin anything', () => 
   assert.equal(views.identify(5), 'host');
   assert.equal(opened.length, 0);
 });
+
+test('ld.so\'s l_file_id decides: same inode → facts; other inode at the name → deleted + replaced; cache re-checked', () => {
+  const { paths } = setup();
+  const inode = '/usr/lib/libz.so.1.2.13'.length; // the fake tree's inode of that file
+  const ok = paths.resolve(ev(7, '/lib/libz.so.1', { mapped: { dev: 0xfe01, ino: inode } }));
+  assert.deepEqual([ok.deleted, ok.replaced, ok.file?.size], [undefined, undefined, 7]);
+  const swapped = paths.resolve(ev(7, '/lib/libz.so.1', { mapped: { dev: 0xfe01, ino: 31337 } }));
+  assert.equal(swapped.path, '/usr/lib/libz.so.1.2.13');
+  assert.deepEqual([swapped.deleted, swapped.replaced], [true, true], 'the mapped file was unlinked, another one is there now');
+  assert.deepEqual(swapped.file, { dev: 0xfe01, ino: 31337 }, 'inode and device of the mapped file, no size from the other one');
+  const gone = paths.resolve(ev(7, '/lib/libgone.so', { mapped: { ino: 5 } }));
+  assert.deepEqual([gone.deleted, gone.replaced, gone.file], [true, undefined, { ino: 5 }]);
+  const walks = paths.cache.stats.walks;
+  paths.resolve(ev(7, '/lib/libz.so.1', { mapped: { dev: 0xfe01, ino: 31337 } }));
+  assert.equal(paths.cache.stats.walks, walks + 1, 'a cached answer that disagrees with ld.so is walked again');
+});
