@@ -382,7 +382,7 @@ export class SoloadAgent {
         const done = this.views.onChrootReturn(rec.tid, Number(rec.fields.rc));
         // Unknown directory (the string read faulted) or already seen by a later look at /proc.
         if (!done) {
-          if (Number(rec.fields.rc) === 0 && !this.views.observedAfter(rec.tgid ?? rec.tid, rec.timestampNs)) this.paths.identify(rec.tgid ?? rec.tid);
+          if (Number(rec.fields.rc) === 0 && !this.views.observedAfter(rec.tgid ?? rec.tid, rec.timestampNs)) this.paths.identify(rec.tgid ?? rec.tid, true);
           return;
         }
         if (this.views.observedAfter(done.pid, rec.timestampNs)) return;
@@ -390,11 +390,14 @@ export class SoloadAgent {
         if (dir !== undefined) this.views.set(done.pid, this.viewRegistry.chroot(this.paths.viewOf(done.pid), dir));
         return;
       }
+      case 'view.entry':
+        this.views.onNamespaceEntry(rec.tid, Number(rec.fields.flags));
+        return;
       case 'view.return': {
-        // unshare/setns succeeded: a new mount namespace (or another one) — pin it while alive.
+        // unshare/setns into another mount namespace succeeded: pin it while the process lives.
         const pid = rec.tgid ?? rec.tid;
-        if (Number(rec.fields.rc) !== 0 || this.views.observedAfter(pid, rec.timestampNs)) return;
-        this.paths.identify(pid);
+        if (!this.views.onNamespaceReturn(rec.tid, Number(rec.fields.rc)) || this.views.observedAfter(pid, rec.timestampNs)) return;
+        this.paths.identify(pid, true);
         return;
       }
       case 'memfd.entry':

@@ -85,6 +85,11 @@ export interface LoadEvent {
   deleted?: boolean;
   /** An anonymous memory file (`memfd_create`): `path` is `/memfd:NAME`. */
   memfd?: boolean;
+  /**
+   * The process had moved to a root/mount namespace soload could not see (it was gone first):
+   * `path` was resolved in the view it came from and may not be the kernel's name.
+   */
+  viewLost?: boolean;
   /** The file at `path` changed after the load (replaced by an upgrade): its facts are not reported. */
   replaced?: boolean;
   /**

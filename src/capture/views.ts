@@ -10,10 +10,14 @@
 /** Id of the view every process starts in unless told otherwise: the host's root. */
 export const HOST_VIEW = 'host';
 
+/** unshare(2)/setns(2) flag for a new mount namespace (<sched.h>). */
+export const CLONE_NEWNS = 0x20000;
+
 /** pid → view id, with fork inheritance. */
 export class ViewTracker {
   private readonly byPid = new Map<number, string>();
   private readonly observed = new Map<number, bigint>();
+  private readonly previous = new Map<number, string>();
   private readonly max: number;
 
   constructor(maxEntries = 65536) {
@@ -35,10 +39,24 @@ export class ViewTracker {
       const old = this.byPid.keys().next().value as number;
       this.byPid.delete(old);
       this.observed.delete(old);
+      this.previous.delete(old);
     }
+    const before = this.byPid.get(pid);
     this.byPid.set(pid, view);
-    if (observedAtNs !== undefined) this.observed.set(pid, observedAtNs);
-    else this.observed.delete(pid);
+    if (observedAtNs !== undefined) {
+      this.observed.set(pid, observedAtNs);
+      // /proc may be ahead of the records (a chroot soload has not processed yet): keep the view the
+      // process had, so objects it mapped before the move can still be named where they were.
+      if (before !== undefined && before !== view) this.previous.set(pid, before);
+    } else {
+      this.observed.delete(pid);
+      this.previous.delete(pid);
+    }
+  }
+
+  /** The view `pid` had before /proc showed it in another one (see {@link set}). */
+  previousOf(pid: number): string | undefined {
+    return this.previous.get(pid);
   }
 
   /** True when the view of `pid` was read from /proc after `ns`: an event at `ns` is already in it. */
@@ -69,6 +87,25 @@ export class ViewTracker {
     const p = this.pendingChroot.get(tid);
     this.pendingChroot.delete(tid);
     return p && rc === 0 ? p : undefined;
+  }
+
+  private readonly pendingNs = new Map<number, number>();
+
+  /** unshare(flags) / setns(fd, nstype) entry. */
+  onNamespaceEntry(tid: number, flags: number): void {
+    this.pendingNs.set(tid, flags);
+    if (this.pendingNs.size > this.max) this.pendingNs.delete(this.pendingNs.keys().next().value as number);
+  }
+
+  /**
+   * unshare/setns returned `rc`: true when it may have changed the mount namespace (CLONE_NEWNS in
+   * the flags, or setns with nstype 0 = any type, or no entry seen).
+   */
+  onNamespaceReturn(tid: number, rc: number): boolean {
+    const flags = this.pendingNs.get(tid);
+    this.pendingNs.delete(tid);
+    if (rc !== 0) return false;
+    return flags === undefined || flags === 0 || (flags & CLONE_NEWNS) !== 0;
   }
 
   /** How many processes use each view (for the sweep that releases unused ones). */

@@ -36,6 +36,7 @@ export const PROBE_ROLES = [
   'chdir.return',
   'chroot.entry',
   'chroot.return',
+  'view.entry',
   'view.return',
   'memfd.entry',
   'memfd.return',
@@ -100,7 +101,7 @@ export function builtinProbes(arch: string = process.arch): ProbeConfig[] {
     // for processes that are gone before /proc/<pid>/cwd could be read.
     { name: 'chdir_entry', library: 'libc.so.6', symbol: 'chdir', kind: 'entry', role: 'chdir.entry', optional: true, fetch: { path: `+0(${a0}):ustring` } },
     { name: 'chdir_return', library: 'libc.so.6', symbol: 'chdir', kind: 'return', role: 'chdir.return', optional: true, fetch: { rc: '$retval:s32' } },
-    ...viewProbes(a0),
+    ...viewProbes(a0, a1),
   ];
 }
 
@@ -108,16 +109,19 @@ export function builtinProbes(arch: string = process.arch): ProbeConfig[] {
  * Probes that let soload name files as the kernel does for processes that are gone by the time
  * their records are read (all on rarely called libc functions, so they cost nothing in steady
  * state): chroot (the new root, resolved without /proc), unshare/setns (a new mount namespace:
- * pinned while the process lives), memfd_create (ld.so names a memfd it is handed `/proc/self/fd/N`;
+ * pinned while the process lives; the flags tell a mount-namespace change from, say, a new network
+ * namespace), memfd_create (ld.so names a memfd it is handed `/proc/self/fd/N`;
  * the kernel prints `/memfd:NAME (deleted)`).
  */
-export function viewProbes(a0: string): ProbeConfig[] {
+export function viewProbes(a0: string, a1: string): ProbeConfig[] {
   const lib = 'libc.so.6';
   const p = (name: string, symbol: string, kind: 'entry' | 'return', role: string, fetch: Record<string, string>): ProbeConfig => ({ name, library: lib, symbol, kind, role, optional: true, fetch });
   return [
     p('chroot_entry', 'chroot', 'entry', 'chroot.entry', { path: `+0(${a0}):ustring` }),
     p('chroot_return', 'chroot', 'return', 'chroot.return', { rc: '$retval:s32' }),
+    p('unshare_entry', 'unshare', 'entry', 'view.entry', { flags: `${a0}:x32` }),
     p('unshare_return', 'unshare', 'return', 'view.return', { rc: '$retval:s32' }),
+    p('setns_entry', 'setns', 'entry', 'view.entry', { flags: `${a1}:x32` }),
     p('setns_return', 'setns', 'return', 'view.return', { rc: '$retval:s32' }),
     p('memfd_entry', 'memfd_create', 'entry', 'memfd.entry', { name: `+0(${a0}):ustring` }),
     p('memfd_return', 'memfd_create', 'return', 'memfd.return', { fd: '$retval:s32' }),

@@ -67,6 +67,7 @@ export class ProcessEnricher {
    */
   enrich(event: LoadEvent, missingBefore: readonly string[] = [], now = Date.now()): EnrichedLoad {
     const missing: string[] = [...missingBefore];
+    if (event.viewLost) missing.push('file.path.namespace');
     const processInfo = this.processInfo(event.pid, now);
     if (!processInfo) missing.push('process');
     else missing.push(...processInfo.missing);

@@ -28,6 +28,10 @@ export interface PathStats {
   replaced: number;
   /** Processes whose view could not be learnt (gone before soload saw them): the host's was used. */
   viewFallback: number;
+  /** Records of processes that moved to a view soload could not pin in time (see View.lost). */
+  viewLost: number;
+  /** Objects named in the view a process had before /proc showed it moved (mapped before the move). */
+  previousView: number;
 }
 
 /**
@@ -38,7 +42,7 @@ export interface PathStats {
  * file, unless that file changed after the load (an upgrade replaced it): then it says so instead.
  */
 export class LoadPathResolver {
-  readonly stats: PathStats = { resolved: 0, changed: 0, deleted: 0, memfd: 0, fdUnresolved: 0, replaced: 0, viewFallback: 0 };
+  readonly stats: PathStats = { resolved: 0, changed: 0, deleted: 0, memfd: 0, fdUnresolved: 0, replaced: 0, viewFallback: 0, viewLost: 0, previousView: 0 };
   readonly cache: PathCache;
   private readonly o: LoadPathResolverOptions;
   private readonly now: () => number;
@@ -56,11 +60,16 @@ export class LoadPathResolver {
     return this.identify(pid) ?? (this.stats.viewFallback++, HOST_VIEW);
   }
 
-  /** Reads `pid`'s view from /proc now (pinning it if new) and records when; undefined when gone. */
-  identify(pid: number): string | undefined {
+  /**
+   * Reads `pid`'s view from /proc now (pinning it if new) and records when; undefined when gone.
+   * With `moved`, the process is known to have changed its view (chroot/unshare/setns): if it is
+   * gone, its view becomes a marked guess (View.lost) instead of staying silently the old one.
+   */
+  identify(pid: number, moved = false): string | undefined {
     const observedAt = this.o.nowTraceNs?.();
     const found = this.o.views.identify(pid);
     if (found !== undefined) this.o.viewOf.set(pid, found, observedAt);
+    else if (moved) this.o.viewOf.set(pid, this.o.views.lost(this.o.viewOf.get(pid) ?? HOST_VIEW));
     return found;
   }
 
@@ -87,15 +96,37 @@ export class LoadPathResolver {
     const fd = loaderPath.includes('/fd/') ? parseFdPath(loaderPath) : undefined;
     if (fd) return this.resolveFd(ev, loaderPath, fd.owner === 'self' ? ev.pid : fd.owner, fd.fd);
     const viewId = this.viewOf(ev.pid);
-    const view = this.o.views.get(viewId) ?? this.o.views.host;
+    let view = this.o.views.get(viewId) ?? this.o.views.host;
     const now = this.now();
     let r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now);
     // A cached answer about another file (the name was reused since): walk again before judging.
     if (ev.mapped && !sameFile(r.stat, ev.mapped)) r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now, true);
+    if (ev.mapped && !sameFile(r.stat, ev.mapped)) {
+      // /proc showed the process in a view it moved to after this load: the view it had before
+      // names the mapped file (ld.so's inode says which is right).
+      const prev = this.o.views.get(this.o.viewOf.previousOf(ev.pid) ?? '');
+      if (prev) {
+        const rp = this.cache.resolve(prev.id, prev.prefix, loaderPath, this.o.proc, now, true);
+        if (sameFile(rp.stat, ev.mapped)) {
+          r = rp;
+          view = prev;
+          this.stats.previousView++;
+        }
+      }
+    }
     const out: LoadEvent = { ...ev, path: r.path };
     if (r.path !== loaderPath) {
       out.loaderPath = loaderPath;
       this.stats.changed++;
+    }
+    if (view.lost) {
+      // Resolved in the view the process came from: a missing file says nothing about deletion.
+      out.viewLost = true;
+      this.stats.viewLost++;
+      if (!r.exists || (ev.mapped && !sameFile(r.stat, ev.mapped))) {
+        if (ev.mapped) out.file = { ...(ev.mapped.dev !== undefined ? { dev: ev.mapped.dev } : {}), ino: ev.mapped.ino };
+        return out;
+      }
     }
     if (view.hostDir !== undefined && view.hostDir !== '') out.hostPath = view.hostDir + r.path;
     if (ev.mapped) {

@@ -18,6 +18,11 @@ export interface View {
   fds: number[];
   /** View this one was derived from (a chroot inside it). */
   base?: string;
+  /**
+   * The process moved (chroot/unshare/setns) but was gone before soload could look: paths are
+   * resolved in `base` as the best guess, and records say the name may not be the kernel's.
+   */
+  lost?: boolean;
 }
 
 /**
@@ -97,6 +102,14 @@ export class ViewRegistry {
         base: base.id,
       });
     }
+    return id;
+  }
+
+  /** The stand-in for a view soload could not see: resolution as in `baseId`, marked as a guess. */
+  lost(baseId: string): string {
+    const base = this.views.get(baseId) ?? this.host;
+    const id = `${base.id}?lost`;
+    if (!this.views.has(id)) this.views.set(id, { id, prefix: base.prefix, ...(base.hostDir !== undefined ? { hostDir: base.hostDir } : {}), fds: [], base: base.id, lost: true });
     return id;
   }
 

@@ -69,3 +69,25 @@ test('a view read from /proc after an event already contains it (observedAfter)'
   v.onExit(4);
   assert.equal(v.observedAfter(4, 0n), false);
 });
+
+test('unshare/setns: only a mount-namespace change (or an unknown one) moves the process', () => {
+  const v = new ViewTracker();
+  v.onNamespaceEntry(1, 0x40000000); // CLONE_NEWNET
+  assert.equal(v.onNamespaceReturn(1, 0), false);
+  v.onNamespaceEntry(1, 0x20000 | 0x10000000); // CLONE_NEWNS | CLONE_NEWUSER
+  assert.equal(v.onNamespaceReturn(1, 0), true);
+  v.onNamespaceEntry(1, 0); // setns(fd, 0): any type
+  assert.equal(v.onNamespaceReturn(1, 0), true);
+  v.onNamespaceEntry(1, 0x20000);
+  assert.equal(v.onNamespaceReturn(1, -1), false, 'failed: nothing moved');
+  assert.equal(v.onNamespaceReturn(2, 0), true, 'no entry seen: assume it may have');
+});
+
+test('a view read from /proc that differs keeps the previous one (objects mapped before a move)', () => {
+  const v = new ViewTracker();
+  v.set(3, 'host');
+  v.set(3, 'ns2', 50n);
+  assert.equal(v.previousOf(3), 'host');
+  v.set(3, 'host>/jail');
+  assert.equal(v.previousOf(3), undefined, 'an event-driven change supersedes it');
+});

@@ -188,3 +188,26 @@ test('ld.so\'s l_file_id decides: same inode → facts; other inode at the name 
   paths.resolve(ev(7, '/lib/libz.so.1', { mapped: { dev: 0xfe01, ino: 31337 } }));
   assert.equal(paths.cache.stats.walks, walks + 1, 'a cached answer that disagrees with ld.so is walked again');
 });
+
+test('/proc ahead of the records: an object mapped before the move is named in the previous view', () => {
+  const { paths, views, viewOf } = setup({ 42: { identity: 'mnt:[9]:3:4' } });
+  viewOf.set(42, 'host');
+  viewOf.set(42, views.identify(42)!, 10n); // the exec record was read after the process moved
+  const inode = '/usr/lib/libz.so.1.2.13'.length;
+  const before = paths.resolve(ev(42, '/lib/libz.so.1', { mapped: { dev: 0xfe01, ino: inode } }));
+  assert.deepEqual([before.path, before.deleted], ['/usr/lib/libz.so.1.2.13', undefined]);
+  assert.equal(paths.stats.previousView, 1);
+  const after = paths.resolve(ev(42, '/mnt/bound/libb.so', { mapped: { dev: 0xfe01, ino: '/pinned42/mnt/bound/libb.so'.length } }));
+  assert.deepEqual([after.path, after.deleted], ['/mnt/bound/libb.so', undefined], 'mapped after the move: the new view');
+});
+
+test('a move soload could not see in time: marked as a guess, never as a deletion', () => {
+  const { paths, viewOf } = setup();
+  viewOf.set(70, 'host');
+  paths.identify(70, true); // unshare seen, process already gone
+  const out = paths.resolve(ev(70, '/mnt/bound/libb.so', { mapped: { ino: 99 } }));
+  assert.equal(out.viewLost, true);
+  assert.equal(out.deleted, undefined);
+  assert.deepEqual(out.file, { ino: 99 });
+  assert.equal(paths.stats.viewLost, 1);
+});
