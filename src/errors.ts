@@ -27,6 +27,12 @@ export const ErrorCodes = {
   NOT_PRIVILEGED: 'SOLOAD_ERR_NOT_PRIVILEGED',
   /** No probe could be installed at all, so soload would observe nothing. */
   NOTHING_TO_PROBE: 'SOLOAD_ERR_NOTHING_TO_PROBE',
+  /** A library's path cannot be written to uprobe_events (whitespace) and no alias could be made. */
+  PATH_NOT_PROBEABLE: 'SOLOAD_ERR_PATH_NOT_PROBEABLE',
+  /** Calibrating ld.so's private link_map layout against a helper process failed. */
+  CALIBRATION_FAILED: 'SOLOAD_ERR_CALIBRATION_FAILED',
+  /** A probe definition soload builds is inconsistent (an internal invariant; please report it). */
+  PROBE_INVALID: 'SOLOAD_ERR_PROBE_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -3,6 +3,30 @@
  * config → elf → tracefs (ProbeSpec) → pipe (TraceRecord) → capture (LoadEvent) → enrich → otel.
  */
 
+/**
+ * What a probe's records mean to the capture stage (the routing key: records go to the handler
+ * that owns the role, never by event name). `custom` probes are exported as generic records.
+ */
+export const PROBE_ROLES = [
+  'loader.add',
+  'loader.state',
+  'loader.list',
+  'dlopen.entry',
+  'dlopen.return',
+  'dlopen.list',
+  'chdir.entry',
+  'chdir.return',
+  'chroot.entry',
+  'chroot.return',
+  'view.entry',
+  'view.return',
+  'memfd.entry',
+  'memfd.return',
+  'custom',
+] as const;
+
+export type ProbeRole = (typeof PROBE_ROLES)[number];
+
 /** One uprobe soload installs. Built by pure code, written to uprobe_events by TracefsSession. */
 export interface ProbeSpec {
   /** Event name inside soload's group, e.g. `dlopen_entry`. [A-Za-z0-9_], starts with a letter. */
@@ -16,7 +40,7 @@ export interface ProbeSpec {
   /** Ordered fetch arguments: name → fetcharg expression with type (e.g. `+0(%di):ustring`). */
   fetch: Array<{ name: string; arg: string }>;
   /** What the probe is for: the capture logic keys off this, not off the event name. */
-  role: string;
+  role: ProbeRole;
   /** Where the offset came from, for `soload check`/`soload probes`. */
   symbol?: string;
   symbolSource?: string;

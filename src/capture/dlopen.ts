@@ -20,6 +20,7 @@ export interface DlopenStats {
 }
 
 interface Pending {
+  pid: number;
   name: string | null;
   flags?: number;
   timestampNs: bigint;
@@ -45,9 +46,15 @@ export class DlopenCorrelator {
   private readonly pending = new Map<number, Pending[]>();
   private readonly maxAgeNs: bigint;
 
-  /** @param maxAgeMs entries older than this without a return are dropped by {@link expire}. */
-  constructor(maxAgeMs = 60_000) {
+  private readonly maxThreads: number;
+
+  /**
+   * @param maxAgeMs entries older than this without a return are dropped by {@link expire}.
+   * @param maxThreads threads with a dlopen in flight tracked at most (oldest dropped).
+   */
+  constructor(maxAgeMs = 60_000, maxThreads = 65536) {
     this.maxAgeNs = BigInt(maxAgeMs) * 1_000_000n;
+    this.maxThreads = maxThreads;
   }
 
   /** Feeds an entry hit. */
@@ -55,7 +62,8 @@ export class DlopenCorrelator {
     this.stats.entries++;
     const flags = rec.fields.flags != null ? Number(rec.fields.flags) : undefined;
     const stack = this.pending.get(rec.tid) ?? [];
-    stack.push({ name: rec.fields.name ?? null, flags, timestampNs: rec.timestampNs, comm: rec.fields.comm ?? rec.comm });
+    if (stack.length === 0 && this.pending.size >= this.maxThreads) this.pending.delete(this.pending.keys().next().value as number);
+    stack.push({ pid: rec.tgid ?? rec.tid, name: rec.fields.name ?? null, flags, timestampNs: rec.timestampNs, comm: rec.fields.comm ?? rec.comm });
     this.pending.set(rec.tid, stack);
   }
 
@@ -107,12 +115,13 @@ export class DlopenCorrelator {
     return ev;
   }
 
-  /** Forgets a thread (it exited). */
-  forgetThread(tid: number): void {
-    const stack = this.pending.get(tid);
-    if (stack) {
-      this.stats.expiredEntries += stack.length;
-      this.pending.delete(tid);
+  /** Forgets every thread of a process that exited (threads that died inside dlopen included). */
+  forgetProcess(pid: number): void {
+    for (const [tid, stack] of this.pending) {
+      const keep = stack.filter((p) => p.pid !== pid);
+      this.stats.expiredEntries += stack.length - keep.length;
+      if (keep.length === 0) this.pending.delete(tid);
+      else if (keep.length !== stack.length) this.pending.set(tid, keep);
     }
   }
 

@@ -1,6 +1,6 @@
 import type { SoloadConfig } from '../config/schema';
 import type { LoadEvent } from '../types';
-import { globToRegExp } from './discover';
+import { globToRegExp } from '../plan/discover';
 
 /** Decides which loads are reported (pure, compiled once from config). */
 export class LoadFilter {
@@ -21,12 +21,18 @@ export class LoadFilter {
     this.exclude = filters.pathExclude.map((g) => globToRegExp(g));
   }
 
+  /** True when a process passes the pid and comm filters. */
+  acceptsProcess(pid: number, comm: string): boolean {
+    if (this.excludePids.has(pid)) return false;
+    if (this.pids.size > 0 && !this.pids.has(pid)) return false;
+    if (this.excludeComms.has(comm)) return false;
+    if (this.comms.size > 0 && !this.comms.has(comm)) return false;
+    return true;
+  }
+
   /** True when the event passes every configured filter. */
   accepts(ev: LoadEvent): boolean {
-    if (this.excludePids.has(ev.pid)) return false;
-    if (this.pids.size > 0 && !this.pids.has(ev.pid)) return false;
-    if (this.excludeComms.has(ev.comm)) return false;
-    if (this.comms.size > 0 && !this.comms.has(ev.comm)) return false;
+    if (!this.acceptsProcess(ev.pid, ev.comm)) return false;
     const subject = ev.path ?? ev.requestedName;
     if (subject !== undefined) {
       if (this.exclude.some((re) => re.test(subject))) return false;

@@ -7,8 +7,25 @@ import { mappedOf } from './file-id';
 export const RT_CONSISTENT = 0;
 export const RT_ADD = 1;
 
+/**
+ * What a tracker's probes can see, set by its capture mechanism: `loader` — every object passes
+ * through `_dl_add_to_namespace_list` (dlopen returns only report failures); `lists` — start-up and
+ * dlopen search lists (dlopen returns report the target); `dlopen` — only dlopen calls.
+ */
+export type TrackerMode = 'loader' | 'lists' | 'dlopen';
+
 /** Options of {@link LoaderTracker}. */
 export interface LoaderTrackerOptions {
+  /** What the probes feeding this tracker see (default `loader`). */
+  mode?: TrackerMode;
+  /**
+   * The file a process exec'd, when soload saw the exec (shared by every tracker: process facts).
+   * A process first met after an exec starts in the start-up phase; one never seen exec'ing
+   * (older than soload) is past it.
+   */
+  execOf?: (pid: number) => string | undefined;
+  /** Processes tracked at most (oldest dropped first; a dropped process is treated as running). */
+  maxProcesses?: number;
   /** Also report each process's main program (method `executable`). */
   reportExecutable: boolean;
   /**
@@ -43,6 +60,8 @@ export interface LoaderStats {
 
 interface ProcState {
   phase: 'startup' | 'running';
+  /** loader.add hits of this process (a dlopen that added none found everything loaded). */
+  adds: number;
   exe?: string;
   /** DT_NEEDED names of the objects loaded so far at start-up; undefined entries mean "unknown". */
   needed: Set<string>;
@@ -81,26 +100,51 @@ export class LoaderTracker {
   readonly dlopen = new DlopenCorrelator();
   private readonly procs = new Map<number, ProcState>();
   private readonly opts: LoaderTrackerOptions;
-  /** True once a loader.add probe is installed: dlopen returns then only report failures. */
-  loaderActive = false;
-  /** tid → the dlopen in flight: its flags (for the batch's first object) and the add count at entry. */
-  private readonly inFlight = new Map<number, { flags?: number; addsAtEntry: number }>();
+  readonly mode: TrackerMode;
+  /**
+   * tid → the dlopens in flight on that thread, innermost last (a constructor may dlopen inside a
+   * dlopen): the caller's flags (for the batch's first object), its process, and that process's
+   * add count at entry.
+   */
+  private readonly inFlight = new Map<number, Array<{ pid: number; flags?: number; addsAtEntry: number }>>();
+  private readonly maxProcesses: number;
 
   constructor(opts: LoaderTrackerOptions) {
     this.opts = opts;
+    this.mode = opts.mode ?? 'loader';
+    this.maxProcesses = opts.maxProcesses ?? 65536;
   }
 
-  /** A process image replaced by execve: everything it had is gone. */
-  onExec(pid: number, filename: string | undefined): void {
+  /**
+   * A process image replaced by execve: everything it had is gone. With `filename` (no shared
+   * `execOf`), the start-up state is created now; otherwise on the process's first record here.
+   */
+  onExec(pid: number, filename?: string): void {
     this.stats.execs++;
+    this.procs.delete(pid);
     // A fresh image has loaded nothing yet: never seed it from /proc, which may already be ahead.
-    this.procs.set(pid, { phase: 'startup', exe: filename, needed: new Set(), exeNeededKnown: false, interpreterReported: false, known: new Set() });
+    if (filename !== undefined && !this.opts.execOf) this.put(pid, this.startupState(filename));
   }
 
+  /** The process is gone: its state and every dlopen its threads had in flight. */
   onExit(pid: number): void {
     this.stats.exits++;
     this.procs.delete(pid);
-    this.dlopen.forgetThread(pid);
+    this.dlopen.forgetProcess(pid);
+    for (const [tid, stack] of this.inFlight) {
+      const keep = stack.filter((c) => c.pid !== pid);
+      if (keep.length === 0) this.inFlight.delete(tid);
+      else if (keep.length !== stack.length) this.inFlight.set(tid, keep);
+    }
+  }
+
+  private startupState(exe: string | undefined): ProcState {
+    return { phase: 'startup', adds: 0, exe, needed: new Set(), exeNeededKnown: false, interpreterReported: false, known: new Set() };
+  }
+
+  private put(pid: number, st: ProcState): void {
+    if (this.procs.size >= this.maxProcesses && !this.procs.has(pid)) this.procs.delete(this.procs.keys().next().value as number);
+    this.procs.set(pid, st);
   }
 
   /** A `_dl_add_to_namespace_list` hit. `ldso` is the probed ld.so (for the interpreter record). */
@@ -108,6 +152,7 @@ export class LoaderTracker {
     this.stats.adds++;
     const pid = rec.tgid ?? rec.tid;
     const st = this.state(pid);
+    st.adds++;
     const lname = rec.fields.path ?? undefined;
     const req = rec.fields.req ?? undefined;
     const base = this.baseEvent(rec, pid);
@@ -135,7 +180,7 @@ export class LoaderTracker {
       st.batchFirst = lname;
       this.stats.dlopenBatches++;
       const ev: LoadEvent = { ...base, method: 'dlopen', path: lname, ...(req !== undefined ? { requestedName: req } : {}), ...mappedOf(rec.fields.dev, rec.fields.ino) };
-      const flags = this.inFlight.get(rec.tid)?.flags;
+      const flags = this.inFlight.get(rec.tid)?.at(-1)?.flags;
       if (flags !== undefined) ev.flags = flags;
       out.push(ev);
     } else {
@@ -161,8 +206,14 @@ export class LoaderTracker {
   /** dlopen entry (libc). */
   onDlopenEntry(rec: TraceRecord): void {
     this.dlopen.onEntry(rec);
+    const pid = rec.tgid ?? rec.tid;
     const flags = rec.fields.flags != null ? Number(rec.fields.flags) : NaN;
-    this.inFlight.set(rec.tid, { ...(Number.isFinite(flags) ? { flags } : {}), addsAtEntry: this.stats.adds });
+    let stack = this.inFlight.get(rec.tid);
+    if (!stack) {
+      if (this.inFlight.size >= this.maxProcesses) this.inFlight.delete(this.inFlight.keys().next().value as number);
+      this.inFlight.set(rec.tid, (stack = []));
+    }
+    stack.push({ pid, ...(Number.isFinite(flags) ? { flags } : {}), addsAtEntry: this.procs.get(pid)?.adds ?? 0 });
   }
 
   /**
@@ -170,12 +221,13 @@ export class LoaderTracker {
    * reported by onAdd (or were loaded before: nothing new), so only failures produce an event.
    */
   onDlopenReturn(rec: TraceRecord, probe: string): LoadEvent | undefined {
-    const call = this.inFlight.get(rec.tid);
-    this.inFlight.delete(rec.tid);
+    const stack = this.inFlight.get(rec.tid);
+    const call = stack?.pop();
+    if (stack && stack.length === 0) this.inFlight.delete(rec.tid);
     const ev = this.dlopen.onReturn(rec, probe);
     if (!ev || ev.result === 'failed') return ev;
-    if (this.loaderActive) {
-      if (call && call.addsAtEntry === this.stats.adds) this.stats.dlopenAlreadyLoaded++;
+    if (this.mode === 'loader') {
+      if (call && call.addsAtEntry === (this.procs.get(ev.pid)?.adds ?? 0)) this.stats.dlopenAlreadyLoaded++;
       return undefined;
     }
     // Without the loader probe, a dlopen of an object the process already has is not a new load.
@@ -193,7 +245,7 @@ export class LoaderTracker {
    */
   onList(rec: TraceRecord, slice: { first: number; size: number }, ldso: string): LoadEvent[] {
     const pid = rec.tgid ?? rec.tid;
-    const st = this.procs.get(pid);
+    const st = this.procs.get(pid) ?? (this.opts.execOf?.(pid) !== undefined ? this.state(pid) : undefined);
     if (!st || st.phase !== 'startup') return [];
     const n = Number(rec.fields.n);
     if (!Number.isFinite(n) || n <= 0) return [];
@@ -286,9 +338,11 @@ export class LoaderTracker {
   private state(pid: number): ProcState {
     let st = this.procs.get(pid);
     if (!st) {
-      // A process that pre-dates soload (or whose exec we missed): only dlopen batches are ahead.
-      st = { phase: 'running', needed: new Set(), exeNeededKnown: false, interpreterReported: true };
-      this.procs.set(pid, st);
+      const exe = this.opts.execOf?.(pid);
+      // Exec seen: its start-up loads are ahead. Otherwise a process that pre-dates soload (or whose
+      // exec we missed): only dlopen batches are ahead.
+      st = exe !== undefined ? this.startupState(exe) : { phase: 'running', adds: 0, needed: new Set(), exeNeededKnown: false, interpreterReported: true };
+      this.put(pid, st);
     }
     return st;
   }

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { inventoryLibraries, type LibraryFile } from '../capture/discover';
-import { calibrateLinkMap } from '../capture/calibrate';
-import { planProbes } from '../capture/plan';
+import { inventoryLibraries, type LibraryFile } from '../plan/discover';
+import { mechanismContext, planCapture } from '../plan/select';
 import type { SoloadConfig } from '../config/schema';
 import { ElfSymbolResolver } from '../elf';
 import { ProcReader } from '../enrich/proc-reader';
@@ -46,7 +45,7 @@ function kindOf(p: string): LoaderFileReport['kind'] | undefined {
   return undefined;
 }
 
-/** Gathers the report (reads the host and runs a calibration helper; never writes to the kernel). */
+/** Gathers the report (reads the host and runs calibration helpers; never writes to the kernel). */
 export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; inventory?: LibraryFile[] } = {}): Promise<CheckReport> {
   const proc = opts.proc ?? new ProcReader(config.procRoot);
   const problems: string[] = [];
@@ -61,8 +60,7 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
         ? `tracefs at ${dir} cannot be read by uid ${process.getuid?.()} (it is root-only): run as root`
         : 'tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)',
     );
-  }
-  else if (!caps.uprobes) problems.push(`${caps.path}/uprobe_events is missing: kernel built without CONFIG_UPROBE_EVENTS`);
+  } else if (!caps.uprobes) problems.push(`${caps.path}/uprobe_events is missing: kernel built without CONFIG_UPROBE_EVENTS`);
   else {
     if (!caps.instances) problems.push('tracefs has no instances/: soload needs its own instance so other tracers are not disturbed');
     if (!caps.returnProbes) problems.push('return uprobes are not supported: dlopen results cannot be captured');
@@ -70,6 +68,10 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
   }
   const inventory = opts.inventory ?? inventoryLibraries(proc);
   const resolver = new ElfSymbolResolver({ debugRoot: config.debugRoot });
+  // The same selector `run` and `probes` use: what is reported here is what run installs.
+  const plan = await planCapture({ config, resolver, proc, inventory });
+  const ctx = mechanismContext({ config, resolver, proc });
+  const choiceFor = (file: string) => plan.sets.find((c) => c.set.dir === path.dirname(file));
   const loaders: LoaderFileReport[] = [];
   for (const lib of inventory) {
     const kind = kindOf(lib.path);
@@ -85,22 +87,21 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
         return { symbol, found: false, error: (err as Error).message };
       }
     });
-    const dl = symbols.find((s) => s.symbol === 'dlopen');
+    const choice = choiceFor(lib.path);
     let mechanism: string;
-    const add = symbols.find((s) => s.symbol === '_dl_add_to_namespace_list');
-    if (kind === 'ld.so') {
-      if (add?.found) {
-        mechanism = `complete: a uprobe on _dl_add_to_namespace_list (${add.table}) sees every object this loader maps — DT_NEEDED, LD_PRELOAD, dlopen and dependencies, libc-internal dlopens — with the resolved path read in the kernel; _dl_debug_state (r_state) marks start-up and dlopen batches`;
-      } else {
-        mechanism = await listMechanism(lib.path, resolver, proc, config);
-      }
-    } else if (kind === 'musl') mechanism = 'not supported yet: musl loads are not captured';
-    else if (kind === 'libdl' && dl && !dl.found) mechanism = 'none needed: a glibc ≥ 2.34 stub (dlopen lives in libc.so.6)';
-    else if (dl?.found) mechanism = `dlopen entry+return uprobes (${dl.fileOffset} from ${dl.table}): requested names, flags and failed dlopens`;
-    else mechanism = 'none: dlopen symbol not found (install debug symbols or set an explicit offset)';
+    if (kind === 'musl') mechanism = 'not supported yet: musl loads are not captured';
+    else if (kind === 'libdl' && plan.stubs.includes(lib.path)) {
+      // glibc ≥ 2.34 keeps libdl.so.2 only as a stub for old binaries: nothing to probe, by design.
+      loaders.push({ path: lib.path, kind, processes: lib.usedBy.length, symbols: [], mechanism: 'none needed: a glibc ≥ 2.34 stub (dlopen lives in libc.so.6 next to it)' });
+      continue;
+    } else if (!choice) mechanism = 'none: no probe could be planned on this file (see skipped probes)';
+    else if (!choice.mechanism) mechanism = `NONE: ${choice.rejected.map((r) => `${r.mechanism}: ${r.reason}`).join('; ')}`;
+    else {
+      const passed = choice.rejected.map((r) => `${r.mechanism} not used: ${r.reason}`).join('; ');
+      mechanism = `${choice.mechanism.name} (${choice.reason}) — ${choice.mechanism.describe(choice.set, ctx)}${passed ? ` [${passed}]` : ''}`;
+    }
     loaders.push({ path: lib.path, kind, processes: lib.usedBy.length, symbols, mechanism });
   }
-  const plan = planProbes(config.probes, inventory, resolver);
   if (plan.specs.length === 0) problems.push('no probe can be planned on this host (see skipped probes)');
   return {
     kernel: os.release(),
@@ -114,23 +115,6 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
     },
     problems,
   };
-}
-
-/** What the search-list fallback achieves for an ld.so without debug symbols (calibrates it). */
-async function listMechanism(ldso: string, resolver: ElfSymbolResolver, proc: ProcReader, config: SoloadConfig): Promise<string> {
-  try {
-    const firstLoad = resolver.inspect(ldso).segments.find((g) => g.type === 1);
-    const rDebug = resolver.lookup(ldso, '_r_debug');
-    const layout = await calibrateLinkMap({ ldso, rDebugVaddr: rDebug.vaddr - (firstLoad?.vaddr ?? 0), proc });
-    const cap = config.capture.listSlices * config.capture.listSliceSize;
-    return (
-      `search lists (no debug symbols for _dl_add_to_namespace_list): link_map.l_searchlist found at offset ${layout.searchlist} by calibration ` +
-      `(${layout.source}); start-up objects (up to ${cap} per process) are read at RT_CONSISTENT and dlopen dependencies at dlopen's return. ` +
-      'Not seen: libc-internal dlopens (NSS, iconv) — install libc6-dbg / glibc-debuginfo for complete capture'
-    );
-  } catch (err) {
-    return `INCOMPLETE: no debug symbols for _dl_add_to_namespace_list and link_map calibration failed (${(err as Error).message}): only dlopen() calls are reported for processes using this loader`;
-  }
 }
 
 /** Human-readable rendering of a CheckReport. */
@@ -165,13 +149,4 @@ export function formatCheck(r: CheckReport): string {
   for (const s of r.probes.skipped) lines.push(`  skipped ${s.probe} (${s.library}): ${s.reason}`);
   lines.push('', r.problems.length ? `soload CANNOT run here:\n${r.problems.map((p) => `  - ${p}`).join('\n')}` : 'soload can run here.');
   return lines.join('\n');
-}
-
-/** Kernel version text from /proc (for reports on fixture trees). */
-export function kernelVersion(procRoot = '/proc'): string {
-  try {
-    return fs.readFileSync(path.join(procRoot, 'version'), 'utf8').trim();
-  } catch {
-    return os.release();
-  }
 }

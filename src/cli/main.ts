@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { SoloadAgent, stderrLog } from '../agent';
+import path from 'node:path';
+import { DEFAULT_ALIAS_ROOT, SoloadAgent, stderrLog } from '../agent';
+import { ElfSymbolResolver } from '../elf';
+import { ProcReader } from '../enrich/proc-reader';
+import { planCapture } from '../plan/select';
 import { loadConfig, redactConfig } from '../config/load';
+import { validateConfig } from '../config/validate';
 import { isSoloadError, SoloadError } from '../errors';
-import { buildProbeLine } from '../tracefs/probe-line';
+import { buildProbeLine, probeAliases } from '../tracefs/probe-line';
 import { formatCheck, runCheck } from './check';
 
 const USAGE = `usage: soload [run|check|probes|config] [--config FILE] [--json]
@@ -37,6 +42,10 @@ export async function main(argv: string[]): Promise<number> {
   let config;
   try {
     config = loadConfig({ file: args.values.config });
+    // What the exporters will open (TLS files, spill directory) is checked before the agent
+    // exists, so a bad path is exit 2 naming the key, and nothing was written to tracefs. `config`
+    // and `probes` open none of it and still work, e.g. to show what a broken setup resolves to.
+    if (command === 'run' || command === 'check') validateConfig(config);
   } catch (err) {
     process.stderr.write(`soload: ${isSoloadError(err) ? `${err.code}: ` : ''}${(err as Error).message}\n`);
     return 2;
@@ -53,10 +62,13 @@ export async function main(argv: string[]): Promise<number> {
         return report.problems.length ? 1 : 0;
       }
       case 'probes': {
-        const agent = new SoloadAgent({ config, log });
-        const plan = agent.planOnly();
+        // The same plan `run` installs (mechanism per loader set, calibration included).
+        const plan = await planCapture({ config, resolver: new ElfSymbolResolver({ debugRoot: config.debugRoot }), proc: new ProcReader(config.procRoot) });
         const group = `${config.tracefs.groupPrefix}_${process.pid}`;
-        for (const s of plan.specs) process.stdout.write(buildProbeLine(group, s) + '\n');
+        const aliases = probeAliases(plan.specs, path.join(DEFAULT_ALIAS_ROOT, group));
+        for (const s of plan.specs) process.stdout.write(buildProbeLine(group, s, aliases.get(s.path)) + '\n');
+        for (const c of plan.sets) process.stderr.write(`# ${c.set.dir}: ${c.mechanism ? `${c.mechanism.name} (${c.reason})` : `no capture mechanism (${c.rejected.map((r) => `${r.mechanism}: ${r.reason}`).join('; ')})`}\n`);
+        for (const f of plan.stubs) process.stderr.write(`# ${f}: glibc ≥ 2.34 stub (dlopen lives in libc.so.6 next to it): nothing to probe\n`);
         for (const s of plan.skipped) process.stderr.write(`# skipped ${s.probe} (${s.library}): ${s.reason}\n`);
         return plan.specs.length ? 0 : 1;
       }

@@ -6,6 +6,7 @@
  * `role` tells the capture stage what the hits mean; user probes without a role are exported as
  * generic `soload.probe` records carrying their fields.
  */
+import type { ProbeRole } from '../types';
 
 /** One declarative probe as written in config. */
 export interface ProbeConfig {
@@ -20,28 +21,14 @@ export interface ProbeConfig {
   kind: 'entry' | 'return';
   /** Attribute name → uprobe fetch argument (with type), e.g. `{ "name": "+0(%di):ustring" }`. */
   fetch: Record<string, string>;
-  /** Capture role: `dlopen.entry`, `dlopen.return` or `custom` (default). */
-  role?: string;
+  /** Capture role (see PROBE_ROLES); `custom` (default) exports the hits as generic records. */
+  role?: ProbeRole;
   /** When false, a library or symbol that cannot be found is fatal instead of skipped. */
   optional?: boolean;
 }
 
-/** The roles soload's capture stage understands. */
-export const PROBE_ROLES = [
-  'dlopen.entry',
-  'dlopen.return',
-  'loader.add',
-  'loader.state',
-  'chdir.entry',
-  'chdir.return',
-  'chroot.entry',
-  'chroot.return',
-  'view.entry',
-  'view.return',
-  'memfd.entry',
-  'memfd.return',
-  'custom',
-] as const;
+/** The roles soload's capture stage understands (declared with the data types). */
+export { PROBE_ROLES } from '../types';
 
 /** Registers holding the first two integer arguments, per Node's `process.arch`. */
 const ARG_REGS: Record<string, [string, string]> = {
@@ -115,7 +102,7 @@ export function builtinProbes(arch: string = process.arch): ProbeConfig[] {
  */
 export function viewProbes(a0: string, a1: string): ProbeConfig[] {
   const lib = 'libc.so.6';
-  const p = (name: string, symbol: string, kind: 'entry' | 'return', role: string, fetch: Record<string, string>): ProbeConfig => ({ name, library: lib, symbol, kind, role, optional: true, fetch });
+  const p = (name: string, symbol: string, kind: 'entry' | 'return', role: ProbeRole, fetch: Record<string, string>): ProbeConfig => ({ name, library: lib, symbol, kind, role, optional: true, fetch });
   return [
     p('chroot_entry', 'chroot', 'entry', 'chroot.entry', { path: `+0(${a0}):ustring` }),
     p('chroot_return', 'chroot', 'return', 'chroot.return', { rc: '$retval:s32' }),

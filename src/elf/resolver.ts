@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCodes, SoloadError } from '../errors';
 import { ElfClass, ElfImage, Endian, ProgramHeader, SHT_DYNSYM, SHT_SYMTAB, invalid, parseElf } from './image';
-import { DebugLink, crc32, decodeBuildId, decodeDebugLink, decodeDynamic, decodeInterpreter } from './metadata';
+import { DebugLink, DynamicInfo, crc32, decodeBuildId, decodeDebugLink, decodeDynamic, decodeInterpreter } from './metadata';
+import { readDynamicInfo } from './dynamic-lite';
 import { SegmentLayout, fetchOffsetFor, vaddrToFileOffset } from './offsets';
 import {
   ElfSymbol,
@@ -170,6 +171,7 @@ export class ElfSymbolResolver {
   private readonly maxEntries: number;
   private readonly cache = new Map<string, Entry>();
   private readonly debugCache = new Map<string, DebugEntry>();
+  private readonly dynamicCache = new Map<string, DynamicInfo>();
   private hits = 0;
   private misses = 0;
 
@@ -185,6 +187,39 @@ export class ElfSymbolResolver {
    */
   inspect(file: string): ElfInfo {
     return { ...this.entry(file).info, file };
+  }
+
+  /**
+   * DT_NEEDED/DT_SONAME/DT_RPATH/DT_RUNPATH of `file`, read like ld.so reads them (headers,
+   * PT_DYNAMIC, the string table: a few small reads, not the whole file) and cached by (dev, inode,
+   * mtime, size). This is what the capture stage asks for every object at start-up.
+   * @throws SoloadError ELF_INVALID when the file cannot be read or has no valid dynamic section
+   */
+  dynamicInfo(file: string): DynamicInfo {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      const key = `${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
+      const hit = this.dynamicCache.get(key);
+      if (hit) return hit;
+      const info = readDynamicInfo((offset, length) => {
+        const buf = Buffer.alloc(Math.max(0, Math.min(length, st.size - offset)));
+        const n = buf.length ? fs.readSync(fd, buf, 0, buf.length, offset) : 0;
+        return buf.subarray(0, n);
+      });
+      if (!info) throw invalid(file, 'not an ELF object with a readable dynamic section');
+      const frozen = Object.freeze({ ...info, needed: Object.freeze([...info.needed]) });
+      if (this.dynamicCache.size >= 4096) this.dynamicCache.delete(this.dynamicCache.keys().next().value as string);
+      this.dynamicCache.set(key, frozen);
+      return frozen;
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   /**

@@ -78,6 +78,12 @@ export class ProcessEnricher {
     return { event, process: processInfo, file, missing };
   }
 
+  /** Process facts alone (custom probe records), with what could not be read. */
+  processOf(pid: number, now = Date.now()): { process?: ProcessInfo; missing: string[] } {
+    const info = this.processInfo(pid, now);
+    return info ? { process: info, missing: [...info.missing] } : { missing: ['process'] };
+  }
+
   /** Forgets a process (exit or exec). */
   forget(pid: number): void {
     this.cache.delete(pid);

@@ -178,6 +178,7 @@ export class LoadPathResolver {
     if (target.deleted) {
       out.deleted = true;
       this.stats.deleted++;
+      if (ev.mapped) out.file = { ...(ev.mapped.dev !== undefined ? { dev: ev.mapped.dev } : {}), ino: ev.mapped.ino };
     } else {
       const st = this.o.proc.lstat(target.path);
       if (st) this.attachFile(out, st);

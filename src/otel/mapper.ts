@@ -1,10 +1,14 @@
 import path from 'node:path';
 import { SeverityNumber, type LogAttributes, type LogRecord } from '@opentelemetry/api-logs';
 import type { EnrichedLoad } from '../enrich/enricher';
+import type { ProcessInfo } from '../enrich/proc-reader';
+import type { TraceRecord } from '../types';
 import { nsToHrTime } from './clock';
 
 /** Event name of every load record. */
 export const LOAD_EVENT_NAME = 'so.load';
+/** Event name of records of user-declared probes. */
+export const CUSTOM_EVENT_NAME = 'soload.probe';
 
 const SEVERITY_NUMBERS: Record<string, SeverityNumber> = {
   TRACE: SeverityNumber.TRACE,
@@ -72,16 +76,7 @@ export class SoLoadLogMapper {
     if (ev.flags !== undefined) a['soload.dlopen.flags'] = ev.flags;
     if (ev.loadedBy !== undefined) a['soload.loaded_by'] = ev.loadedBy;
     if (ev.snapshot) a['soload.snapshot'] = true;
-    if (p) {
-      if (p.ppid !== undefined) a['process.parent_pid'] = p.ppid;
-      if (p.exePath !== undefined) a['process.executable.path'] = p.exePath;
-      if (p.exeName !== undefined) a['process.executable.name'] = p.exeName;
-      if (p.commandLine !== undefined) a['process.command_line'] = p.commandLine;
-      if (p.owner !== undefined) a['process.owner'] = p.owner;
-      if (p.uid !== undefined) a['process.user.id'] = p.uid;
-      if (p.containerId !== undefined) a['container.id'] = p.containerId;
-      if (p.serviceName !== undefined) a[this.serviceKey] = p.serviceName;
-    }
+    if (p) processAttributes(a, p, this.serviceKey);
     const unresolved = [...(ev.unresolved ?? [])];
     if (unresolved.length) a['soload.unresolved'] = unresolved;
     if (load.missing.length) a['soload.enrichment.missing'] = load.missing;
@@ -102,6 +97,29 @@ export class SoLoadLogMapper {
       attributes: a,
     };
   }
+
+  /**
+   * A hit of a user-declared (`custom`) probe: its fetched fields as `soload.arg.*`, the process's
+   * attributes, and the kernel's timestamp exactly as for loads.
+   */
+  mapCustom(rec: TraceRecord, p: ProcessInfo | undefined, missing: readonly string[], observedNs: bigint): LogRecord {
+    const pid = rec.tgid ?? rec.tid;
+    const a: LogAttributes = { 'process.pid': pid, 'thread.id': rec.tid, 'soload.probe': rec.event };
+    const comm = rec.fields.comm ?? (rec.comm !== '<...>' ? rec.comm : p?.comm);
+    if (comm) a['soload.comm'] = comm;
+    for (const [k, v] of Object.entries(rec.fields)) if (v !== null) a[`soload.arg.${k}`] = v;
+    if (p) processAttributes(a, p, this.serviceKey);
+    if (missing.length) a['soload.enrichment.missing'] = [...missing];
+    return {
+      eventName: CUSTOM_EVENT_NAME,
+      timestamp: nsToHrTime(this.toWallNs(rec.timestampNs)),
+      observedTimestamp: nsToHrTime(observedNs),
+      severityNumber: this.severityNumber,
+      severityText: this.severityText,
+      body: `${comm ?? 'pid'}[${pid}] hit ${rec.event}`,
+      attributes: a,
+    };
+  }
 }
 
 /**
@@ -113,4 +131,16 @@ export function deviceName(dev: number): string {
   const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
   const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
   return `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`;
+}
+
+/** The traced process's attributes (semantic conventions), shared by load and custom records. */
+function processAttributes(a: LogAttributes, p: ProcessInfo, serviceKey: string): void {
+  if (p.ppid !== undefined) a['process.parent_pid'] = p.ppid;
+  if (p.exePath !== undefined) a['process.executable.path'] = p.exePath;
+  if (p.exeName !== undefined) a['process.executable.name'] = p.exeName;
+  if (p.commandLine !== undefined) a['process.command_line'] = p.commandLine;
+  if (p.owner !== undefined) a['process.owner'] = p.owner;
+  if (p.uid !== undefined) a['process.user.id'] = p.uid;
+  if (p.containerId !== undefined) a['container.id'] = p.containerId;
+  if (p.serviceName !== undefined) a[serviceKey] = p.serviceName;
 }

@@ -1,17 +1,38 @@
+import { ErrorCodes, SoloadError } from '../errors';
 import type { ProbeSpec } from '../types';
 
 /**
  * The uprobe_events line for a probe (pure). `p:`/`r:` with group/event, `PATH:0xOFFSET`, then the
- * fetch arguments in order. The kernel splits the line on whitespace, so a path containing
- * whitespace cannot be probed by path: callers pass such files through /proc/self/fd or a
- * /proc/<pid>/root path without spaces, or refuse them (see buildProbeLine's throw).
+ * fetch arguments in order. The kernel splits the line on whitespace, so a file whose path holds
+ * whitespace is named by `alias` (a symlink without whitespace: uprobes attach to the inode the
+ * path resolves to, so any path to the same file places the same probe; see probeAliases).
  */
-export function buildProbeLine(group: string, probe: ProbeSpec): string {
-  if (/\s/.test(probe.path)) {
-    throw new Error(`library path ${JSON.stringify(probe.path)} contains whitespace, which uprobe_events cannot express`);
+export function buildProbeLine(group: string, probe: ProbeSpec, alias?: string): string {
+  const file = alias ?? probe.path;
+  if (/\s/.test(file)) {
+    throw new SoloadError(
+      ErrorCodes.PATH_NOT_PROBEABLE,
+      `library path ${JSON.stringify(probe.path)} contains whitespace, which uprobe_events cannot express, and no alias was made for it`,
+      { path: probe.path },
+    );
   }
-  const head = `${probe.kind === 'return' ? 'r' : 'p'}:${group}/${probe.event} ${probe.path}:0x${probe.offset.toString(16)}`;
+  const head = `${probe.kind === 'return' ? 'r' : 'p'}:${group}/${probe.event} ${file}:0x${probe.offset.toString(16)}`;
   return [head, ...probe.fetch.map((f) => `${f.name}=${f.arg}`)].join(' ');
+}
+
+/**
+ * Symlink names (in `aliasDir`) for the probed files whose paths uprobe_events cannot carry
+ * (whitespace), numbered in order of first appearance so `soload probes` prints what `run` writes
+ * (pure).
+ */
+export function probeAliases(specs: readonly ProbeSpec[], aliasDir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const s of specs) {
+    if (!/\s/.test(s.path) || out.has(s.path)) continue;
+    const base = s.path.slice(s.path.lastIndexOf('/') + 1).replace(/[^A-Za-z0-9._+-]/g, '_');
+    out.set(s.path, `${aliasDir}/${out.size}-${base}`);
+  }
+  return out;
 }
 
 /** The line that deletes a probe. */

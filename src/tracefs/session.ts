@@ -3,8 +3,9 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ErrorCodes, SoloadError } from '../errors';
 import type { ProbeSpec } from '../types';
-import { buildProbeLine, buildRemoveLine, parseProbeListing } from './probe-line';
+import { buildProbeLine, buildRemoveLine, parseProbeListing, probeAliases } from './probe-line';
 import { readRingBufferStats, type RingBufferStats } from './ring-stats';
+import { parseTracepointFormat, type TracepointFormat } from './format';
 
 /** What the running kernel's tracefs offers. */
 export interface TracefsCapabilities {
@@ -90,6 +91,11 @@ export interface TracefsSessionOptions {
   instance: string;
   bufferSizeKb?: number;
   traceClock?: string;
+  /**
+   * Directory for symlinks to probed files whose paths hold whitespace (created on demand, removed
+   * at shutdown); without it such files are refused loudly.
+   */
+  aliasDir?: string;
 }
 
 /** A tracepoint soload enables in its own instance, with an optional filter. */
@@ -97,6 +103,15 @@ export interface TracepointSpec {
   system: string;
   event: string;
   filter?: string;
+  /** Fields the filter needs: without them (older kernels) the event is enabled unfiltered. */
+  filterNeeds?: string[];
+}
+
+/** A tracepoint as enabled: its format as this kernel describes it, and whether it is filtered. */
+export interface EnabledTracepoint {
+  spec: TracepointSpec;
+  format: TracepointFormat;
+  filtered: boolean;
 }
 
 /** Probe groups and instances a previous soload left behind. */
@@ -154,7 +169,7 @@ export class TracefsSession {
   start(
     probes: ProbeSpec[],
     tracepoints: TracepointSpec[] = [],
-  ): { rejected: Array<{ probe: ProbeSpec; error: SoloadError }>; tracepoints: TracepointSpec[] } {
+  ): { rejected: Array<{ probe: ProbeSpec; error: SoloadError }>; tracepoints: EnabledTracepoint[] } {
     if (!fs.existsSync(path.join(this.root, 'uprobe_events'))) {
       throw new SoloadError(
         ErrorCodes.UPROBES_UNAVAILABLE,
@@ -178,23 +193,48 @@ export class TracefsSession {
     }
 
     const rejected: Array<{ probe: ProbeSpec; error: SoloadError }> = [];
+    const aliases = this.makeAliases(probes);
     for (const probe of probes) {
       try {
-        this.addProbe(probe);
+        this.addProbe(probe, aliases.get(probe.path));
       } catch (err) {
-        if (err instanceof SoloadError && err.code === ErrorCodes.PROBE_REJECTED) rejected.push({ probe, error: err });
+        if (err instanceof SoloadError && (err.code === ErrorCodes.PROBE_REJECTED || err.code === ErrorCodes.PATH_NOT_PROBEABLE)) rejected.push({ probe, error: err });
         else throw err;
       }
     }
-    const enabledTracepoints: TracepointSpec[] = [];
+    const enabledTracepoints: EnabledTracepoint[] = [];
     for (const tp of tracepoints) {
-      if (this.enableTracepoint(tp)) enabledTracepoints.push(tp);
+      const on = this.enableTracepoint(tp);
+      if (on) enabledTracepoints.push(on);
     }
     return { rejected, tracepoints: enabledTracepoints };
   }
 
-  private addProbe(probe: ProbeSpec): void {
-    const line = buildProbeLine(this.group, probe);
+  /** Symlinks for probed files with whitespace in their paths (see probeAliases); made ones only. */
+  private makeAliases(probes: readonly ProbeSpec[]): Map<string, string> {
+    const wanted = this.opts.aliasDir ? probeAliases(probes, this.opts.aliasDir) : new Map<string, string>();
+    const made = new Map<string, string>();
+    if (wanted.size === 0) return made;
+    const dir = this.opts.aliasDir!;
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      this.undo.push({ what: `remove alias directory ${dir}`, run: () => fs.rmSync(dir, { recursive: true, force: true }) });
+    } catch {
+      return made; // the probes on those files are then refused with PATH_NOT_PROBEABLE
+    }
+    for (const [file, alias] of wanted) {
+      try {
+        fs.symlinkSync(file, alias);
+        made.set(file, alias);
+      } catch {
+        /* refused below, loudly */
+      }
+    }
+    return made;
+  }
+
+  private addProbe(probe: ProbeSpec, alias?: string): void {
+    const line = buildProbeLine(this.group, probe, alias);
     this.writeProbeDefinition(line);
     this.installed.push(probe);
     this.undo.push({ what: `remove probe ${this.group}/${probe.event}`, run: () => this.writeProbeDefinition(buildRemoveLine(this.group, probe.event), true) });
@@ -208,20 +248,20 @@ export class TracefsSession {
     this.undo.push({ what: `disable ${probe.event}`, run: () => this.writeControl(enable, '0') });
   }
 
-  private enableTracepoint(tp: TracepointSpec): boolean {
+  private enableTracepoint(tp: TracepointSpec): EnabledTracepoint | undefined {
     const dir = path.join(this.instanceDir, 'events', tp.system, tp.event);
-    if (!fs.existsSync(dir)) return false;
-    if (tp.filter) {
-      try {
-        this.writeControl(path.join(dir, 'filter'), tp.filter);
-        this.undo.push({ what: `clear filter ${tp.event}`, run: () => this.writeControl(path.join(dir, 'filter'), '0') });
-      } catch {
-        // Older kernels lack the filtered field (e.g. group_dead before 5.x): run unfiltered.
-      }
+    const format = parseTracepointFormat(safeRead(path.join(dir, 'format')));
+    if (!fs.existsSync(dir) || !format) return undefined;
+    // Filter only on fields this kernel has: a filter naming a missing field is refused, and the
+    // event must then be treated as unfiltered rather than silently believed filtered.
+    const filtered = tp.filter !== undefined && (tp.filterNeeds ?? []).every((f) => format.fields.includes(f));
+    if (filtered) {
+      this.writeControl(path.join(dir, 'filter'), tp.filter!);
+      this.undo.push({ what: `clear filter ${tp.event}`, run: () => this.writeControl(path.join(dir, 'filter'), '0') });
     }
     this.writeControl(path.join(dir, 'enable'), '1');
     this.undo.push({ what: `disable ${tp.system}/${tp.event}`, run: () => this.writeControl(path.join(dir, 'enable'), '0') });
-    return true;
+    return { spec: tp, format, filtered };
   }
 
   /**

@@ -88,7 +88,7 @@ test('orphan returns are counted; stale entries expire; exits forget threads', (
   assert.equal(c.inFlight, 0);
   assert.equal(c.stats.expiredEntries, 1);
   c.onEntry(rec('e', 12, { name: 'dies.so' }));
-  c.forgetThread(12);
+  c.forgetProcess(12);
   assert.equal(c.inFlight, 0);
   assert.equal(c.stats.expiredEntries, 2);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findSearchlistOffset, walkLinkMaps, type MemoryReader } from '../../../src/capture/calibrate';
-import { dlopenListProbes, startupListProbes } from '../../../src/capture/list-probes';
+import { findSearchlistOffset, walkLinkMaps, type MemoryReader } from '../../../src/plan/calibrate';
+import { dlopenListProbes, startupListProbes } from '../../../src/plan/list-probes';
 import { LoaderTracker } from '../../../src/capture/loader';
 import { buildProbeLine } from '../../../src/tracefs/probe-line';
 import type { ProbeSpec, TraceRecord } from '../../../src/types';
@@ -75,6 +75,7 @@ const LDSO = '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2';
 
 test('list mechanism: slices assembled in any order, then objects reported in search-list order', () => {
   const t = new LoaderTracker({
+    mode: 'lists',
     reportExecutable: true,
     neededOf: (_p, f) => ({ '/bin/app': ['libz.so.1', 'libc.so.6'], '/lib/libc.so.6': ['ld-linux-x86-64.so.2'] } as Record<string, string[]>)[f],
     listCapacity: 8,
@@ -96,7 +97,7 @@ test('list mechanism: slices assembled in any order, then objects reported in se
 });
 
 test('list mechanism: dlopen dependencies the process lacked are needed, loaded_by the dlopened object; repeats are not reported', () => {
-  const t = new LoaderTracker({ reportExecutable: false, neededOf: () => [], initiallyLoaded: () => ['/lib/libc.so.6'] });
+  const t = new LoaderTracker({ mode: 'lists', reportExecutable: false, neededOf: () => [], initiallyLoaded: () => ['/lib/libc.so.6'] });
   t.onDlopenEntry(rec('e', 9, { name: 'libp.so', flags: '0x2' }));
   const own = t.onDlopenReturn(rec('r', 9, { handle: '0x10', path: '/p/libp.so', libname: 'libp.so' }), 'r')!;
   assert.equal(own.method, 'dlopen');

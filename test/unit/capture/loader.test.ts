@@ -43,7 +43,7 @@ function replay(t: LoaderTracker, pid = 100): LoadEvent[] {
 
 test('start-up objects, preload, interpreter, executable, then a dlopen batch with loaded_by', () => {
   const t = tracker();
-  t.loaderActive = true;
+
   const evs = replay(t);
   assert.deepEqual(brief(evs), [
     'executable /opt/app/main',
@@ -67,7 +67,7 @@ test('executable is reported only when configured', () => {
 
 test('dlopen of an already-loaded object reports nothing; a failed dlopen reports a failure', () => {
   const t = tracker();
-  t.loaderActive = true;
+
   replay(t);
   t.onDlopenEntry(rec('dlopen_entry', 100, { name: 'libp.so', flags: '0x2' }));
   assert.equal(t.onDlopenReturn(rec('dlopen_return', 100, { handle: '0x5555', path: '/opt/plugins/libp.so', libname: 'libp.so' }), 'r'), undefined);
@@ -79,7 +79,7 @@ test('dlopen of an already-loaded object reports nothing; a failed dlopen report
 });
 
 test('without the loader probe, dlopen returns are the records (issue-2 behaviour)', () => {
-  const t = tracker();
+  const t = new LoaderTracker({ mode: 'dlopen', reportExecutable: true, neededOf: (_pid, f) => NEEDED[f] });
   t.onDlopenEntry(rec('dlopen_entry', 7, { name: 'libq.so', flags: '0x1' }));
   const ev = t.onDlopenReturn(rec('dlopen_return', 7, { handle: '0x1', path: '/q/libq.so', libname: 'libq.so' }), 'r')!;
   assert.equal(ev.method, 'dlopen');
@@ -108,4 +108,47 @@ test('unknown executable: bare names count as needed, slashed names as preload',
     ...t.onAdd(rec('loader_add', 1, { path: '/lib/libz.so.1', req: 'libz.so.1' }), LDSO),
   ];
   assert.deepEqual(brief(evs), [`interpreter ${LDSO}`, 'preload /p/libpre.so /p/libpre.so', 'needed /lib/libz.so.1 libz.so.1']);
+});
+
+test('defect 4: a dlopen inside a dlopen (constructor) keeps each call its own flags and add count', () => {
+  const t = tracker();
+  t.onExec(300, '/opt/app/main');
+  t.onAdd(rec('loader_add', 300, { path: '', req: '' }), LDSO);
+  t.onState(rec('loader_state', 300, { state: '0' }), LDSO);
+  t.onDlopenEntry(rec('dlopen_entry', 300, { name: 'outer.so', flags: '0x1' }));
+  const outer = t.onAdd(rec('loader_add', 300, { path: '/x/outer.so', req: 'outer.so' }), LDSO);
+  t.onState(rec('loader_state', 300, { state: '0' }), LDSO);
+  // outer.so's constructor dlopens inner.so, already loaded: adds nothing.
+  t.onDlopenEntry(rec('dlopen_entry', 300, { name: 'outer.so', flags: '0x2' }));
+  assert.equal(t.onDlopenReturn(rec('dlopen_return', 300, { handle: '0x7', path: '/x/outer.so', libname: 'outer.so' }), 'r'), undefined);
+  assert.equal(t.stats.dlopenAlreadyLoaded, 1, 'the inner call added nothing');
+  assert.equal(t.onDlopenReturn(rec('dlopen_return', 300, { handle: '0x7', path: '/x/outer.so', libname: 'outer.so' }), 'r'), undefined);
+  assert.equal(t.stats.dlopenAlreadyLoaded, 1, 'the outer call added outer.so: not "already loaded"');
+  assert.equal(outer[0]!.flags, 0x1, 'the batch carries the outer call\'s flags');
+});
+
+test('defect 4: "already loaded" counts this process\'s adds, not every process\'s', () => {
+  const t = tracker();
+  for (const pid of [401, 402]) {
+    t.onExec(pid, '/opt/app/main');
+    t.onAdd(rec('loader_add', pid, { path: '', req: '' }), LDSO);
+    t.onState(rec('loader_state', pid, { state: '0' }), LDSO);
+  }
+  t.onDlopenEntry(rec('dlopen_entry', 401, { name: 'a.so', flags: '0x2' }));
+  t.onAdd(rec('loader_add', 402, { path: '/x/b.so', req: 'b.so' }), LDSO); // another process loads meanwhile
+  t.onDlopenReturn(rec('dlopen_return', 401, { handle: '0x9', path: '/x/a.so', libname: 'a.so' }), 'r');
+  assert.equal(t.stats.dlopenAlreadyLoaded, 1, "401's dlopen added nothing, whatever 402 did");
+});
+
+test('defect 4: a process that exits inside dlopen leaves no in-flight entry; state is bounded', () => {
+  const t = new LoaderTracker({ reportExecutable: false, neededOf: () => [], maxProcesses: 3 });
+  t.onDlopenEntry(rec('dlopen_entry', 500, { name: 'a.so' }, 501));
+  t.onExit(500);
+  assert.equal(t.dlopen.inFlight, 0);
+  // The entry is gone: a later return on a reused tid is an orphan, not matched to the dead call.
+  t.onDlopenReturn(rec('dlopen_return', 600, { handle: '0', path: null, libname: null }, 501), 'r');
+  assert.equal(t.dlopen.stats.orphanReturns, 1);
+  for (let pid = 1; pid <= 10; pid++) t.onExec(pid, '/bin/x');
+  for (let pid = 1; pid <= 10; pid++) t.onAdd(rec('loader_add', pid, { path: '/lib/l.so', req: 'l.so' }), LDSO);
+  assert.ok(t.tracked <= 3, `tracked ${t.tracked}`);
 });

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findFileIdOffset, readCString, type MemoryReader } from '../../../src/capture/calibrate';
+import { findFileIdOffset, readCString, type MemoryReader } from '../../../src/plan/calibrate';
 import { mappedOf } from '../../../src/capture/file-id';
-import { fileIdFetch } from '../../../src/capture/list-probes';
+import { fileIdFetch } from '../../../src/plan/list-probes';
 
 /** Sparse little-endian memory. */
 function memory(words: Record<string, bigint>, strings: Record<string, string> = {}): MemoryReader {

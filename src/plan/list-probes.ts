@@ -1,4 +1,4 @@
-import type { ProbeSpec } from '../types';
+import type { ProbeRole, ProbeSpec } from '../types';
 import { LM_LIBNAME, LM_NAME, type LinkMapLayout } from './calibrate';
 
 /** Options of the list-probe builders. */
@@ -31,7 +31,7 @@ function listFetch(mapExpr: string, layout: LinkMapLayout, first: number, size: 
 /** One probe per slice of a list, at the place and with the identity of `base`. */
 function sliceProbes(
   base: ProbeSpec,
-  role: string,
+  role: ProbeRole,
   layout: LinkMapLayout,
   opts: ListProbeOptions,
   make: (first: number) => { fetch: ProbeSpec['fetch']; filter: string },

@@ -1,0 +1,366 @@
+import path from 'node:path';
+import { ProcessFacts } from '../capture/process-facts';
+import { RecordRouter, type Route } from '../capture/router';
+import { LoadFilter } from '../capture/filters';
+import { snapshotLoads } from '../capture/snapshot';
+import type { SoloadConfig } from '../config/schema';
+import { ElfSymbolResolver } from '../elf';
+import { ProcessEnricher } from '../enrich/enricher';
+import { LoadPathResolver } from '../enrich/paths';
+import { ProcReader } from '../enrich/proc-reader';
+import { ViewRegistry } from '../enrich/views';
+import { ErrorCodes, SoloadError } from '../errors';
+import type { HandlerOptions, MechanismHandler } from '../mechanisms';
+import { TraceClock } from '../otel/clock';
+import { healthSource } from '../otel/health';
+import { SoLoadLogMapper } from '../otel/mapper';
+import { createLogPipeline, type LogPipeline } from '../otel/pipeline';
+import { startSelfTelemetry, type SelfTelemetry } from '../otel/self-telemetry';
+import { assertPlanUsable } from '../plan/plan';
+import { planCapture, type CapturePlan } from '../plan/select';
+import { TracePipeReader, type ProbeSchemaMap } from '../pipe';
+import { locateTracefs, TracefsSession, type EnabledTracepoint, type TracepointSpec } from '../tracefs/session';
+import type { LoadEvent, ProbeSpec } from '../types';
+import { LoadChain } from './chain';
+import { stderrLog, type DiagLog } from './log';
+import { cleanupStale } from './stale';
+
+/** Injection points, so tests can point soload at fixture trees and capture output. */
+export interface AgentOptions {
+  config: SoloadConfig;
+  log?: DiagLog;
+  /** tracefs mount; default: located (and mounted if needed). */
+  tracefsRoot?: string;
+  proc?: ProcReader;
+  pipeline?: LogPipeline;
+  /** Receives every load after filtering, before export (tests, the recall harness). */
+  onLoad?: (ev: LoadEvent) => void;
+  /** pid used in the group/instance names; default process.pid. */
+  pid?: number;
+  /** Where symlinks to probed files with whitespace in their paths go (default /run/soload). */
+  aliasRoot?: string;
+}
+
+/** Default directory for symlinks to probed files whose paths hold whitespace. */
+export const DEFAULT_ALIAS_ROOT = '/run/soload';
+
+/** sched tracepoints soload follows to keep per-process state honest. */
+export const PROCESS_TRACEPOINTS: TracepointSpec[] = [
+  // group_dead (6.16+): the whole thread group is gone, not one thread. Older kernels print every
+  // thread's exit; the router then counts only the leader's.
+  { system: 'sched', event: 'sched_process_exit', filter: 'group_dead == 1', filterNeeds: ['group_dead'] },
+  { system: 'sched', event: 'sched_process_exec' },
+  { system: 'sched', event: 'sched_process_fork' },
+];
+
+/**
+ * Parser schemas: probes by their fetch arguments (string fields matter: the kernel prints them
+ * unescaped between quotes), tracepoints by the print format this kernel's `format` file declares.
+ */
+export function schemasFor(specs: readonly ProbeSpec[], tracepoints: readonly EnabledTracepoint[] = []): ProbeSchemaMap {
+  const map: ProbeSchemaMap = new Map();
+  for (const s of specs) {
+    map.set(s.event, { fields: s.fetch.map((f) => ({ name: f.name, string: /:(u?string|symstr)$/.test(f.arg) || f.arg === '$comm' })) });
+  }
+  for (const t of tracepoints) map.set(t.spec.event, { fields: t.format.printed.map((name) => ({ name, string: false })) });
+  return map;
+}
+
+/** Counters soload reports about itself. */
+export interface AgentStats {
+  records: number;
+  loadsEmitted: number;
+  loadsFiltered: number;
+  customEmitted: number;
+  unknownEvents: number;
+  processExits: number;
+  processExecs: number;
+}
+
+/**
+ * The soload component. `start()`: config → plan (one capture mechanism per loader set) → tracefs
+ * (instance, probes, tracepoints) → trace_pipe reader → router → processing chain → export.
+ * `shutdown()` undoes exactly what start did, in reverse.
+ */
+export class SoloadAgent {
+  private readonly config: SoloadConfig;
+  private readonly log: DiagLog;
+  private readonly proc: ProcReader;
+  private readonly pid: number;
+  private readonly opts: AgentOptions;
+  private readonly clock = new TraceClock();
+  private readonly resolver: ElfSymbolResolver;
+  readonly viewRegistry: ViewRegistry;
+  readonly facts: ProcessFacts;
+  readonly paths: LoadPathResolver;
+  private readonly enricher: ProcessEnricher;
+  private handlers: MechanismHandler[] = [];
+  private router?: RecordRouter;
+  private chain?: LoadChain;
+  private session?: TracefsSession;
+  private reader?: TracePipeReader;
+  private pipeline?: LogPipeline;
+  private telemetry?: SelfTelemetry;
+  private housekeeping?: NodeJS.Timeout;
+  private starting?: Promise<void>;
+  private stopping?: Promise<void>;
+  private cleanup?: Promise<void>;
+  /** The plan start() installed. */
+  plan?: CapturePlan;
+
+  constructor(opts: AgentOptions) {
+    this.opts = opts;
+    this.config = opts.config;
+    this.log = opts.log ?? stderrLog(opts.config.log.level);
+    this.proc = opts.proc ?? new ProcReader(opts.config.procRoot);
+    this.pid = opts.pid ?? process.pid;
+    this.resolver = new ElfSymbolResolver({ debugRoot: this.config.debugRoot });
+    this.enricher = new ProcessEnricher(this.proc);
+    this.viewRegistry = new ViewRegistry(this.proc);
+    this.facts = new ProcessFacts({
+      identify: (pid, moved) => void this.paths.identify(pid, moved),
+      chroot: (pid, dir) => this.facts.views.set(pid, this.viewRegistry.chroot(this.paths.viewOf(pid), dir)),
+      cwdOf: (pid) => this.proc.cwd(pid),
+      nowNs: () => this.clock.nowTraceNs(),
+    });
+    this.paths = new LoadPathResolver({
+      proc: this.proc,
+      views: this.viewRegistry,
+      viewOf: this.facts.views,
+      memfds: this.facts.memfds,
+      toWallNs: (ns) => this.clock.toWallNs(ns),
+      nowTraceNs: () => this.clock.nowTraceNs(),
+    });
+  }
+
+  /** Counters of the router and the processing chain. */
+  get stats(): AgentStats {
+    const r = this.router?.stats;
+    const c = this.chain?.stats;
+    return {
+      records: r?.records ?? 0,
+      loadsEmitted: c?.loadsEmitted ?? 0,
+      loadsFiltered: c?.loadsFiltered ?? 0,
+      customEmitted: c?.customEmitted ?? 0,
+      unknownEvents: r?.unknownEvents ?? 0,
+      processExits: r?.processExits ?? 0,
+      processExecs: r?.processExecs ?? 0,
+    };
+  }
+
+  /** Installs probes and starts streaming. Concurrent calls share one start. */
+  start(): Promise<void> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    const root = this.opts.tracefsRoot ?? locateTracefs(this.config.tracefs.path);
+    if (!root) {
+      throw new SoloadError(
+        ErrorCodes.TRACEFS_UNAVAILABLE,
+        'tracefs is not mounted and could not be mounted at /sys/kernel/tracing; mount it (`mount -t tracefs nodev /sys/kernel/tracing`) or set tracefs.path',
+      );
+    }
+    const group = `${this.config.tracefs.groupPrefix}_${this.pid}`;
+    const instance = `${this.config.tracefs.instancePrefix}_${this.pid}`;
+    const aliasRoot = this.opts.aliasRoot ?? DEFAULT_ALIAS_ROOT;
+    cleanupStale({ root, groupPrefix: this.config.tracefs.groupPrefix, instancePrefix: this.config.tracefs.instancePrefix, aliasRoot, selfPid: this.pid, proc: this.proc, log: this.log });
+
+    const plan = await planCapture({ config: this.config, resolver: this.resolver, proc: this.proc, info: (m) => this.log.info(m) });
+    for (const s of plan.skipped) this.log.debug(`probe ${s.probe} skipped for ${s.library}: ${s.reason}`);
+    for (const c of plan.sets) {
+      if (c.mechanism) this.log.debug(`${c.set.dir}: ${c.mechanism.name} (${c.reason})`);
+      else this.log.warn(`${c.set.dir}: no capture mechanism applies (${c.rejected.map((r) => `${r.mechanism}: ${r.reason}`).join('; ')}); loads of processes using it are not reported`);
+    }
+    assertPlanUsable(plan);
+    this.plan = plan;
+
+    this.session = new TracefsSession({
+      root,
+      group,
+      instance,
+      bufferSizeKb: this.config.tracefs.bufferSizeKb,
+      traceClock: this.config.tracefs.traceClock,
+      aliasDir: path.join(aliasRoot, group),
+    });
+    try {
+      const { rejected, tracepoints } = this.session.start(plan.specs, PROCESS_TRACEPOINTS);
+      for (const r of rejected) this.log.warn(r.error.message);
+      if (this.session.probes.length === 0) {
+        throw new SoloadError(ErrorCodes.NOTHING_TO_PROBE, `the kernel refused every probe: ${rejected.map((r) => r.error.message).join('; ')}`);
+      }
+      if (tracepoints.length < PROCESS_TRACEPOINTS.length) {
+        this.log.warn('sched tracepoints unavailable: per-process state is bounded by size instead of following exit/exec');
+      }
+      const exit = tracepoints.find((t) => t.spec.event === 'sched_process_exit');
+      if (exit && !exit.filtered) this.log.info('sched_process_exit has no group_dead field on this kernel: thread exits are filtered in soload (leader exit = process exit)');
+      const routes = this.buildRoutes(plan, new Set(this.session.probes.map((p) => p.event)));
+      this.pipeline = this.opts.pipeline ?? createLogPipeline(this.config, { warn: (m) => this.log.warn(m), info: (m) => this.log.info(m) });
+      const mapper = new SoLoadLogMapper({
+        severity: this.config.otel.severity,
+        toWallNs: (ns) => this.clock.toWallNs(ns),
+        serviceNameAttribute: this.config.otel.processServiceAttribute,
+      });
+      this.chain = new LoadChain({
+        cwd: this.facts.cwd,
+        enricher: this.enricher,
+        paths: this.paths,
+        filter: new LoadFilter(this.config.filters, process.pid),
+        mapper,
+        clock: this.clock,
+        logger: this.pipeline.logger,
+        ...(this.opts.onLoad ? { onLoad: this.opts.onLoad } : {}),
+      });
+      const chain = this.chain;
+      this.router = new RecordRouter({
+        routes,
+        facts: this.facts,
+        handlers: this.handlers,
+        onLoad: (ev) => chain.load(ev),
+        onCustom: (rec, spec) => chain.custom(rec, spec),
+        exitIsGroupDead: exit?.filtered ?? false,
+      });
+      const router = this.router;
+      this.telemetry = startSelfTelemetry({
+        config: this.config,
+        pipeline: this.pipeline,
+        log: this.log,
+        health: healthSource({
+          agent: { get loadsEmitted() { return chain.stats.loadsEmitted; }, get loadsFiltered() { return chain.stats.loadsFiltered; }, get customEmitted() { return chain.stats.customEmitted; } },
+          dlopen: this.dlopenTotals(),
+          pipe: () => this.reader?.stats,
+          ring: () => this.session?.ringStats(),
+        }),
+      });
+      this.reader = new TracePipeReader({
+        path: this.session.tracePipePath,
+        schemas: schemasFor(this.session.probes, tracepoints),
+        pollIntervalMs: this.config.tracefs.pollIntervalMs,
+        onRecord: (rec) => router.route(rec),
+      });
+      this.reader.start();
+      if (this.config.capture.snapshot) this.emitSnapshot();
+    } catch (err) {
+      await this.cleanupOnce();
+      throw err;
+    }
+    this.housekeeping = setInterval(() => {
+      const now = this.clock.nowTraceNs();
+      for (const h of this.handlers) h.expire(now);
+      this.paths.dropViews(this.viewRegistry.sweep(this.facts.views.inUse()));
+      this.clock.resample();
+    }, 10_000);
+    this.housekeeping.unref();
+    this.log.info(
+      `tracing ${this.session.probes.length} probes in group ${group} (instance ${instance}); ` +
+        plan.sets.map((c) => `${c.set.dir}: ${c.mechanism?.name ?? 'none'}`).join(', '),
+    );
+  }
+
+  /** The routing table: every accepted probe event → its role, and the handler of its loader set. */
+  private buildRoutes(plan: CapturePlan, accepted: ReadonlySet<string>): Map<string, Route> {
+    const routes = new Map<string, Route>();
+    const opts: HandlerOptions = {
+      reportExecutable: this.config.capture.reportExecutable,
+      neededOf: (pid, file) => this.neededOf(pid, file),
+      canonical: (pid, file) => this.paths.canonical(pid, file),
+      initiallyLoaded: (pid) => this.proc.executableMappings(pid),
+      execOf: (pid) => this.facts.execOf(pid),
+    };
+    this.handlers = [];
+    for (const choice of plan.sets) {
+      if (!choice.mechanism) continue;
+      const handler = choice.mechanism.createHandler(choice.set, opts);
+      this.handlers.push(handler);
+      for (const spec of choice.specs) if (accepted.has(spec.event)) routes.set(spec.event, { role: spec.role, spec, handler });
+    }
+    for (const spec of plan.other) if (accepted.has(spec.event)) routes.set(spec.event, { role: spec.role, spec });
+    return routes;
+  }
+
+  /** dlopen fault counters summed over every handler (read live by the health source). */
+  private dlopenTotals(): { nameRecovered: number; nameUnresolved: number; pathUnresolved: number } {
+    const sum = (k: string) => this.handlers.reduce((n, h) => n + (h.stats()[k] ?? 0), 0);
+    return {
+      get nameRecovered() {
+        return sum('dlopen.nameRecovered');
+      },
+      get nameUnresolved() {
+        return sum('dlopen.nameUnresolved');
+      },
+      get pathUnresolved() {
+        return sum('dlopen.pathUnresolved');
+      },
+    };
+  }
+
+  /** DT_NEEDED of `file` as `pid` sees it (its mount namespace first, then the host's view). */
+  private neededOf(pid: number, file: string): readonly string[] | undefined {
+    const candidates = file.startsWith('/') ? [path.join(this.proc.root, String(pid), 'root', file), file] : [path.join(this.proc.root, String(pid), 'exe')];
+    for (const c of candidates) {
+      try {
+        return this.resolver.dynamicInfo(c).needed;
+      } catch {
+        continue;
+      }
+    }
+    return undefined;
+  }
+
+  /** Reports what running processes already have loaded (capture.snapshot). */
+  private emitSnapshot(): void {
+    const events = snapshotLoads(this.proc, this.resolver, {
+      reportExecutable: this.config.capture.reportExecutable,
+      nowNs: this.clock.nowTraceNs(),
+      skipPids: new Set([process.pid]),
+    });
+    for (const ev of events) this.chain!.load(ev);
+    this.log.info(`snapshot: reported ${events.length} objects already loaded by running processes`);
+  }
+
+  /**
+   * Stops reading, removes probes and the instance, flushes exporters. Idempotent. When called while
+   * start() is still running (a signal during calibration), it waits for start to finish first, so
+   * nothing start installs afterwards is left behind.
+   */
+  shutdown(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      await this.cleanupOnce();
+    })();
+    return this.stopping;
+  }
+
+  private cleanupOnce(): Promise<void> {
+    this.cleanup ??= this.doShutdown();
+    return this.cleanup;
+  }
+
+  private async doShutdown(): Promise<void> {
+    if (this.housekeeping) clearInterval(this.housekeeping);
+    this.session?.stopRecording();
+    if (this.reader) {
+      try {
+        await this.reader.stop();
+      } catch (err) {
+        this.log.error(`stopping trace_pipe reader: ${(err as Error).message}`);
+      }
+    }
+    // Kernel state first: nothing that waits on the network may delay removing the probes. The
+    // health source keeps the last ring-buffer counters it read, so the final metrics still carry them.
+    this.telemetry?.summary(); // reads the health source once more while the instance still exists
+    if (this.session) {
+      for (const f of this.session.shutdown()) this.log.error(`cleanup failed: ${f}`);
+    }
+    this.viewRegistry.close();
+    await this.telemetry?.shutdown();
+    if (this.pipeline) {
+      try {
+        await this.pipeline.shutdown();
+      } catch (err) {
+        this.log.error(`flushing exporters: ${(err as Error).message}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,78 @@
+import type { DynamicInfo } from './metadata';
+
+/** Reads `length` bytes at file offset `offset` (short at end of file). */
+export type FileRead = (offset: number, length: number) => Buffer;
+
+const PT_LOAD = 1;
+const PT_DYNAMIC = 2;
+const DT_NULL = 0;
+const DT_NEEDED = 1;
+const DT_STRTAB = 5;
+const DT_STRSZ = 10;
+const DT_SONAME = 14;
+const DT_RPATH = 15;
+const DT_RUNPATH = 29;
+/** Sanity bounds: a real dynamic array or string table is far smaller. */
+const MAX_DYNAMIC = 64 * 1024;
+const MAX_STRTAB = 4 * 1024 * 1024;
+const MAX_PHNUM = 256;
+
+/**
+ * DT_NEEDED, DT_SONAME, DT_RPATH and DT_RUNPATH read the way ld.so reads them — ELF header,
+ * program headers, PT_DYNAMIC and the DT_STRTAB bytes — so a lookup costs a few small reads
+ * instead of the whole file (the start-up classification of every loaded object asks this on the
+ * hot path). Pure over `read`. Undefined when the file is not an ELF object with a dynamic section.
+ */
+export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
+  const eh = read(0, 64);
+  if (eh.length < 52 || eh.readUInt32BE(0) !== 0x7f454c46) return undefined;
+  const is64 = eh[4] === 2;
+  const le = eh[5] === 1;
+  const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const word = (b: Buffer, o: number) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o));
+  if (is64 && eh.length < 64) return undefined;
+  const phoff = word(eh, is64 ? 32 : 28);
+  const phentsize = u16(eh, is64 ? 54 : 42);
+  const phnum = u16(eh, is64 ? 56 : 44);
+  if (phnum === 0 || phnum > MAX_PHNUM || phentsize < (is64 ? 56 : 32)) return undefined;
+  const ph = read(phoff, phentsize * phnum);
+  if (ph.length < phentsize * phnum) return undefined;
+  const segs = Array.from({ length: phnum }, (_, i) => {
+    const o = i * phentsize;
+    return is64
+      ? { type: u32(ph, o), offset: word(ph, o + 8), vaddr: word(ph, o + 16), filesz: word(ph, o + 32) }
+      : { type: u32(ph, o), offset: u32(ph, o + 4), vaddr: u32(ph, o + 8), filesz: u32(ph, o + 16) };
+  });
+  const dyn = segs.find((s) => s.type === PT_DYNAMIC);
+  if (!dyn || dyn.filesz === 0 || dyn.filesz > MAX_DYNAMIC) return dyn ? undefined : { needed: [] };
+  const d = read(dyn.offset, dyn.filesz);
+  const ent = is64 ? 16 : 8;
+  const entries: Array<[number, number]> = [];
+  for (let o = 0; o + ent <= d.length; o += ent) {
+    const tag = is64 ? Number(le ? d.readBigInt64LE(o) : d.readBigInt64BE(o)) : u32(d, o);
+    if (tag === DT_NULL) break;
+    entries.push([tag, word(d, o + (is64 ? 8 : 4))]);
+  }
+  const value = (tag: number) => entries.find(([t]) => t === tag)?.[1];
+  const strVaddr = value(DT_STRTAB);
+  const strsz = value(DT_STRSZ);
+  if (strVaddr === undefined || strsz === undefined || strsz > MAX_STRTAB) return { needed: [] };
+  const load = segs.find((s) => s.type === PT_LOAD && strVaddr >= s.vaddr && strVaddr + strsz <= s.vaddr + s.filesz);
+  if (!load) return undefined;
+  const strtab = read(strVaddr - load.vaddr + load.offset, strsz);
+  const str = (off: number | undefined): string | undefined => {
+    if (off === undefined || off >= strtab.length) return undefined;
+    const end = strtab.indexOf(0, off);
+    return strtab.toString('utf8', off, end < 0 ? strtab.length : end);
+  };
+  const soname = str(value(DT_SONAME));
+  const rpath = str(value(DT_RPATH));
+  const runpath = str(value(DT_RUNPATH));
+  return {
+    ...(soname === undefined ? {} : { soname }),
+    needed: entries.filter(([t]) => t === DT_NEEDED).map(([, v]) => str(v) ?? ''),
+    ...(rpath === undefined ? {} : { rpath }),
+    ...(runpath === undefined ? {} : { runpath }),
+  };
+}

@@ -1,0 +1,32 @@
+import { GlibcHandler } from './glibc-handler';
+import type { CaptureMechanism } from './types';
+
+const ROLES = ['loader.state', 'dlopen.entry', 'dlopen.return'] as const;
+
+/**
+ * The last resort: dlopen entry/return probes in libc (or libdl before glibc 2.34) report what a
+ * program dlopens, with flags and failures; `_dl_debug_state`, where found, adds the interpreter.
+ * DT_NEEDED and LD_PRELOAD objects are not seen.
+ */
+export const dlopenOnlyMechanism: CaptureMechanism = {
+  name: 'dlopen-only',
+
+  async applies(set) {
+    const ret = set.specs.find((s) => s.role === 'dlopen.return');
+    return ret
+      ? { applies: true, reason: `dlopen found in ${ret.path} (${ret.symbolSource ?? 'symbol table'})` }
+      : { applies: false, reason: 'no dlopen symbol in this directory' };
+  },
+
+  async plan(set) {
+    return set.specs.filter((s) => (ROLES as readonly string[]).includes(s.role));
+  },
+
+  describe() {
+    return 'INCOMPLETE: dlopen() calls only (requested names, flags, failures); DT_NEEDED and LD_PRELOAD objects of processes using this loader are not reported';
+  },
+
+  createHandler(_set, opts) {
+    return new GlibcHandler('dlopen', ROLES, opts);
+  },
+};

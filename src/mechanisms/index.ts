@@ -1,0 +1,12 @@
+import { dlopenOnlyMechanism } from './dlopen-only';
+import { loaderProbeMechanism } from './loader-probe';
+import { searchListsMechanism } from './search-lists';
+import type { CaptureMechanism } from './types';
+
+export type { Applicability, CaptureMechanism, HandlerOptions, LoaderSet, MechanismContext, MechanismHandler } from './types';
+
+/**
+ * Every capture mechanism, best first: the selector gives each loader set the first that applies.
+ * A new mechanism is one module plus one line here.
+ */
+export const MECHANISMS: readonly CaptureMechanism[] = [loaderProbeMechanism, searchListsMechanism, dlopenOnlyMechanism];
