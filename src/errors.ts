@@ -33,6 +33,8 @@ export const ErrorCodes = {
   CALIBRATION_FAILED: 'SOLOAD_ERR_CALIBRATION_FAILED',
   /** A probe definition soload builds is inconsistent (an internal invariant; please report it). */
   PROBE_INVALID: 'SOLOAD_ERR_PROBE_INVALID',
+  /** soload was used against its own contract (a programming error; please report it). */
+  INTERNAL: 'SOLOAD_ERR_INTERNAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

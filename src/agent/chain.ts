@@ -45,7 +45,8 @@ export class LoadChain {
     const { cwd, enricher, paths, filter, mapper, clock, logger } = this.p;
     if (ev.path !== undefined && !ev.path.startsWith('/')) {
       const abs = cwd.resolve(ev.pid, ev.path);
-      if (abs) ev = { ...ev, path: abs };
+      // The loader's own (relative) string stays visible as soload.loader_path.
+      if (abs) ev = { ...ev, path: abs, loaderPath: ev.loaderPath ?? ev.path };
     }
     if (ev.loadedBy !== undefined && !ev.loadedBy.startsWith('/')) {
       const abs = cwd.resolve(ev.pid, ev.loadedBy);

@@ -14,7 +14,8 @@ const DT_RPATH = 15;
 const DT_RUNPATH = 29;
 /** Sanity bounds: a real dynamic array or string table is far smaller. */
 const MAX_DYNAMIC = 64 * 1024;
-const MAX_STRTAB = 4 * 1024 * 1024;
+/** PATH_MAX: no DT_NEEDED/RUNPATH string a loader accepts is longer. */
+const MAX_NAME = 4096;
 const MAX_PHNUM = 256;
 
 /**
@@ -57,14 +58,23 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
   const value = (tag: number) => entries.find(([t]) => t === tag)?.[1];
   const strVaddr = value(DT_STRTAB);
   const strsz = value(DT_STRSZ);
-  if (strVaddr === undefined || strsz === undefined || strsz > MAX_STRTAB) return { needed: [] };
+  if (strVaddr === undefined || strsz === undefined) return { needed: [] };
   const load = segs.find((s) => s.type === PT_LOAD && strVaddr >= s.vaddr && strVaddr + strsz <= s.vaddr + s.filesz);
   if (!load) return undefined;
-  const strtab = read(strVaddr - load.vaddr + load.offset, strsz);
+  const strOff = strVaddr - load.vaddr + load.offset;
+  // Read each string where it is instead of the whole table (a large program's .dynstr is
+  // megabytes of exported symbol names; the few names wanted here are a few bytes each).
   const str = (off: number | undefined): string | undefined => {
-    if (off === undefined || off >= strtab.length) return undefined;
-    const end = strtab.indexOf(0, off);
-    return strtab.toString('utf8', off, end < 0 ? strtab.length : end);
+    if (off === undefined || off >= strsz) return undefined;
+    let acc = Buffer.alloc(0);
+    for (let at = off; at < strsz && acc.length < MAX_NAME; at += 256) {
+      const chunk = read(strOff + at, Math.min(256, strsz - at));
+      if (chunk.length === 0) break;
+      const nul = chunk.indexOf(0);
+      acc = Buffer.concat([acc, nul < 0 ? chunk : chunk.subarray(0, nul)]);
+      if (nul >= 0) break;
+    }
+    return acc.toString('utf8');
   };
   const soname = str(value(DT_SONAME));
   const rpath = str(value(DT_RPATH));

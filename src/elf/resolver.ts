@@ -4,6 +4,7 @@ import { ErrorCodes, SoloadError } from '../errors';
 import { ElfClass, ElfImage, Endian, ProgramHeader, SHT_DYNSYM, SHT_SYMTAB, invalid, parseElf } from './image';
 import { DebugLink, DynamicInfo, crc32, decodeBuildId, decodeDebugLink, decodeDynamic, decodeInterpreter } from './metadata';
 import { readDynamicInfo } from './dynamic-lite';
+import { toRawBytes } from '../pipe/decode';
 import { SegmentLayout, fetchOffsetFor, vaddrToFileOffset } from './offsets';
 import {
   ElfSymbol,
@@ -200,7 +201,10 @@ export class ElfSymbolResolver {
     try {
       fd = fs.openSync(file, 'r');
     } catch (err) {
-      throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+      // A name with non-UTF-8 bytes arrives spelled with `\xNN` escapes (pipe/decode.ts): open the bytes.
+      const raw = /\\x[0-9a-f]{2}/.test(file) ? tryOpen(toRawBytes(file)) : undefined;
+      if (raw === undefined) throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+      fd = raw;
     }
     try {
       const st = fs.fstatSync(fd);
@@ -418,5 +422,13 @@ export class ElfSymbolResolver {
     } finally {
       fs.closeSync(fd);
     }
+  }
+}
+
+function tryOpen(p: Buffer): number | undefined {
+  try {
+    return fs.openSync(p, 'r');
+  } catch {
+    return undefined;
   }
 }

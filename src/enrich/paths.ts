@@ -115,10 +115,11 @@ export class LoadPathResolver {
       }
     }
     const out: LoadEvent = { ...ev, path: r.path };
-    if (r.path !== loaderPath) {
-      out.loaderPath = loaderPath;
+    const original = ev.loaderPath ?? loaderPath;
+    if (r.path !== original) {
+      out.loaderPath = original;
       this.stats.changed++;
-    }
+    } else delete out.loaderPath;
     if (view.lost) {
       // Resolved in the view the process came from: a missing file says nothing about deletion.
       out.viewLost = true;

@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { ErrorCodes, SoloadError } from '../errors';
 import { decodeLineBytes } from './decode';
 
 /** Default cap on one line, in bytes (the kernel's own trace_seq is one page, so real lines are far shorter). */
@@ -37,7 +38,7 @@ export class LineSplitter {
 
   constructor(options: LineSplitterOptions = {}) {
     const max = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
-    if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxLineLength must be a positive integer, got ${max}`);
+    if (!Number.isInteger(max) || max < 1) throw new SoloadError(ErrorCodes.INTERNAL, `maxLineLength must be a positive integer, got ${max}`);
     this.max = max;
   }
 

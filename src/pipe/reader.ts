@@ -123,7 +123,7 @@ export class TracePipeReader {
    */
   start(): void {
     if (this.state === 'running') return;
-    if (this.state === 'stopped') throw new Error('TracePipeReader cannot be restarted; create a new one');
+    if (this.state === 'stopped') throw new SoloadError(ErrorCodes.INTERNAL, 'TracePipeReader cannot be restarted; create a new one');
     try {
       this.fd = fs.openSync(this.opts.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (err) {

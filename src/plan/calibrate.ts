@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { ErrorCodes, SoloadError } from '../errors';
 import type { Mapping, ProcReader } from '../enrich/proc-reader';
 
 /** Offsets inside glibc's private `struct link_map` that soload needs, for one ld.so build. */
@@ -136,7 +137,7 @@ export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMap
   child.once('error', () => undefined);
   try {
     const pid = child.pid;
-    if (pid === undefined) throw new Error(`cannot run ${input.ldso} ${program}`);
+    if (pid === undefined) throw new SoloadError(ErrorCodes.CALIBRATION_FAILED, `cannot run ${input.ldso} ${program} to calibrate it`, { ldso: input.ldso });
     const deadline = Date.now() + (input.timeoutMs ?? 3000);
     const read: MemoryReader = (a, n) => input.proc.readMemory(pid, a, n);
     for (;;) {
@@ -157,7 +158,9 @@ export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMap
           }
         }
       }
-      if (Date.now() > deadline) throw new Error(`could not find l_searchlist in ${input.ldso}'s link_map within ${input.timeoutMs ?? 3000} ms`);
+      if (Date.now() > deadline) {
+        throw new SoloadError(ErrorCodes.CALIBRATION_FAILED, `could not find l_searchlist in ${input.ldso}'s link_map within ${input.timeoutMs ?? 3000} ms: install its debug symbols (libc6-dbg / glibc-debuginfo) for the complete mechanism`, { ldso: input.ldso });
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   } finally {

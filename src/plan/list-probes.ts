@@ -1,3 +1,4 @@
+import { ErrorCodes, SoloadError } from '../errors';
 import type { ProbeRole, ProbeSpec } from '../types';
 import { LM_LIBNAME, LM_NAME, type LinkMapLayout } from './calibrate';
 
@@ -60,7 +61,7 @@ function sliceProbes(
  */
 export function startupListProbes(stateProbe: ProbeSpec, layout: LinkMapLayout, rMapFetch: number, opts: ListProbeOptions): ProbeSpec[] {
   const state = stateProbe.fetch.find((f) => f.name === 'state');
-  if (!state) throw new Error(`${stateProbe.event} has no state fetch argument`);
+  if (!state) throw new SoloadError(ErrorCodes.PROBE_INVALID, `${stateProbe.event} has no state fetch argument (a loader_state probe must fetch _r_debug.r_state as "state")`);
   const mainMap = `@+0x${rMapFetch.toString(16)}`;
   return sliceProbes(stateProbe, 'loader.list', layout, opts, (first) => ({
     fetch: [state, ...listFetch(mainMap, layout, first, opts.sliceSize)],

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { ProbeConfig } from '../config/probes';
-import { ErrorCodes, SoloadError } from '../errors';
+import { ErrorCodes, SoloadError, type ErrorCode } from '../errors';
 import type { ProbeSpec } from '../types';
 import { selectLibraries, type LibraryFile } from './discover';
 
@@ -34,7 +34,7 @@ export interface SkippedProbe {
   probe: string;
   library: string;
   reason: string;
-  code: string;
+  code: ErrorCode;
   optional: boolean;
 }
 
@@ -112,7 +112,7 @@ export function planProbes(probes: ProbeConfig[], inventory: LibraryFile[], symb
 export function assertPlanUsable(plan: ProbePlan): void {
   const fatal = plan.skipped.find((s) => !s.optional);
   if (fatal) {
-    throw new SoloadError(fatal.code as never, `probe "${fatal.probe}" (${fatal.library}): ${fatal.reason}`, { ...fatal });
+    throw new SoloadError(fatal.code, `probe "${fatal.probe}" (${fatal.library}): ${fatal.reason}`, { ...fatal });
   }
   if (plan.specs.length === 0) {
     throw new SoloadError(

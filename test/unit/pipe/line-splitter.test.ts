@@ -102,5 +102,5 @@ test('LineSplitterStream emits one string per line', async () => {
 });
 
 test('rejects a non-positive maxLineLength', () => {
-  assert.throws(() => new LineSplitter({ maxLineLength: 0 }), RangeError);
+  assert.throws(() => new LineSplitter({ maxLineLength: 0 }), /SOLOAD_ERR_INTERNAL|positive integer/);
 });

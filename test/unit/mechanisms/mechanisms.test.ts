@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MECHANISMS, type LoaderSet, type MechanismContext } from '../../../src/mechanisms';
+import { loadConfig } from '../../../src/config/load';
+import type { ProcReader } from '../../../src/enrich/proc-reader';
+import type { ElfSymbolResolver } from '../../../src/elf';
+import type { LinkMapLayout } from '../../../src/plan/calibrate';
+import { groupLoaderSets } from '../../../src/plan/select';
+import type { LoadEvent, ProbeRole, ProbeSpec, TraceRecord } from '../../../src/types';
+
+const DIR = '/usr/lib/x86_64-linux-gnu';
+const spec = (event: string, role: ProbeRole, file: string, fetch: ProbeSpec['fetch'] = []): ProbeSpec => ({ event, kind: role.endsWith('return') ? 'return' : 'entry', path: `${DIR}/${file}`, offset: 0x100, fetch, role, symbol: 'sym', symbolSource: 'dynsym' });
+const DLOPEN = [spec('dlopen_entry', 'dlopen.entry', 'libc.so.6'), spec('dlopen_return', 'dlopen.return', 'libc.so.6')];
+const STATE = spec('loader_state', 'loader.state', 'ld-linux-x86-64.so.2', [{ name: 'state', arg: '@+0x34130:s32' }]);
+const ADD = spec('loader_add', 'loader.add', 'ld-linux-x86-64.so.2');
+
+function ctx(layout?: LinkMapLayout): MechanismContext {
+  return {
+    config: loadConfig({ env: {} }),
+    resolver: { fetchOffset: () => 0x34118 } as unknown as ElfSymbolResolver,
+    proc: {} as ProcReader,
+    calibrate: async () => {
+      if (!layout) throw new Error('no helper');
+      return layout;
+    },
+    info: () => undefined,
+  };
+}
+const set = (specs: ProbeSpec[]): LoaderSet => groupLoaderSets(specs)[0]!;
+
+async function select(s: LoaderSet, c: MechanismContext) {
+  for (const m of MECHANISMS) if ((await m.applies(s, c)).applies) return m;
+  return undefined;
+}
+
+test('the selector takes the first mechanism that applies: debug symbols → loader-probe, else search-lists, else dlopen-only', async () => {
+  const layout = { searchlist: 0x2d8, fileId: 968, source: 'test' };
+  assert.equal((await select(set([ADD, STATE, ...DLOPEN]), ctx(layout)))?.name, 'loader-probe');
+  assert.equal((await select(set([STATE, ...DLOPEN]), ctx(layout)))?.name, 'search-lists');
+  assert.equal((await select(set([STATE, ...DLOPEN]), ctx(undefined)))?.name, 'dlopen-only', 'calibration failed');
+  assert.equal(await select(set([STATE]), ctx(undefined)), undefined, 'nothing applies without dlopen');
+});
+
+test('groupLoaderSets: one set per directory (a container root is its own set); facts probes are not mechanism probes', () => {
+  const sets = groupLoaderSets([ADD, ...DLOPEN, { ...DLOPEN[0]!, event: 'dlopen_entry_1', path: '/proc/9/root/usr/lib/libc.so.6' }, spec('chdir_entry', 'chdir.entry', 'libc.so.6')]);
+  assert.deepEqual(sets.map((s) => [s.dir, s.ldso, s.specs.length]), [[DIR, `${DIR}/ld-linux-x86-64.so.2`, 3], ['/proc/9/root/usr/lib', undefined, 1]]);
+});
+
+test('plans: loader-probe adds l_file_id fetches; search-lists replaces loader_state by list slices and adds dependency lists', async () => {
+  const layout = { searchlist: 0x2d8, fileId: 968, source: 'test' };
+  const lp = await MECHANISMS[0]!.plan(set([ADD, STATE, ...DLOPEN]), ctx(layout));
+  assert.deepEqual(lp.find((s) => s.role === 'loader.add')!.fetch.map((f) => f.arg), ['+968(%di):u64', '+976(%di):u64']);
+  assert.ok(lp.find((s) => s.role === 'dlopen.return')!.fetch.some((f) => f.arg === '+976($retval):u64'));
+  const sl = await MECHANISMS[1]!.plan(set([STATE, ...DLOPEN]), ctx(layout));
+  const roles = sl.map((s) => s.role);
+  assert.ok(!roles.includes('loader.state'));
+  assert.equal(roles.filter((r) => r === 'loader.list').length, 16);
+  assert.equal(roles.filter((r) => r === 'dlopen.list').length, 4);
+  assert.ok(sl.filter((s) => s.role === 'loader.list').every((s) => s.filter?.startsWith('state == 0')));
+  for (const m of MECHANISMS) assert.ok(m.describe(set([ADD, STATE, ...DLOPEN]), ctx(layout)).length > 20, `${m.name} describes itself`);
+});
+
+const rec = (event: string, pid: number, fields: Record<string, string | null>): TraceRecord => ({ comm: 'p', tid: pid, tgid: pid, cpu: 0, timestampNs: 1n, event, location: '', fields: { comm: 'p', ...fields } });
+
+test('defect 2: each loader set keeps its own state — a container with search lists reports dlopens while the host uses the loader probe', async () => {
+  const opts = { reportExecutable: false, neededOf: () => [], canonical: (_p: number, f: string) => f, initiallyLoaded: () => [], execOf: () => undefined };
+  const hostSet = set([ADD, STATE, ...DLOPEN]);
+  const host = MECHANISMS[0]!.createHandler(hostSet, opts);
+  const container = MECHANISMS[1]!.createHandler(set([STATE, ...DLOPEN]), opts);
+  const ret = (pid: number) => rec('dlopen_return', pid, { handle: '0x55', path: '/opt/p.so', libname: 'p.so' });
+  const fromHost: LoadEvent[] = [...host.handle('dlopen.entry', rec('dlopen_entry', 1, { name: 'p.so' }), DLOPEN[0]!), ...host.handle('dlopen.return', ret(1), DLOPEN[1]!)];
+  const fromContainer = [...container.handle('dlopen.entry', rec('dlopen_entry', 2, { name: 'p.so' }), DLOPEN[0]!), ...container.handle('dlopen.return', ret(2), DLOPEN[1]!)];
+  assert.deepEqual(fromHost, [], 'the host\'s loader probe already reported it (adds), the return adds nothing');
+  assert.deepEqual(fromContainer.map((e) => [e.method, e.path]), [['dlopen', '/opt/p.so']], 'the container\'s dlopen is reported, not dropped');
+});
