@@ -25,18 +25,12 @@ import { LoadChain } from './chain';
 import { stderrLog, type DiagLog } from './log';
 import { cleanupStale } from './stale';
 
-/** Injection points, so tests can point soload at fixture trees and capture output. */
+/** What the agent is built from. */
 export interface AgentOptions {
   config: SoloadConfig;
   log?: DiagLog;
-  /** tracefs mount; default: located (and mounted if needed). */
-  tracefsRoot?: string;
-  proc?: ProcReader;
-  pipeline?: LogPipeline;
-  /** Receives every load after filtering, before export (tests, the recall harness). */
+  /** Sees every load after filtering, before export (the in-process agent test, embedders). */
   onLoad?: (ev: LoadEvent) => void;
-  /** pid used in the group/instance names; default process.pid. */
-  pid?: number;
   /** Where symlinks to probed files with whitespace in their paths go (default /run/soload). */
   aliasRoot?: string;
 }
@@ -112,8 +106,8 @@ export class SoloadAgent {
     this.opts = opts;
     this.config = opts.config;
     this.log = opts.log ?? stderrLog(opts.config.log.level);
-    this.proc = opts.proc ?? new ProcReader(opts.config.procRoot);
-    this.pid = opts.pid ?? process.pid;
+    this.proc = new ProcReader(opts.config.procRoot);
+    this.pid = process.pid;
     this.resolver = new ElfSymbolResolver({ debugRoot: this.config.debugRoot });
     this.enricher = new ProcessEnricher(this.proc);
     this.viewRegistry = new ViewRegistry(this.proc);
@@ -155,7 +149,7 @@ export class SoloadAgent {
   }
 
   private async doStart(): Promise<void> {
-    const root = this.opts.tracefsRoot ?? locateTracefs(this.config.tracefs.path);
+    const root = locateTracefs(this.config.tracefs.path);
     if (!root) {
       throw new SoloadError(
         ErrorCodes.TRACEFS_UNAVAILABLE,
@@ -196,7 +190,7 @@ export class SoloadAgent {
       const exit = tracepoints.find((t) => t.spec.event === 'sched_process_exit');
       if (exit && !exit.filtered) this.log.info('sched_process_exit has no group_dead field on this kernel: thread exits are filtered in soload (leader exit = process exit)');
       const routes = this.buildRoutes(plan, new Set(this.session.probes.map((p) => p.event)));
-      this.pipeline = this.opts.pipeline ?? createLogPipeline(this.config, { warn: (m) => this.log.warn(m), info: (m) => this.log.info(m) });
+      this.pipeline = createLogPipeline(this.config, { warn: (m) => this.log.warn(m), info: (m) => this.log.info(m) });
       const mapper = new SoLoadLogMapper({
         severity: this.config.otel.severity,
         toWallNs: (ns) => this.clock.toWallNs(ns),
