@@ -1,18 +1,9 @@
-import type { ProbeRole, TraceRecord } from '../types';
+import { PROBE_ROLES, type ProbeRole, type TraceRecord } from '../types';
 import { CwdTracker } from './cwd';
 import { MemfdTracker, ViewTracker } from './views';
 
 /** Roles whose records are facts about processes rather than loads. */
-export const FACT_ROLES: ReadonlySet<ProbeRole> = new Set<ProbeRole>([
-  'chdir.entry',
-  'chdir.return',
-  'chroot.entry',
-  'chroot.return',
-  'view.entry',
-  'view.return',
-  'memfd.entry',
-  'memfd.return',
-]);
+export const FACT_ROLES: ReadonlySet<ProbeRole> = new Set(PROBE_ROLES.filter((r) => /^(chdir|chroot|view|memfd)\./.test(r)));
 
 /**
  * What process facts need from the host while the process may still be alive (implemented by the

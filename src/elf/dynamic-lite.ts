@@ -1,17 +1,10 @@
-import type { DynamicInfo } from './metadata';
+import { DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, type DynamicInfo } from './metadata';
 
 /** Reads `length` bytes at file offset `offset` (short at end of file). */
 export type FileRead = (offset: number, length: number) => Buffer;
 
 const PT_LOAD = 1;
 const PT_DYNAMIC = 2;
-const DT_NULL = 0;
-const DT_NEEDED = 1;
-const DT_STRTAB = 5;
-const DT_STRSZ = 10;
-const DT_SONAME = 14;
-const DT_RPATH = 15;
-const DT_RUNPATH = 29;
 /** Sanity bounds: a real dynamic array or string table is far smaller. */
 const MAX_DYNAMIC = 64 * 1024;
 /** PATH_MAX: no DT_NEEDED/RUNPATH string a loader accepts is longer. */

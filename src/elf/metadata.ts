@@ -16,13 +16,14 @@ import {
 } from './image';
 import { loadSegmentFor } from './offsets';
 
-const DT_NULL = 0;
-const DT_NEEDED = 1;
-const DT_STRTAB = 5;
-const DT_STRSZ = 10;
-const DT_SONAME = 14;
-const DT_RPATH = 15;
-const DT_RUNPATH = 29;
+/** d_tag values of the dynamic entries soload reads (<elf.h>). */
+export const DT_NULL = 0;
+export const DT_NEEDED = 1;
+export const DT_STRTAB = 5;
+export const DT_STRSZ = 10;
+export const DT_SONAME = 14;
+export const DT_RPATH = 15;
+export const DT_RUNPATH = 29;
 
 /** Strings from the dynamic section. */
 export interface DynamicInfo {
