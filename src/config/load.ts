@@ -2,43 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import convict from 'convict';
 import { ErrorCodes, SoloadError } from '../errors';
-import { configSchema, type SoloadConfig } from './schema';
+import { readEnv } from './env';
+import { configSchema, maskUrlCredentials, type ConfigKey, type SoloadConfig } from './schema';
 
 /** Where the bundled defaults live, relative to the package root. */
 export const DEFAULT_CONFIG_DIR = path.resolve(__dirname, '..', '..', '..', 'config');
-
-/** Environment variables that hold comma-separated lists, and the config key each sets. */
-const LIST_ENV: Record<string, { key: string; numeric: boolean }> = {
-  SOLOAD_FILTER_PIDS: { key: 'filters.pids', numeric: true },
-  SOLOAD_FILTER_EXCLUDE_PIDS: { key: 'filters.excludePids', numeric: true },
-  SOLOAD_FILTER_COMMS: { key: 'filters.comms', numeric: false },
-  SOLOAD_FILTER_EXCLUDE_COMMS: { key: 'filters.excludeComms', numeric: false },
-  SOLOAD_FILTER_PATH_INCLUDE: { key: 'filters.pathInclude', numeric: false },
-  SOLOAD_FILTER_PATH_EXCLUDE: { key: 'filters.pathExclude', numeric: false },
-  SOLOAD_EXPORTERS: { key: 'otel.exporters', numeric: false },
-};
-
-/**
- * Parses the OTel `key1=value1,key2=value2` list form (OTEL_EXPORTER_OTLP_HEADERS,
- * OTEL_RESOURCE_ATTRIBUTES): values are percent-decoded, surrounding whitespace trimmed, and
- * malformed members skipped (the spec says to discard the invalid member, not the whole list).
- */
-export function parseOtelKeyValueList(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const member of text.split(',')) {
-    const eq = member.indexOf('=');
-    if (eq <= 0) continue;
-    const key = member.slice(0, eq).trim();
-    const raw = member.slice(eq + 1).trim();
-    if (!key) continue;
-    try {
-      out[key] = decodeURIComponent(raw);
-    } catch {
-      continue;
-    }
-  }
-  return out;
-}
 
 /** Inputs of {@link loadConfig}; every field defaults to the real process’s. */
 export interface LoadConfigOptions {
@@ -50,14 +18,18 @@ export interface LoadConfigOptions {
 }
 
 /**
- * Loads config/default.json, then `file`, then environment overrides; validates strictly.
- * Throws SoloadError CONFIG_FILE / CONFIG_INVALID (the CLI maps both to exit code 2) — nothing
- * touches the kernel before this returns.
+ * Loads config/default.json, then `file`, then the environment (./env.ts: SOLOAD_* and the OTel
+ * spec's variables, with their precedence); validates strictly, including the checks that span keys
+ * (client certificate and key both or neither). Throws SoloadError CONFIG_FILE / CONFIG_INVALID (the
+ * CLI maps both to exit code 2) — nothing touches the kernel before this returns. Checks that read
+ * the host (TLS files, spill directory) are {@link validateConfig}'s (./validate.ts).
  */
 export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
   const env = opts.env ?? process.env;
-  // convict reads `env` names from this object only; keep argv out of it (the CLI owns argv).
-  const conf = convict(configSchema() as convict.Schema<SoloadConfig>, { env, args: [] });
+  // No schema key has a convict `env`: the environment is applied below from one table, after all
+  // files (convict would re-apply its own after each file with the same net effect). `args: []`
+  // keeps argv out (the CLI owns argv).
+  const conf = convict<SoloadConfig>(configSchema(), { env: {}, args: [] });
   const files = [path.join(opts.defaultsDir ?? DEFAULT_CONFIG_DIR, 'default.json')].filter((f) => fs.existsSync(f));
   if (opts.file) files.push(opts.file);
   // Free-form maps (headers, resource attributes) have keys with dots ("deployment.environment"),
@@ -86,56 +58,48 @@ export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
       throw invalid(err, f);
     }
   }
+  // Which variable set a key, so a value convict rejects is traced back to where it came from.
+  const setBy = new Map<string, string>();
   try {
-    for (const [name, { key, numeric }] of Object.entries(LIST_ENV)) {
-      const v = env[name];
-      if (v === undefined) continue;
-      const items = v.split(',').map((s) => s.trim()).filter(Boolean);
-      conf.set(key as never, (numeric ? items.map(Number) : items) as never);
+    for (const { binding, value } of readEnv(env)) {
+      if (binding.mode === 'merge') {
+        Object.assign(maps[mapKeyOf(binding.key)], value);
+      } else {
+        conf.set(binding.key, value as never);
+        setBy.set(binding.key, binding.name);
+      }
     }
-    const logsEndpoint = env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT;
-    const baseEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
-    if (logsEndpoint) conf.set('otel.endpoint', logsEndpoint);
-    else if (baseEndpoint) conf.set('otel.endpoint', baseEndpoint.replace(/\/+$/, '') + '/v1/logs');
-    applyOtlpEnv(env, (key, value) => conf.set(key as never, value as never));
     conf.validate({ allowed: 'strict' });
   } catch (err) {
-    throw invalid(err, opts.file);
-  }
-  for (const [envName, key] of [
-    ['OTEL_EXPORTER_OTLP_HEADERS', 'headers'],
-    ['OTEL_EXPORTER_OTLP_LOGS_HEADERS', 'headers'],
-    ['OTEL_RESOURCE_ATTRIBUTES', 'resourceAttributes'],
-  ] as const) {
-    const v = env[envName];
-    if (v) Object.assign(maps[key], parseOtelKeyValueList(v));
+    throw invalid(err, opts.file, setBy);
   }
   const config = conf.getProperties();
   config.otel.headers = maps.headers;
   config.otel.resourceAttributes = maps.resourceAttributes;
+  try {
+    checkAcrossKeys(config);
+  } catch (err) {
+    throw invalid(err, opts.file, setBy);
+  }
   return config;
 }
 
-/**
- * The OTel-spec exporter variables beyond endpoint/headers (signal-specific LOGS_ variants win over
- * the generic ones): protocol, compression, TLS files, metrics endpoint and interval.
- */
-function applyOtlpEnv(env: NodeJS.ProcessEnv, set: (key: string, value: unknown) => void): void {
-  const pick = (name: string) => env[`OTEL_EXPORTER_OTLP_LOGS_${name}`] || env[`OTEL_EXPORTER_OTLP_${name}`] || undefined;
-  const pairs: Array<[string, string]> = [
-    ['PROTOCOL', 'otel.protocol'],
-    ['COMPRESSION', 'otel.compression'],
-    ['CERTIFICATE', 'otel.tls.caFile'],
-    ['CLIENT_CERTIFICATE', 'otel.tls.certFile'],
-    ['CLIENT_KEY', 'otel.tls.keyFile'],
-  ];
-  for (const [name, key] of pairs) {
-    const v = pick(name);
-    if (v !== undefined) set(key, v.trim());
+/** Rules that involve more than one key (convict formats see one value at a time). */
+function checkAcrossKeys(config: SoloadConfig): void {
+  const { certFile, keyFile } = config.otel.tls;
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new SoloadError(
+      ErrorCodes.CONFIG_INVALID,
+      `otel.tls.${certFile ? 'keyFile' : 'certFile'}: must be set together with otel.tls.${certFile ? 'certFile' : 'keyFile'} ` +
+        '(mTLS needs the client certificate and its private key; set both, or neither for server-only TLS)',
+    );
   }
-  if (env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) set('otel.metrics.endpoint', env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT);
-  else if (env.OTEL_EXPORTER_OTLP_ENDPOINT) set('otel.metrics.endpoint', env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '') + '/v1/metrics');
-  if (env.OTEL_METRIC_EXPORT_INTERVAL && /^\d+$/.test(env.OTEL_METRIC_EXPORT_INTERVAL.trim())) set('otel.metrics.intervalMs', Number(env.OTEL_METRIC_EXPORT_INTERVAL.trim()));
+}
+
+function mapKeyOf(key: ConfigKey): MapKey {
+  if (key === 'otel.headers') return 'headers';
+  if (key === 'otel.resourceAttributes') return 'resourceAttributes';
+  throw new SoloadError(ErrorCodes.INTERNAL, `${key} is not a map key (env.ts binds it with mode "merge")`);
 }
 
 type MapKey = 'headers' | 'resourceAttributes';
@@ -148,17 +112,19 @@ function takeMaps(obj: Record<string, unknown>, maps: Record<MapKey, Record<stri
   for (const key of ['headers', 'resourceAttributes'] as const) {
     if (!(key in o)) continue;
     const v = o[key];
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`otel.${key}: must be an object of string → string`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SoloadError(ErrorCodes.CONFIG_INVALID, `otel.${key}: must be an object of string → string`);
     for (const [k, val] of Object.entries(v)) {
-      if (typeof val !== 'string') throw new Error(`otel.${key}: value of "${k}" must be a string`);
+      if (typeof val !== 'string') throw new SoloadError(ErrorCodes.CONFIG_INVALID, `otel.${key}: value of "${k}" must be a string`);
       maps[key][k] = val;
     }
     delete o[key];
   }
 }
 
-function invalid(err: unknown, file?: string): SoloadError {
-  const msg = (err as Error).message ?? String(err);
+function invalid(err: unknown, file?: string, setBy?: Map<string, string>): SoloadError {
+  let msg = (err as Error).message ?? String(err);
+  // convict reports "key: problem" per line; name the variable when the environment set that key.
+  if (setBy?.size) msg = msg.replace(/^([\w.]+): /gm, (all, key: string) => (setBy.has(key) ? `${key} (from ${setBy.get(key)}): ` : all));
   return new SoloadError(
     ErrorCodes.CONFIG_INVALID,
     `invalid configuration${file ? ` (${file})` : ''}: ${msg}. Fix the named key; \`soload config\` prints the effective configuration and README.md lists every key.`,
@@ -170,7 +136,7 @@ function invalid(err: unknown, file?: string): SoloadError {
 export function redactConfig(config: SoloadConfig): SoloadConfig {
   const copy = JSON.parse(JSON.stringify(config)) as SoloadConfig;
   for (const k of Object.keys(copy.otel.headers)) copy.otel.headers[k] = '***';
-  copy.otel.endpoint = copy.otel.endpoint.replace(/\/\/[^/@]*@/, '//***@');
-  if (copy.otel.metrics) copy.otel.metrics.endpoint = copy.otel.metrics.endpoint.replace(/\/\/[^/@]*@/, '//***@');
+  copy.otel.endpoint = maskUrlCredentials(copy.otel.endpoint);
+  copy.otel.metrics.endpoint = maskUrlCredentials(copy.otel.metrics.endpoint);
   return copy;
 }

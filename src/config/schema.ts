@@ -1,75 +1,93 @@
+/**
+ * The configuration schema — the one place a key is declared. Its `doc`, `default` and `format`
+ * feed convict (validation, defaults); its TypeScript type ({@link SoloadConfig}) is derived from the
+ * same literal, so adding a key here types it everywhere. Environment variables are mapped in
+ * ./env.ts (one table for SOLOAD_* and the OTel spec's variables).
+ */
+import { ErrorCodes, SoloadError } from '../errors';
 import { builtinProbes, PROBE_ROLES, type ProbeConfig } from './probes';
 
-/** The effective, validated configuration. */
-export interface SoloadConfig {
-  tracefs: {
-    path: string;
-    instancePrefix: string;
-    groupPrefix: string;
-    bufferSizeKb: number;
-    traceClock: string;
-    pollIntervalMs: number;
-  };
-  probes: ProbeConfig[];
-  capture: {
-    reportExecutable: boolean;
-    snapshot: boolean;
-    listSliceSize: number;
-    listSlices: number;
-    dlopenListSlices: number;
-  };
-  filters: {
-    pids: number[];
-    excludePids: number[];
-    comms: string[];
-    excludeComms: string[];
-    pathInclude: string[];
-    pathExclude: string[];
-    excludeSelf: boolean;
-  };
-  procRoot: string;
-  debugRoot: string;
-  otel: {
-    exporters: string[];
-    endpoint: string;
-    headers: Record<string, string>;
-    timeoutMs: number;
-    serviceName: string;
-    processServiceAttribute: string;
-    resourceAttributes: Record<string, string>;
-    severity: string;
-    batch: { maxQueueSize: number; maxExportBatchSize: number; scheduledDelayMs: number };
-    protocol: string;
-    compression: string;
-    tls: { caFile: string; certFile: string; keyFile: string };
-    delivery: {
-      maxBufferedRecords: number;
-      maxBufferedBytes: number;
-      spillDir: string;
-      maxSpillBytes: number;
-      initialBackoffMs: number;
-      maxBackoffMs: number;
-      shutdownDrainMs: number;
-    };
-    metrics: { enabled: boolean; endpoint: string; intervalMs: number };
-  };
-  log: { level: string; statsIntervalMs: number };
+// A phantom property: it only exists in the type system, carrying the TS type of the values a
+// format function accepts (convict only calls the function; it never reads this).
+declare const VALUE_TYPE: unique symbol;
+
+/** A convict format function that also records, at type level only, the type of the values it accepts. */
+export type TypedFormat<T> = ((value: unknown) => void) & { readonly [VALUE_TYPE]: T };
+
+/** Brands a validator with the type of what it accepts (no runtime effect). */
+function typed<T>(check: (value: unknown) => void): TypedFormat<T> {
+  return check as TypedFormat<T>;
 }
 
-const SEVERITIES = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
-const EXPORTERS = ['otlp', 'console', 'none'];
-const TRACE_CLOCKS = ['mono', 'boot', 'local', 'global'];
+/** The formats a leaf may use; each maps to one TypeScript type (see {@link ValueOfFormat}). */
+export type FormatSpec = 'nat' | StringConstructor | BooleanConstructor | TypedFormat<unknown>;
+
+/** One configuration key: convict's leaf, with `doc` and `format` mandatory. */
+export interface LeafSpec {
+  doc: string;
+  format: FormatSpec;
+  default: unknown;
+  /** convict: never print the value in validation errors (the format's own message describes it). */
+  sensitive?: boolean;
+}
+
+/** A nested group of keys. */
+export interface SchemaSpec {
+  [key: string]: LeafSpec | SchemaSpec;
+}
+
+/** The TypeScript type of the values a format accepts. */
+export type ValueOfFormat<F> = F extends TypedFormat<infer T>
+  ? T
+  : F extends 'nat'
+    ? number
+    : F extends BooleanConstructor
+      ? boolean
+      : F extends StringConstructor
+        ? string
+        : never;
+
+/** The configuration object a schema describes: each leaf becomes the type of its format. */
+export type ConfigOf<S> = {
+  -readonly [K in keyof S]: S[K] extends LeafSpec ? ValueOfFormat<S[K]['format']> : ConfigOf<S[K]>;
+};
+
+/** Dotted paths of the leaves of a schema ("otel.tls.keyFile"). */
+export type LeafPaths<S, P extends string = ''> = {
+  [K in keyof S & string]: S[K] extends LeafSpec ? `${P}${K}` : LeafPaths<S[K], `${P}${K}.`>;
+}[keyof S & string];
+
+type At<T, P extends string> = P extends `${infer H}.${infer R}` ? (H extends keyof T ? At<T[H], R> : never) : P extends keyof T ? T[P] : never;
+
+/** The literal type of soload's schema. */
+export type ConfigSchema = ReturnType<typeof configSchema>;
+
+/** The effective, validated configuration (derived from {@link configSchema}). */
+export type SoloadConfig = ConfigOf<ConfigSchema>;
+
+/** Every configuration key as a dotted path, e.g. "otel.delivery.spillDir". */
+export type ConfigKey = LeafPaths<ConfigSchema>;
+
+/** The type of the value at a key. */
+export type ConfigValue<K extends ConfigKey> = At<SoloadConfig, K>;
+
+const SEVERITIES = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'] as const;
+const EXPORTERS = ['otlp', 'console', 'none'] as const;
+const TRACE_CLOCKS = ['mono', 'boot', 'local', 'global'] as const;
 const PROBE_KEYS = new Set(['name', 'library', 'symbol', 'offset', 'kind', 'fetch', 'role', 'optional']);
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
 // Fetch arguments are passed to the kernel verbatim: refuse whitespace and shell-ish separators that
 // would split one argument into several or smuggle a second probe definition into uprobe_events.
 const FETCHARG_RE = /^[^\s;\n'"`]+$/;
+const PREFIX_RE = /^[A-Za-z][A-Za-z0-9_]{0,15}$/;
 
+// convict prefixes the message with the key; loadConfig wraps the whole report in one CONFIG_INVALID.
 function fail(msg: string): never {
-  throw new Error(msg);
+  throw new SoloadError(ErrorCodes.CONFIG_INVALID, msg);
 }
 
-function validateProbeList(list: unknown): void {
+const validateProbeList = typed<ProbeConfig[]>((list: unknown): void => {
+
   if (!Array.isArray(list)) fail('must be an array of probe objects');
   const names = new Set<string>();
   list.forEach((p, i) => {
@@ -84,8 +102,9 @@ function validateProbeList(list: unknown): void {
     }
     if (names.has(probe.name)) fail(`${at}.name "${probe.name}" is used twice; probe names must be unique`);
     names.add(probe.name);
-    if (typeof probe.library !== 'string' || probe.library.length === 0 || /[\s\n]/.test(probe.library)) {
-      fail(`${at}.library must be a non-empty path, soname or glob without whitespace`);
+    // Whitespace is fine: such files are probed through a symlink alias (tracefs/probe-line.ts).
+    if (typeof probe.library !== 'string' || probe.library.length === 0 || probe.library.includes('\0')) {
+      fail(`${at}.library must be a non-empty path, soname or glob`);
     }
     if (probe.kind !== 'entry' && probe.kind !== 'return') {
       fail(`${at}.kind must be one of "entry", "return" (got ${JSON.stringify(probe.kind)})`);
@@ -111,32 +130,82 @@ function validateProbeList(list: unknown): void {
       }
     }
   });
-}
+});
 
-function validateStringList(list: unknown): void {
+function checkStringList(list: unknown): void {
   if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) fail('must be an array of strings');
 }
 
-function validatePidList(list: unknown): void {
+const validateStringList = typed<string[]>(checkStringList);
+
+const validatePidList = typed<number[]>((list: unknown): void => {
   if (!Array.isArray(list) || list.some((x) => !Number.isInteger(x) || (x as number) <= 0)) {
     fail('must be an array of positive integer pids');
   }
-}
+});
 
-function validateStringMap(map: unknown): void {
+const validateStringMap = typed<Record<string, string>>((map: unknown): void => {
   if (typeof map !== 'object' || map === null || Array.isArray(map)) fail('must be an object of string → string');
   for (const [k, v] of Object.entries(map as object)) {
     if (typeof v !== 'string') fail(`value of "${k}" must be a string`);
   }
-}
+});
 
-function oneOf(values: string[]) {
-  return (v: unknown) => {
+/** A string that must be one of `values`; typed as their union. */
+function oneOf<const V extends readonly string[]>(values: V): TypedFormat<V[number]> {
+  return typed<V[number]>((v: unknown) => {
     if (typeof v !== 'string' || !values.includes(v)) fail(`must be one of ${values.map((x) => `"${x}"`).join(', ')}`);
-  };
+  });
 }
 
-/** The convict schema: every key documented; `env` names the SOLOAD_* override. */
+/** A list whose entries are each one of `values`. */
+function listOf<const V extends readonly string[]>(values: V): TypedFormat<Array<V[number]>> {
+  return typed<Array<V[number]>>((v: unknown) => {
+    checkStringList(v);
+    for (const e of v as string[]) if (!values.includes(e)) fail(`entries must be one of ${values.map((x) => `"${x}"`).join(', ')} (got "${e}")`);
+  });
+}
+
+function matching(re: RegExp, what: string): TypedFormat<string> {
+  return typed<string>((v: unknown) => {
+    if (typeof v !== 'string' || !re.test(v)) fail(what);
+  });
+}
+
+/** `//user:password@` in a URL, replaced before a URL is ever printed. */
+const URL_USERINFO_RE = /\/\/[^/@\s]*@/;
+
+/** A URL with its credentials (userinfo) masked, for messages. */
+export function maskUrlCredentials(url: string): string {
+  return url.replace(URL_USERINFO_RE, '//***@');
+}
+
+/**
+ * An http(s) URL that the WHATWG URL parser (the one Node's http client uses) accepts, with a host.
+ * Leaves using it are `sensitive`: convict would otherwise append the raw value, credentials
+ * included, to its message; this one quotes it with the userinfo masked.
+ */
+function httpUrl(opts: { allowEmpty: boolean }): TypedFormat<string> {
+  return typed<string>((v: unknown) => {
+    if (opts.allowEmpty && v === '') return;
+    const want = `must be ${opts.allowEmpty ? 'empty or ' : ''}an http:// or https:// URL such as "http://localhost:4318/v1/logs"`;
+    if (typeof v !== 'string') fail(want);
+    const shown = JSON.stringify(maskUrlCredentials(v));
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      fail(`${want} (${shown} does not parse as a URL)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`${want} (${shown} has scheme "${url.protocol.replace(/:$/, '')}")`);
+    if (!url.hostname) fail(`${want} (${shown} has no host)`);
+  });
+}
+
+/**
+ * The convict schema: every key documented. A fresh object per call (convict keeps references to
+ * defaults such as the probe list). Environment variables: ./env.ts.
+ */
 export function configSchema() {
   return {
     tracefs: {
@@ -144,41 +213,31 @@ export function configSchema() {
         doc: 'tracefs mount point; empty = auto-detect (/sys/kernel/tracing, then /sys/kernel/debug/tracing; mounts tracefs if needed).',
         format: String,
         default: '',
-        env: 'SOLOAD_TRACEFS_PATH',
       },
       instancePrefix: {
         doc: 'Prefix of the tracefs instance soload creates (instances/<prefix>_<pid>); other tracers’ buffers stay untouched.',
-        format: (v: unknown) => {
-          if (typeof v !== 'string' || !/^[A-Za-z][A-Za-z0-9_]{0,15}$/.test(v)) fail('must match /^[A-Za-z][A-Za-z0-9_]{0,15}$/');
-        },
+        format: matching(PREFIX_RE, `must match ${PREFIX_RE}`),
         default: 'soload',
-        env: 'SOLOAD_TRACEFS_INSTANCE_PREFIX',
       },
       groupPrefix: {
         doc: 'Prefix of the uprobe event group (<prefix>_<pid>); stale groups with this prefix from dead soload processes are removed at start.',
-        format: (v: unknown) => {
-          if (typeof v !== 'string' || !/^[A-Za-z][A-Za-z0-9_]{0,15}$/.test(v)) fail('must match /^[A-Za-z][A-Za-z0-9_]{0,15}$/');
-        },
+        format: matching(PREFIX_RE, `must match ${PREFIX_RE}`),
         default: 'soload',
-        env: 'SOLOAD_TRACEFS_GROUP_PREFIX',
       },
       bufferSizeKb: {
         doc: 'Per-CPU ring buffer size of soload’s instance, in KiB.',
         format: 'nat',
         default: 4096,
-        env: 'SOLOAD_TRACEFS_BUFFER_SIZE_KB',
       },
       traceClock: {
         doc: 'Trace clock of the instance. "mono" (CLOCK_MONOTONIC) converts exactly to wall-clock time; others are for diagnosis.',
         format: oneOf(TRACE_CLOCKS),
-        default: 'mono',
-        env: 'SOLOAD_TRACEFS_TRACE_CLOCK',
+        default: 'mono' as const,
       },
       pollIntervalMs: {
         doc: 'How often trace_pipe is drained when empty (non-blocking reads), in ms.',
         format: 'nat',
         default: 50,
-        env: 'SOLOAD_TRACEFS_POLL_INTERVAL_MS',
       },
     },
     probes: {
@@ -191,31 +250,26 @@ export function configSchema() {
         doc: 'Also report the main program of each process (soload.load.method = "executable").',
         format: Boolean,
         default: false,
-        env: 'SOLOAD_CAPTURE_REPORT_EXECUTABLE',
       },
       snapshot: {
         doc: 'At start, report the objects already loaded by running processes (soload.snapshot = true).',
         format: Boolean,
         default: true,
-        env: 'SOLOAD_CAPTURE_SNAPSHOT',
       },
       listSliceSize: {
         doc: 'List mechanism (ld.so without debug symbols): search-list entries read per probe. Each entry is two strings; the kernel silently drops events larger than a page, so keep this ≤ 8.',
         format: 'nat',
         default: 8,
-        env: 'SOLOAD_CAPTURE_LIST_SLICE_SIZE',
       },
       listSlices: {
         doc: 'List mechanism: probes reading the start-up search list; listSlices × listSliceSize objects are read per process start.',
         format: 'nat',
         default: 16,
-        env: 'SOLOAD_CAPTURE_LIST_SLICES',
       },
       dlopenListSlices: {
         doc: 'List mechanism: probes reading a dlopened object’s dependencies (× listSliceSize).',
         format: 'nat',
         default: 4,
-        env: 'SOLOAD_CAPTURE_DLOPEN_LIST_SLICES',
       },
     },
     filters: {
@@ -227,73 +281,60 @@ export function configSchema() {
       pathExclude: { doc: 'Never report libraries whose path matches one of these globs.', format: validateStringList, default: [] as string[] },
       excludeSelf: { doc: 'Do not report loads by soload’s own process.', format: Boolean, default: true },
     },
-    procRoot: { doc: 'Root of the proc filesystem to read processes from.', format: String, default: '/proc', env: 'SOLOAD_PROC_ROOT' },
-    debugRoot: { doc: 'Root of separate debug files (build-id and debuglink lookup for stripped libraries).', format: String, default: '/usr/lib/debug', env: 'SOLOAD_DEBUG_ROOT' },
+    procRoot: { doc: 'Root of the proc filesystem to read processes from.', format: String, default: '/proc' },
+    debugRoot: { doc: 'Root of separate debug files (build-id and debuglink lookup for stripped libraries).', format: String, default: '/usr/lib/debug' },
     otel: {
       exporters: {
         doc: 'Where records go: any of "otlp" (OTLP/HTTP), "console" (one JSON object per line on stdout), or ["none"].',
-        format: (v: unknown) => {
-          validateStringList(v);
-          for (const e of v as string[]) if (!EXPORTERS.includes(e)) fail(`entries must be one of ${EXPORTERS.map((x) => `"${x}"`).join(', ')} (got "${e}")`);
-        },
-        default: ['otlp', 'console'],
+        format: listOf(EXPORTERS),
+        default: ['otlp', 'console'] as Array<(typeof EXPORTERS)[number]>,
       },
       endpoint: {
         doc: 'OTLP/HTTP logs URL. OTEL_EXPORTER_OTLP_LOGS_ENDPOINT (as is) or OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/logs) override it.',
-        format: (v: unknown) => {
-          if (typeof v !== 'string' || !/^https?:\/\/[^\s]+$/.test(v)) fail('must be an http:// or https:// URL');
-        },
+        format: httpUrl({ allowEmpty: false }),
         default: 'http://localhost:4318/v1/logs',
-        env: 'SOLOAD_OTLP_ENDPOINT',
+        sensitive: true,
       },
       headers: { doc: 'Extra HTTP headers for OTLP export (e.g. auth). OTEL_EXPORTER_OTLP_HEADERS adds to them. Values are masked by `soload config`.', format: validateStringMap, default: {} as Record<string, string> },
-      timeoutMs: { doc: 'OTLP export request timeout in ms.', format: 'nat', default: 10000, env: 'SOLOAD_OTLP_TIMEOUT_MS' },
-      serviceName: { doc: 'service.name of soload itself (resource). OTEL_SERVICE_NAME overrides it.', format: String, default: 'soload', env: 'OTEL_SERVICE_NAME' },
+      timeoutMs: { doc: 'OTLP export request timeout in ms.', format: 'nat', default: 10000 },
+      serviceName: { doc: 'service.name of soload itself (resource). OTEL_SERVICE_NAME overrides it.', format: String, default: 'soload' },
       processServiceAttribute: {
         doc: 'Record attribute that carries the traced process’s own service name (from its OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES). Default "service.name" joins loads to that service’s traces; backends that merge resource and record attributes into one namespace (VictoriaLogs; Loki’s service_name label) see it collide with soload’s resource service.name — set e.g. "soload.process.service.name" there.',
-        format: (v: unknown) => {
-          if (typeof v !== 'string' || !/^[A-Za-z][\w.]{0,127}$/.test(v)) fail('must be an attribute name such as "service.name"');
-        },
+        format: matching(/^[A-Za-z][\w.]{0,127}$/, 'must be an attribute name such as "service.name"'),
         default: 'service.name',
-        env: 'SOLOAD_PROCESS_SERVICE_ATTRIBUTE',
       },
       resourceAttributes: { doc: 'Extra resource attributes. OTEL_RESOURCE_ATTRIBUTES adds to them.', format: validateStringMap, default: {} as Record<string, string> },
-      severity: { doc: 'Severity of so.load records.', format: oneOf(SEVERITIES), default: 'INFO', env: 'SOLOAD_SEVERITY' },
+      severity: { doc: 'Severity of so.load records.', format: oneOf(SEVERITIES), default: 'INFO' as const },
       batch: {
-        maxQueueSize: { doc: 'BatchLogRecordProcessor queue bound (records).', format: 'nat', default: 65536, env: 'SOLOAD_BATCH_MAX_QUEUE_SIZE' },
-        maxExportBatchSize: { doc: 'Records per OTLP request.', format: 'nat', default: 512, env: 'SOLOAD_BATCH_MAX_EXPORT_BATCH_SIZE' },
-        scheduledDelayMs: { doc: 'Delay between exports in ms.', format: 'nat', default: 200, env: 'SOLOAD_BATCH_SCHEDULED_DELAY_MS' },
+        maxQueueSize: { doc: 'BatchLogRecordProcessor queue bound (records).', format: 'nat', default: 65536 },
+        maxExportBatchSize: { doc: 'Records per OTLP request.', format: 'nat', default: 512 },
+        scheduledDelayMs: { doc: 'Delay between exports in ms.', format: 'nat', default: 200 },
       },
       protocol: {
         doc: 'OTLP/HTTP body encoding: "http/json" (records sent by @opentelemetry/exporter-logs-otlp-http’s OTLPLogExporter) or "http/protobuf" (smaller requests, same transport). OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL overrides it (grpc is not supported).',
         format: oneOf(['http/protobuf', 'http/json']),
-        default: 'http/json',
-        env: 'SOLOAD_OTLP_PROTOCOL',
+        default: 'http/json' as const,
       },
       compression: {
         doc: 'OTLP request compression: "gzip" or "none". OTEL_EXPORTER_OTLP_(LOGS_)COMPRESSION overrides it.',
         format: oneOf(['gzip', 'none']),
-        default: 'none',
-        env: 'SOLOAD_OTLP_COMPRESSION',
+        default: 'none' as const,
       },
       tls: {
         caFile: {
           doc: 'PEM file of the CA(s) that signed the collector’s certificate (https endpoints; default: the system CAs). OTEL_EXPORTER_OTLP_(LOGS_)CERTIFICATE sets it.',
           format: String,
           default: '',
-          env: 'SOLOAD_OTLP_CA_FILE',
         },
         certFile: {
           doc: 'PEM client certificate for mTLS (with keyFile). OTEL_EXPORTER_OTLP_(LOGS_)CLIENT_CERTIFICATE sets it.',
           format: String,
           default: '',
-          env: 'SOLOAD_OTLP_CERT_FILE',
         },
         keyFile: {
           doc: 'PEM private key of certFile. OTEL_EXPORTER_OTLP_(LOGS_)CLIENT_KEY sets it. Only the path is ever printed.',
           format: String,
           default: '',
-          env: 'SOLOAD_OTLP_KEY_FILE',
         },
       },
       delivery: {
@@ -301,33 +342,28 @@ export function configSchema() {
           doc: 'Records kept in memory while the collector is unreachable (default covers > 8 min at 200 loads/s); past it they spill to spillDir or are dropped (counted, warned).',
           format: 'nat',
           default: 100000,
-          env: 'SOLOAD_DELIVERY_MAX_BUFFERED_RECORDS',
         },
         maxBufferedBytes: {
           doc: 'Bytes of encoded OTLP requests kept in memory (second bound next to maxBufferedRecords).',
           format: 'nat',
           default: 268435456,
-          env: 'SOLOAD_DELIVERY_MAX_BUFFERED_BYTES',
         },
         spillDir: {
           doc: 'Directory for the on-disk queue (empty = off): overflow past the memory bound and whatever is undelivered at shutdown, stored as OTLP request bodies, replayed at the next start, deleted once acknowledged. One soload per directory.',
           format: String,
           default: '',
-          env: 'SOLOAD_DELIVERY_SPILL_DIR',
         },
         maxSpillBytes: {
           doc: 'Bound of spillDir in bytes; past it records are dropped (counted, warned).',
           format: 'nat',
           default: 1073741824,
-          env: 'SOLOAD_DELIVERY_MAX_SPILL_BYTES',
         },
-        initialBackoffMs: { doc: 'First retry delay after a failed OTLP request, in ms (doubles up to maxBackoffMs).', format: 'nat', default: 500, env: 'SOLOAD_DELIVERY_INITIAL_BACKOFF_MS' },
-        maxBackoffMs: { doc: 'Longest retry delay, in ms.', format: 'nat', default: 5000, env: 'SOLOAD_DELIVERY_MAX_BACKOFF_MS' },
+        initialBackoffMs: { doc: 'First retry delay after a failed OTLP request, in ms (doubles up to maxBackoffMs).', format: 'nat', default: 500 },
+        maxBackoffMs: { doc: 'Longest retry delay, in ms.', format: 'nat', default: 5000 },
         shutdownDrainMs: {
           doc: 'At shutdown, how long soload keeps trying to deliver queued records before spilling (or dropping) them, in ms.',
           format: 'nat',
           default: 5000,
-          env: 'SOLOAD_DELIVERY_SHUTDOWN_DRAIN_MS',
         },
       },
       metrics: {
@@ -335,27 +371,36 @@ export function configSchema() {
           doc: 'Export soload’s own health as OTLP metrics (soload.*) when the "otlp" exporter is on.',
           format: Boolean,
           default: true,
-          env: 'SOLOAD_METRICS_ENABLED',
         },
         endpoint: {
           doc: 'OTLP/HTTP metrics URL; empty = derived from otel.endpoint (/v1/logs → /v1/metrics). OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (as is) or OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/metrics) override it.',
-          format: (v: unknown) => {
-            if (typeof v !== 'string' || (v !== '' && !/^https?:\/\/[^\s]+$/.test(v))) fail('must be empty or an http:// or https:// URL');
-          },
+          format: httpUrl({ allowEmpty: true }),
           default: '',
-          env: 'SOLOAD_METRICS_ENDPOINT',
+          sensitive: true,
         },
-        intervalMs: { doc: 'Metric export interval in ms. OTEL_METRIC_EXPORT_INTERVAL overrides it.', format: 'nat', default: 60000, env: 'SOLOAD_METRICS_INTERVAL_MS' },
+        intervalMs: { doc: 'Metric export interval in ms. OTEL_METRIC_EXPORT_INTERVAL overrides it.', format: 'nat', default: 60000 },
       },
     },
     log: {
-      level: { doc: 'soload’s own diagnostics on stderr.', format: oneOf(['debug', 'info', 'warn', 'error']), default: 'info', env: 'SOLOAD_LOG_LEVEL' },
+      level: { doc: 'soload’s own diagnostics on stderr.', format: oneOf(['debug', 'info', 'warn', 'error']), default: 'info' as const },
       statsIntervalMs: {
         doc: 'Interval of the one-line health summary on stderr (loads, exported, dropped, queued, lost events, faults), in ms; 0 = off.',
         format: 'nat',
         default: 60000,
-        env: 'SOLOAD_LOG_STATS_INTERVAL_MS',
       },
     },
+  } satisfies SchemaSpec;
+}
+
+/** Every key of `schema` as a dotted path, in declaration order (runtime twin of {@link ConfigKey}). */
+export function configKeys(schema: SchemaSpec = configSchema()): ConfigKey[] {
+  const out: string[] = [];
+  const walk = (node: SchemaSpec, prefix: string): void => {
+    for (const [k, v] of Object.entries(node)) {
+      if ('default' in v && 'format' in v) out.push(prefix + k);
+      else walk(v as SchemaSpec, `${prefix}${k}.`);
+    }
   };
+  walk(schema, '');
+  return out as ConfigKey[];
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseOtelKeyValueList } from '../config/load';
+import { parseOtelKeyValueList } from '../util/otel-kv';
 import type { PathStat } from './canonical';
 
 /** What /proc tells about one process. Every field may be missing when the process is gone. */

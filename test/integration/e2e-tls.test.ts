@@ -2,7 +2,8 @@
  * Exporter TLS on real components: a Collector whose OTLP/HTTP receiver requires TLS with client
  * certificates (mTLS; certificates made by openssl for this test) receives soload's records when
  * soload is given the CA, client certificate and key through the OTel-spec environment variables.
- * `soload config` names the key file but never prints its content, and masks header values.
+ * `soload config` names the key file but never prints its content, and masks header values. TLS
+ * files that are missing or do not match are configuration errors (exit 2) before tracefs is touched.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -96,15 +97,27 @@ test('`soload config` prints TLS file paths but never key material or header val
   assert.ok(!out.stdout.includes(key) && !out.stdout.includes('t0p-s3cret') && !out.stdout.includes('PRIVATE KEY'));
 });
 
-test('a missing key file fails at start with the path named (exit 1), not at the first export', () => {
+test('a missing key file is a configuration error (exit 2) naming the key and the path, before anything is installed', () => {
   const before = soloadLeftovers(); // the soload of the first test is still running
   const out = spawnSync(process.execPath, [CLI, 'run'], {
     env: { ...process.env, ...env, OTEL_EXPORTER_OTLP_CLIENT_KEY: path.join(dir, 'nope.key') },
     encoding: 'utf8',
     timeout: 30_000,
   });
-  assert.notEqual(out.status, 0);
-  assert.match(out.stderr, /nope\.key/);
-  assert.match(out.stderr, /ENOENT/);
+  assert.equal(out.status, 2, out.stderr);
+  assert.match(out.stderr, /SOLOAD_ERR_CONFIG_INVALID: invalid configuration: otel\.tls\.keyFile: cannot read \S+nope\.key \(ENOENT\)/);
+  assert.ok(!out.stderr.includes('t0p-s3cret'), 'header value printed');
   assert.deepEqual(soloadLeftovers(), before, 'a failed start leaves nothing in tracefs');
+});
+
+test('a client key that does not belong to the certificate is refused at start (exit 2), not at the first export', () => {
+  const out = spawnSync(process.execPath, [CLI, 'run'], {
+    env: { ...process.env, ...env, OTEL_EXPORTER_OTLP_CLIENT_KEY: path.join(dir, 'server.key') },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.equal(out.status, 2, out.stderr);
+  assert.match(out.stderr, /otel\.tls\.certFile \+ otel\.tls\.keyFile: \S+client\.pem and \S+server\.key are not a usable client certificate and key \(key values mismatch/);
+  const key = fs.readFileSync(path.join(dir, 'server.key'), 'utf8').split('\n')[1]!;
+  assert.ok(!out.stderr.includes(key) && !out.stderr.includes('PRIVATE KEY'));
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig, parseOtelKeyValueList, redactConfig } from '../../../src/config/load';
+import { loadConfig, redactConfig } from '../../../src/config/load';
 import { builtinProbes } from '../../../src/config/probes';
 import { isSoloadError } from '../../../src/errors';
 
@@ -112,7 +112,10 @@ test('probe list validation: kinds, names, roles, injection through fetch args',
   // A newline or space in a fetch argument would let config smuggle another probe into uprobe_events.
   assert.match(invalid({ probes: [{ ...probe, fetch: { a: '%di\n-:other/probe' } }] }), /fetch\.a/);
   assert.match(invalid({ probes: [{ ...probe, fetch: { a: '%di x=%si' } }] }), /fetch\.a/);
-  assert.match(invalid({ probes: [{ ...probe, library: 'lib c.so' }] }), /library/);
+  // Whitespace in a library path is allowed (probed through a symlink alias); NUL or empty is not.
+  assert.doesNotThrow(() => loadConfig({ file: withFile({ probes: [{ ...probe, library: '/opt/my libs/libx.so' }] }), env: {} }));
+  assert.match(invalid({ probes: [{ ...probe, library: 'lib\0c.so' }] }), /probes\[0\]\.library/);
+  assert.match(invalid({ probes: [{ ...probe, library: '' }] }), /probes\[0\]\.library/);
   assert.match(invalid({ probes: [{ ...probe, extra: 1 }] }), /unknown key "extra"/);
 });
 
@@ -135,6 +138,91 @@ test('redactConfig masks header values and URL credentials', () => {
   assert.equal(c.otel.headers.authorization, 'secret', 'original untouched');
 });
 
-test('parseOtelKeyValueList skips malformed members and percent-decodes', () => {
-  assert.deepEqual(parseOtelKeyValueList('a=1,=x,b,c=%ZZ,d=x%2Cy'), { a: '1', d: 'x,y' });
+test('precedence per key: file < SOLOAD_* < OTEL_EXPORTER_OTLP_* < OTEL_EXPORTER_OTLP_LOGS_*', () => {
+  const f = withFile({ otel: { endpoint: 'http://file:1/v1/logs', protocol: 'http/json', compression: 'none', tls: { caFile: '/file/ca.pem' } } });
+  const soload = { SOLOAD_OTLP_ENDPOINT: 'http://soload:2/v1/logs', SOLOAD_OTLP_PROTOCOL: 'http/protobuf', SOLOAD_OTLP_COMPRESSION: 'gzip', SOLOAD_OTLP_CA_FILE: '/soload/ca.pem' };
+  const generic = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:3', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_COMPRESSION: 'none', OTEL_EXPORTER_OTLP_CERTIFICATE: '/generic/ca.pem' };
+  const logs = { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://logs:4/x', OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: '/logs/ca.pem' };
+  const pick = (env: NodeJS.ProcessEnv) => {
+    const c = loadConfig({ file: f, env });
+    return [c.otel.endpoint, c.otel.protocol, c.otel.compression, c.otel.tls.caFile];
+  };
+  assert.deepEqual(pick({}), ['http://file:1/v1/logs', 'http/json', 'none', '/file/ca.pem']);
+  assert.deepEqual(pick(soload), ['http://soload:2/v1/logs', 'http/protobuf', 'gzip', '/soload/ca.pem']);
+  assert.deepEqual(pick({ ...soload, ...generic }), ['http://generic:3/v1/logs', 'http/json', 'none', '/generic/ca.pem']);
+  assert.deepEqual(pick({ ...soload, ...generic, ...logs }), ['http://logs:4/x', 'http/protobuf', 'gzip', '/logs/ca.pem']);
+  // The signal-specific variable wins even without the generic one, and over SOLOAD_*.
+  assert.deepEqual(pick({ ...soload, ...logs }), ['http://logs:4/x', 'http/protobuf', 'gzip', '/logs/ca.pem']);
+});
+
+test('metrics endpoint and interval: SOLOAD_* < OTEL_EXPORTER_OTLP_ENDPOINT (+/v1/metrics) < OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', () => {
+  const m = (env: NodeJS.ProcessEnv) => loadConfig({ env }).otel.metrics;
+  assert.equal(m({}).endpoint, '');
+  assert.equal(m({ SOLOAD_METRICS_ENDPOINT: 'http://s:1/m' }).endpoint, 'http://s:1/m');
+  assert.equal(m({ SOLOAD_METRICS_ENDPOINT: 'http://s:1/m', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://g:2//' }).endpoint, 'http://g:2/v1/metrics');
+  assert.equal(m({ SOLOAD_METRICS_ENDPOINT: 'http://s:1/m', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://g:2', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://m:3/x' }).endpoint, 'http://m:3/x');
+  assert.equal(m({ SOLOAD_METRICS_INTERVAL_MS: '5000' }).intervalMs, 5000);
+  assert.equal(m({ SOLOAD_METRICS_INTERVAL_MS: '5000', OTEL_METRIC_EXPORT_INTERVAL: '7000' }).intervalMs, 7000);
+  // The SDK specification: an invalid OTEL_METRIC_EXPORT_INTERVAL is ignored, not fatal.
+  assert.equal(m({ SOLOAD_METRICS_INTERVAL_MS: '5000', OTEL_METRIC_EXPORT_INTERVAL: '7s' }).intervalMs, 5000);
+});
+
+test('headers merge member by member: file < OTEL_EXPORTER_OTLP_HEADERS < OTEL_EXPORTER_OTLP_LOGS_HEADERS; resource attributes: file < OTEL_RESOURCE_ATTRIBUTES', () => {
+  const f = withFile({ otel: { headers: { a: 'file', b: 'file', c: 'file' }, resourceAttributes: { 'x.y': 'file', keep: 'file' } } });
+  const c = loadConfig({ file: f, env: { OTEL_EXPORTER_OTLP_HEADERS: 'b=generic,c=generic', OTEL_EXPORTER_OTLP_LOGS_HEADERS: 'c=logs', OTEL_RESOURCE_ATTRIBUTES: 'x.y=env' } });
+  assert.deepEqual(c.otel.headers, { a: 'file', b: 'generic', c: 'logs' });
+  assert.deepEqual(c.otel.resourceAttributes, { 'x.y': 'env', keep: 'file' });
+});
+
+test('empty variables: an empty OTEL_* is unset (OTel spec); an empty SOLOAD_* is the empty value', () => {
+  const f = withFile({ otel: { delivery: { spillDir: '/var/spill' } } });
+  const c = loadConfig({ file: f, env: { OTEL_SERVICE_NAME: '', OTEL_EXPORTER_OTLP_ENDPOINT: ' ', SOLOAD_DELIVERY_SPILL_DIR: '', SOLOAD_FILTER_COMMS: '' } });
+  assert.equal(c.otel.serviceName, 'soload');
+  assert.equal(c.otel.endpoint, 'http://localhost:4318/v1/logs');
+  assert.equal(c.otel.delivery.spillDir, '');
+  assert.deepEqual(c.filters.comms, []);
+  assert.match(invalid(undefined, { SOLOAD_OTLP_TIMEOUT_MS: '' }), /SOLOAD_OTLP_TIMEOUT_MS \(otel\.timeoutMs\)/);
+});
+
+test('SOLOAD_FILTER_EXCLUDE_SELF (documented in the README) and strict booleans and numbers', () => {
+  assert.equal(loadConfig({ env: {} }).filters.excludeSelf, true);
+  assert.equal(loadConfig({ env: { SOLOAD_FILTER_EXCLUDE_SELF: 'false' } }).filters.excludeSelf, false);
+  assert.equal(loadConfig({ env: { SOLOAD_CAPTURE_SNAPSHOT: '0' } }).capture.snapshot, false);
+  assert.equal(loadConfig({ env: { SOLOAD_CAPTURE_REPORT_EXECUTABLE: 'TRUE' } }).capture.reportExecutable, true);
+  assert.equal(loadConfig({ env: { SOLOAD_TRACEFS_BUFFER_SIZE_KB: ' 8192 ' } }).tracefs.bufferSizeKb, 8192);
+  // convict alone read "no" as true and "10s" as 10: a typo now stops soload, naming the variable.
+  assert.match(invalid(undefined, { SOLOAD_CAPTURE_SNAPSHOT: 'no' }), /SOLOAD_CAPTURE_SNAPSHOT \(capture\.snapshot\): must be true or false/);
+  assert.match(invalid(undefined, { SOLOAD_OTLP_TIMEOUT_MS: '10s' }), /SOLOAD_OTLP_TIMEOUT_MS \(otel\.timeoutMs\): must be a non-negative integer/);
+});
+
+test('a value from the environment that fails its format names the key and the variable', () => {
+  assert.match(invalid(undefined, { SOLOAD_SEVERITY: 'LOUD' }), /otel\.severity \(from SOLOAD_SEVERITY\): must be one of .*"INFO"/);
+  assert.match(invalid(undefined, { OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'grpc' }), /otel\.protocol \(from OTEL_EXPORTER_OTLP_LOGS_PROTOCOL\)/);
+  assert.match(invalid(undefined, { SOLOAD_EXPORTERS: 'otlp,kafka' }), /otel\.exporters \(from SOLOAD_EXPORTERS\).*kafka/);
+});
+
+test('endpoints must parse as http(s) URLs with a host; credentials never appear in the error', () => {
+  assert.match(invalid({ otel: { endpoint: 'ftp://collector/v1/logs' } }), /otel\.endpoint: must be an http:\/\/ or https:\/\/ URL.*scheme "ftp"/);
+  assert.match(invalid({ otel: { endpoint: 'http://' } }), /otel\.endpoint.*does not parse/);
+  assert.match(invalid({ otel: { endpoint: 'http://[::1' } }), /otel\.endpoint.*does not parse/);
+  assert.match(invalid({ otel: { metrics: { endpoint: 'metrics:4318' } } }), /otel\.metrics\.endpoint: must be empty or an http/);
+  const msg = invalid(undefined, { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'ftp://alice:hunter2@collector/v1/logs' });
+  assert.match(msg, /otel\.endpoint \(from OTEL_EXPORTER_OTLP_LOGS_ENDPOINT\)/);
+  assert.match(msg, /ftp:\/\/\*\*\*@collector/);
+  assert.ok(!msg.includes('hunter2') && !msg.includes('alice'), msg);
+  assert.doesNotThrow(() => loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://[::1]:4318' } }));
+});
+
+test('client certificate and key: both or neither, checked at load', () => {
+  assert.match(invalid(undefined, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: '/etc/c.pem' }), /SOLOAD_ERR_CONFIG_INVALID.*otel\.tls\.keyFile: must be set together with otel\.tls\.certFile/);
+  assert.match(invalid({ otel: { tls: { keyFile: '/etc/k.pem' } } }), /otel\.tls\.certFile: must be set together with otel\.tls\.keyFile/);
+  assert.doesNotThrow(() => loadConfig({ env: { SOLOAD_OTLP_CERT_FILE: '/etc/c.pem', SOLOAD_OTLP_KEY_FILE: '/etc/k.pem' } }));
+});
+
+test('header values are never part of an error message', () => {
+  const msg = invalid({ otel: { headers: { authorization: 'Bearer s3cr3t', n: 5 } } });
+  assert.match(msg, /otel\.headers: value of "n" must be a string/);
+  assert.ok(!msg.includes('s3cr3t'));
+  const env = invalid(undefined, { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20s3cr3t', SOLOAD_SEVERITY: 'LOUD' });
+  assert.ok(!env.includes('s3cr3t'), env);
 });
