@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { MemfdTracker, ViewTracker } from '../src/capture/views';
 import { PathCache } from '../src/enrich/canonical';
 import { LoadPathResolver } from '../src/enrich/paths';
-import { ProcReader } from '../src/enrich/proc-reader';
+import { ProcReader } from '../src/host/proc-reader';
 import { ViewRegistry } from '../src/enrich/views';
 import type { LoadEvent } from '../src/types';
 

@@ -7,7 +7,7 @@ import type { SoloadConfig } from '../config/schema';
 import { ElfSymbolResolver } from '../elf';
 import { ProcessEnricher } from '../enrich/enricher';
 import { LoadPathResolver } from '../enrich/paths';
-import { ProcReader } from '../enrich/proc-reader';
+import { ProcReader } from '../host/proc-reader';
 import { ViewRegistry } from '../enrich/views';
 import { ErrorCodes, SoloadError } from '../errors';
 import type { HandlerOptions, MechanismHandler } from '../mechanisms';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ProcReader } from '../enrich/proc-reader';
+import type { ProcReader } from '../host/proc-reader';
 import { findStaleState, removeStaleState } from '../tracefs/session';
 import type { DiagLog } from './log';
 

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { ProcReader } from '../enrich/proc-reader';
+import type { ProcReader } from '../host/proc-reader';
 import type { LoadEvent, LoadMethod } from '../types';
 
 /** What the snapshot needs from the ELF layer. */

@@ -5,7 +5,7 @@ import { inventoryLibraries, type LibraryFile } from '../plan/discover';
 import { mechanismContext, planCapture } from '../plan/select';
 import type { SoloadConfig } from '../config/schema';
 import { ElfSymbolResolver } from '../elf';
-import { ProcReader } from '../enrich/proc-reader';
+import { ProcReader } from '../host/proc-reader';
 import { locateTracefs, probeCapabilities, TRACEFS_CANDIDATES, type TracefsCapabilities } from '../tracefs/session';
 
 /** One loader/libc file in use on the host and what soload found in it. */

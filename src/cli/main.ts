@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { DEFAULT_ALIAS_ROOT, SoloadAgent, stderrLog } from '../agent';
 import { ElfSymbolResolver } from '../elf';
-import { ProcReader } from '../enrich/proc-reader';
+import { ProcReader } from '../host/proc-reader';
 import { planCapture } from '../plan/select';
 import { loadConfig, redactConfig } from '../config/load';
 import { validateConfig } from '../config/validate';

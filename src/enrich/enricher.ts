@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { LoadEvent } from '../types';
-import type { ProcessInfo, ProcReader } from './proc-reader';
+import type { ProcessInfo, ProcReader } from '../host/proc-reader';
 
 /** What is known of the file that was mapped. */
 export interface LoadedFile {

@@ -1,7 +1,7 @@
 import { HOST_VIEW, type MemfdTracker, type ViewTracker } from '../capture/views';
 import type { LoadEvent } from '../types';
 import { parseFdPath, parseFdTarget, PathCache, type PathStat } from './canonical';
-import type { ProcReader } from './proc-reader';
+import type { ProcReader } from '../host/proc-reader';
 import type { ViewRegistry } from './views';
 
 /** Options of {@link LoadPathResolver}. */

@@ -1,6 +1,6 @@
 import { HOST_VIEW } from '../capture/views';
 import { resolveInView } from './canonical';
-import type { ProcReader } from './proc-reader';
+import type { ProcReader } from '../host/proc-reader';
 
 /** A place paths are resolved in: a root directory reached through a host path prefix. */
 export interface View {

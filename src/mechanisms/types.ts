@@ -1,7 +1,7 @@
 import type { LinkMapLayout } from '../plan/calibrate';
 import type { SoloadConfig } from '../config/schema';
 import type { ElfSymbolResolver } from '../elf';
-import type { ProcReader } from '../enrich/proc-reader';
+import type { ProcReader } from '../host/proc-reader';
 import type { LoadEvent, ProbeRole, ProbeSpec, TraceRecord } from '../types';
 
 /**

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { SeverityNumber, type LogAttributes, type LogRecord } from '@opentelemetry/api-logs';
 import type { EnrichedLoad } from '../enrich/enricher';
-import type { ProcessInfo } from '../enrich/proc-reader';
+import type { ProcessInfo } from '../host/proc-reader';
 import type { TraceRecord } from '../types';
 import { nsToHrTime } from './clock';
 

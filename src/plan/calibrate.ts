@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { ErrorCodes, SoloadError } from '../errors';
-import type { Mapping, ProcReader } from '../enrich/proc-reader';
+import type { Mapping, ProcReader } from '../host/proc-reader';
 
 /** Offsets inside glibc's private `struct link_map` that soload needs, for one ld.so build. */
 export interface LinkMapLayout {

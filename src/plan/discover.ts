@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ProcReader } from '../enrich/proc-reader';
+import type { ProcReader } from '../host/proc-reader';
 
 /** A library file on the host, identified by inode: uprobes attach per inode, not per path. */
 export interface LibraryFile {

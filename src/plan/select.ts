@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { SoloadConfig } from '../config/schema';
 import type { ElfSymbolResolver } from '../elf';
-import type { ProcReader } from '../enrich/proc-reader';
+import type { ProcReader } from '../host/proc-reader';
 import { MECHANISMS, type CaptureMechanism, type LoaderSet, type MechanismContext } from '../mechanisms';
 import type { ProbeRole, ProbeSpec } from '../types';
 import { calibrateLinkMap, type LinkMapLayout } from './calibrate';

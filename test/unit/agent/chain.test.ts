@@ -8,7 +8,7 @@ import { MemfdTracker, ViewTracker } from '../../../src/capture/views';
 import { loadConfig } from '../../../src/config/load';
 import { ProcessEnricher } from '../../../src/enrich/enricher';
 import { LoadPathResolver } from '../../../src/enrich/paths';
-import { ProcReader } from '../../../src/enrich/proc-reader';
+import { ProcReader } from '../../../src/host/proc-reader';
 import { ViewRegistry } from '../../../src/enrich/views';
 import { TraceClock } from '../../../src/otel/clock';
 import { SoLoadLogMapper } from '../../../src/otel/mapper';

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanupStale } from '../../../src/agent/stale';
-import { ProcReader } from '../../../src/enrich/proc-reader';
+import { ProcReader } from '../../../src/host/proc-reader';
 
 test('stale alias directories of dead soloads are removed; live ones and foreign names are kept', () => {
   const tracefs = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-tfs-'));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { ProcessEnricher } from '../../../src/enrich/enricher';
-import { ProcReader } from '../../../src/enrich/proc-reader';
+import { ProcReader } from '../../../src/host/proc-reader';
 import type { LoadEvent } from '../../../src/types';
 import { fixtureProc } from './fixtures';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemfdTracker, ViewTracker } from '../../../src/capture/views';
 import type { PathStat } from '../../../src/enrich/canonical';
 import { LoadPathResolver } from '../../../src/enrich/paths';
-import type { ProcReader } from '../../../src/enrich/proc-reader';
+import type { ProcReader } from '../../../src/host/proc-reader';
 import { ViewRegistry } from '../../../src/enrich/views';
 import type { LoadEvent } from '../../../src/types';
 

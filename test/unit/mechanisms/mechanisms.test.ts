@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MECHANISMS, type LoaderSet, type MechanismContext } from '../../../src/mechanisms';
 import { loadConfig } from '../../../src/config/load';
-import type { ProcReader } from '../../../src/enrich/proc-reader';
+import type { ProcReader } from '../../../src/host/proc-reader';
 import type { ElfSymbolResolver } from '../../../src/elf';
 import type { LinkMapLayout } from '../../../src/plan/calibrate';
 import { groupLoaderSets } from '../../../src/plan/select';

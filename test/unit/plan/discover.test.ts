@@ -6,7 +6,7 @@ import path from 'node:path';
 import { globToRegExp, inventoryLibraries, selectLibraries, type LibraryFile } from '../../../src/plan/discover';
 import { LoadFilter } from '../../../src/capture/filters';
 import { assertPlanUsable, planProbes } from '../../../src/plan/plan';
-import { ProcReader } from '../../../src/enrich/proc-reader';
+import { ProcReader } from '../../../src/host/proc-reader';
 import { isSoloadError } from '../../../src/errors';
 import type { LoadEvent } from '../../../src/types';
 

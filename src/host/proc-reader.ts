@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseOtelKeyValueList } from '../util/otel-kv';
-import type { PathStat } from './canonical';
+import { decodeLineBytes, toRawBytes } from '../pipe/decode';
+import type { PathStat } from '../enrich/canonical';
 
 /** What /proc tells about one process. Every field may be missing when the process is gone. */
 export interface ProcessInfo {
@@ -106,22 +107,32 @@ export class ProcReader {
    * reaches a root directory soload pinned, inside that root's mount namespace.
    */
   lstat(hostPath: string): PathStat | undefined {
-    try {
-      const st = fs.lstatSync(hostPath, { bigint: true });
-      const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
-      return { kind, dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), ctimeNs: st.ctimeNs };
-    } catch {
-      return undefined;
+    for (const p of candidates(hostPath)) {
+      try {
+        const st = fs.lstatSync(p, { bigint: true });
+        const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+        return { kind, dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), ctimeNs: st.ctimeNs };
+      } catch {
+        continue;
+      }
     }
+    return undefined;
   }
 
-  /** readlink of a host path (a symlink met during resolution, or a /proc fd link). */
+  /**
+   * readlink of a host path (a symlink met during resolution, or a /proc fd link). The target is
+   * decoded like trace_pipe text (non-UTF-8 bytes as `\xNN`), so a walk stays in one encoding.
+   */
   readlink(hostPath: string): string | undefined {
-    try {
-      return fs.readlinkSync(hostPath);
-    } catch {
-      return undefined;
+    for (const p of candidates(hostPath)) {
+      try {
+        const raw = fs.readlinkSync(p, { encoding: 'buffer' });
+        return decodeLineBytes(raw, 0, raw.length);
+      } catch {
+        continue;
+      }
     }
+    return undefined;
   }
 
   /** What `pid`'s descriptor `fd` names, as the kernel prints it (`/memfd:x (deleted)`), if alive. */
@@ -157,7 +168,10 @@ export class ProcReader {
       fds.push(fs.openSync(path.join(dir, 'ns', 'mnt'), 'r'));
       fds.push(fs.openSync(path.join(dir, 'root'), 'r'));
       const identity = this.viewIdentity(pid);
-      if (identity === undefined) throw new Error('gone');
+      if (identity === undefined) {
+        this.closeFds(fds);
+        return undefined;
+      }
       // The fds are ours: /proc/self is soload itself, whatever procRoot the reader was given.
       return { identity, fds, prefix: `/proc/self/fd/${fds[1]}` };
     } catch {
@@ -289,6 +303,15 @@ export class ProcReader {
     }
     return this.users.get(uid);
   }
+}
+
+/**
+ * The file-system names a path string may stand for: itself, and — when it holds `\xNN` escapes
+ * (how soload spells non-UTF-8 bytes of kernel-printed names, see pipe/decode.ts) — the raw bytes
+ * they encode. The escaped string is never handed to the kernel as if it were the name.
+ */
+function candidates(p: string): Array<string | Buffer> {
+  return /\\x[0-9a-f]{2}/.test(p) ? [p, toRawBytes(p)] : [p];
 }
 
 function readText(p: string): string | undefined {

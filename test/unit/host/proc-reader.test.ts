@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { containerIdFromCgroup, parseMapsPaths, ProcReader, serviceNameFromEnviron } from '../../../src/enrich/proc-reader';
+import { containerIdFromCgroup, parseMapsPaths, ProcReader, serviceNameFromEnviron } from '../../../src/host/proc-reader';
 
-import { CID, fixtureProc } from './fixtures';
+import { CID, fixtureProc } from '../enrich/fixtures';
+import { resolveInView } from '../../../src/enrich/canonical';
 
 test('readProcess reads every field from a fixture tree', () => {
   const { proc, passwd } = fixtureProc();
@@ -64,4 +66,15 @@ test('viewIdentity and pinView on the live /proc: soload itself, fds closed agai
   assert.ok(fs.statSync(path.join(pin.prefix, 'etc')).isDirectory(), 'the pinned root is walkable');
   r.closeFds(pin.fds);
   assert.equal(r.pinView(2 ** 22 + 12345), undefined, 'no such process');
+});
+
+test('defect 5: non-UTF-8 names are resolved by their bytes, reported with \\xNN escapes', () => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-bytes-'));
+  const dir = Buffer.concat([Buffer.from(base + '/lib-'), Buffer.from([0xff, 0xfe]), Buffer.from('-dir')]);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(Buffer.concat([dir, Buffer.from('/libreal.so')]), 'x');
+  fs.symlinkSync('libreal.so', Buffer.concat([dir, Buffer.from('/liblink.so')]));
+  const escaped = `${base}/lib-\\xff\\xfe-dir`;
+  const r = resolveInView('', `${escaped}/liblink.so`, new ProcReader('/proc'));
+  assert.deepEqual([r.path, r.exists, r.links], [`${escaped}/libreal.so`, true, 1]);
 });
