@@ -2,13 +2,12 @@ import fs from 'node:fs';
 import type https from 'node:https';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPExporterBase, OTLPExporterError, CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
-// The package's "./node-http" export (tsconfig's node10 resolution cannot see subpath exports; the type
-// comes from the file that export points at).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = require('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/build/src/index-node-http');
+// A public entry point: otlp-exporter-base's package.json "exports" lists "./node-http", and it is what
+// OTLPLogExporter itself is built from. (tsconfig "paths" maps it to the .d.ts that export names under
+// "types", because the node10 module resolution of this project does not read "exports".)
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { JsonLogsSerializer, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { ErrorCodes, SoloadError } from '../errors';
 
 /** Body encoding of an OTLP/HTTP request. */
@@ -16,12 +15,11 @@ export type OtlpEncoding = 'protobuf' | 'json';
 
 /** One OTLP/HTTP ExportLogsServiceRequest body, ready to POST (or to write to the spill dir). */
 export interface EncodedBatch {
-  body: Uint8Array;
   /**
-   * The records themselves while the batch is in memory (not for batches read back from the spill
-   * directory): the http/json sender hands them to OTLPLogExporter, which serializes them the same way.
+   * The request body: the only form in which a batch is kept once it entered the delivery queue (the
+   * records themselves are released), sent as is, retried as is and spilled as is.
    */
-  logs?: ReadableLogRecord[];
+  body: Uint8Array;
   /** Log records in the request. */
   records: number;
   encoding: OtlpEncoding;
@@ -35,7 +33,11 @@ export type SendOutcome = { ok: true } | { ok: false; retryable: boolean; error:
 /** Sends one encoded batch; never rejects. */
 export type BatchSender = (batch: EncodedBatch) => Promise<SendOutcome>;
 
-/** Serializes records into an OTLP request body. */
+/**
+ * Serializes records into an OTLP request body, with the serializers OTLPLogExporter uses
+ * (JsonLogsSerializer for http/json, ProtobufLogsSerializer for http/protobuf): the bytes are the ones
+ * OTLPLogExporter would POST for these records. The only serialization a record goes through.
+ */
 export function encodeLogs(records: ReadableLogRecord[], encoding: OtlpEncoding): Uint8Array {
   const body = (encoding === 'json' ? JsonLogsSerializer : ProtobufLogsSerializer).serializeRequest(records);
   if (!body) throw new Error('OTLP serializer produced no request');
@@ -132,10 +134,24 @@ function exportOnce<T>(exporter: { export(items: T, cb: (r: { code: ExportResult
 }
 
 /**
- * A sender of pre-encoded request bodies, built on the OTel JS node OTLP/HTTP export delegate (the
- * same transport OTLPLogExporter uses: TLS via httpAgentOptions, gzip, User-Agent, OTEL_EXPORTER_OTLP_*
- * environment, and its short in-request retry bounded by the timeout). Bodies are encoded once when
- * records enter the delivery queue, so a retried or spilled batch is byte-for-byte the same request.
+ * The one transport of soload's records: OTLP/HTTP request bodies, already encoded (once, when the
+ * batch entered the delivery queue), POSTed byte for byte.
+ *
+ * Built exactly the way `OTLPLogExporter` (@opentelemetry/exporter-logs-otlp-http 0.223, node
+ * platform) builds itself — `OTLPExporterBase` over `createOtlpHttpExportDelegate(convertLegacyHttpOptions(
+ * config, 'LOGS', 'v1/logs', {Content-Type}))` from otlp-exporter-base's public "./node-http" export —
+ * with one difference: its serializer passes the stored body through instead of serializing records.
+ * So soload keeps everything that exporter stack does (TLS via httpAgentOptions, gzip, User-Agent,
+ * OTEL_EXPORTER_OTLP_* environment, partial-success logging, its short in-request retry bounded by the
+ * timeout) without OTLPLogExporter's own JsonLogsSerializer pass: with it, every http/json batch was
+ * serialized twice (once for the byte bound and the spill file, once to send), and a replayed spill
+ * file needed a second, body-level transport anyway. One path now serves json and protobuf, memory
+ * and disk, first attempt and retry alike; `test/unit/otel/otlp-sender.test.ts` checks that a request
+ * is byte-identical, headers included, to what OTLPLogExporter sends for the same records.
+ *
+ * One exporter per body encoding (the Content-Type differs), created on first use: normally only the
+ * configured one; the other only when the spill directory holds files from a run with the other
+ * protocol.
  */
 export function createOtlpBatchSender(target: OtlpHttpTarget): { send: BatchSender; shutdown(): Promise<void> } {
   const exporters = new Map<OtlpEncoding, OTLPExporterBase<EncodedBatch>>();
@@ -143,10 +159,10 @@ export function createOtlpBatchSender(target: OtlpHttpTarget): { send: BatchSend
   const exporterFor = (encoding: OtlpEncoding): OTLPExporterBase<EncodedBatch> => {
     let ex = exporters.get(encoding);
     if (ex) return ex;
+    const responses = encoding === 'json' ? JsonLogsSerializer : ProtobufLogsSerializer;
     const serializer = {
       serializeRequest: (b: EncodedBatch) => b.body,
-      deserializeResponse: (data: Uint8Array) =>
-        encoding === 'json' ? JSON.parse(Buffer.from(data).toString('utf8') || '{}') : ProtobufLogsSerializer.deserializeResponse(data),
+      deserializeResponse: (data: Uint8Array) => responses.deserializeResponse(data),
     };
     const options = convertLegacyHttpOptions(
       {
@@ -155,6 +171,7 @@ export function createOtlpBatchSender(target: OtlpHttpTarget): { send: BatchSend
         timeoutMillis: target.timeoutMs,
         compression: target.compression === 'gzip' ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
         httpAgentOptions: agentOptions,
+        // soload sends one request at a time (RetryingLogExporter); the limit only has to admit it.
         concurrencyLimit: 4,
       },
       'LOGS',
@@ -171,27 +188,6 @@ export function createOtlpBatchSender(target: OtlpHttpTarget): { send: BatchSend
     send,
     async shutdown() {
       await Promise.all([...exporters.values()].map((e) => e.shutdown().catch(() => undefined)));
-    },
-  };
-}
-
-/**
- * The http/json sender: in-memory batches go through `OTLPLogExporter` from
- * `@opentelemetry/exporter-logs-otlp-http` (JSON over OTLP/HTTP, the exporter soload is designed
- * around); batches replayed from the spill directory exist only as request bodies and go through the
- * same OTel node transport as pre-encoded JSON.
- */
-export function createOtlpLogExporterSender(target: OtlpHttpTarget): { send: BatchSender; shutdown(): Promise<void> } {
-  const exporter = new OTLPLogExporter({ ...otlpExporterOptions(target), concurrencyLimit: 4 });
-  const raw = createOtlpBatchSender(target);
-  const send: BatchSender = (batch) => {
-    if (!batch.logs || batch.encoding !== 'json') return raw.send(batch);
-    return exportOnce(exporter, batch.logs);
-  };
-  return {
-    send,
-    async shutdown() {
-      await Promise.all([exporter.shutdown().catch(() => undefined), raw.shutdown()]);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { encodeLogs, type BatchSender, type EncodedBatch, type OtlpEncoding } from './otlp-sender';
-import type { SpillStore, SpilledBatch } from './spill';
+import { heldBytes, type SpillStore, type SpilledBatch } from './spill';
 
 /** Why records were dropped (the `reason` attribute of soload.records.dropped). */
 export type DropReason = 'queue_full' | 'rejected' | 'shutdown' | 'spill_error';
@@ -16,7 +16,11 @@ export interface DeliveryStats {
   droppedByReason: Record<DropReason, number>;
   /** Records waiting in memory (gauge). */
   buffered: number;
-  /** Bytes of encoded requests waiting in memory (gauge). */
+  /**
+   * Bytes of memory held by the delivery queue (gauge): the request bodies waiting in memory plus the
+   * ones on their way to the spill directory. Bodies are all that is kept — the records themselves are
+   * released once encoded — so this is the queue's real footprint, and what maxBufferedBytes bounds.
+   */
   bufferedBytes: number;
   /** Records waiting in the spill directory (gauge). */
   spilled: number;
@@ -28,6 +32,22 @@ export interface DeliveryStats {
   recovered: number;
   /** Failed OTLP requests (each retry counts). */
   failedAttempts: number;
+}
+
+/** Delivery counters all at zero (an exporter that has not delivered anything yet). */
+export function emptyDeliveryStats(): DeliveryStats {
+  return {
+    exported: 0,
+    dropped: 0,
+    droppedByReason: { queue_full: 0, rejected: 0, shutdown: 0, spill_error: 0 },
+    buffered: 0,
+    bufferedBytes: 0,
+    spilled: 0,
+    spilledBytes: 0,
+    spilledTotal: 0,
+    recovered: 0,
+    failedAttempts: 0,
+  };
 }
 
 /** Per-request observation, for the export latency histograms. */
@@ -48,7 +68,10 @@ export interface RetryOptions {
   encode?: (logs: ReadableLogRecord[], encoding: OtlpEncoding) => Uint8Array;
   /** In-memory bound, in records. */
   maxBufferedRecords: number;
-  /** In-memory bound, in encoded bytes (default 256 MiB). */
+  /**
+   * In-memory bound, in bytes of request bodies held (default 256 MiB). With a spill store, 1/8 of it
+   * (at most 16 MiB) is kept for bodies waiting to be written to disk.
+   */
   maxBufferedBytes?: number;
   /** Optional on-disk overflow/persistence queue. */
   spill?: SpillStore;
@@ -66,13 +89,20 @@ export interface RetryOptions {
   now?: () => number;
 }
 
-type Head = { kind: 'memory'; batch: EncodedBatch } | { kind: 'disk'; entry: SpilledBatch; batch: EncodedBatch };
+type Head = { kind: 'memory'; batch: EncodedBatch } | { kind: 'disk'; entry: SpilledBatch };
+
+/** What the pump does after an attempt. */
+type Next = 'continue' | 'backoff';
+
+const MAX_SPILL_WRITE_BUFFER = 16 * 1024 * 1024;
 
 /**
  * The delivery queue between the BatchLogRecordProcessor and the collector.
  *
  * - Every batch is encoded once into an OTLP request body and acknowledged to the batch processor at
- *   once, so the processor's own queue keeps flowing while the collector is away.
+ *   once, so the processor's own queue keeps flowing while the collector is away. The body is the only
+ *   thing kept: it is sent, retried and spilled as is (the records are released), so the byte bound
+ *   counts what the queue really holds.
  * - Bodies are sent one at a time, oldest first; a failed request is retried with exponential backoff
  *   (one request in flight, so a request the collector acknowledged is never sent again, and nothing
  *   is sent twice at shutdown).
@@ -84,20 +114,14 @@ type Head = { kind: 'memory'; batch: EncodedBatch } | { kind: 'disk'; entry: Spi
  *   (replayed by the next start) or, without one, counted as dropped.
  */
 export class RetryingLogExporter implements LogRecordExporter {
-  readonly stats: DeliveryStats = {
-    exported: 0,
-    dropped: 0,
-    droppedByReason: { queue_full: 0, rejected: 0, shutdown: 0, spill_error: 0 },
-    buffered: 0,
-    bufferedBytes: 0,
-    spilled: 0,
-    spilledBytes: 0,
-    spilledTotal: 0,
-    recovered: 0,
-    failedAttempts: 0,
-  };
+  /** Live counters; the byte and spill gauges are read from the queues when accessed. */
+  readonly stats: DeliveryStats;
   private readonly opts: Required<Omit<RetryOptions, 'spill' | 'observe' | 'onShutdown'>> & Pick<RetryOptions, 'spill' | 'observe' | 'onShutdown'>;
   private readonly memory: EncodedBatch[] = [];
+  /** heldBytes() of the bodies in `memory`. */
+  private memoryBytes = 0;
+  /** Part of maxBufferedBytes kept for bodies on their way to the spill directory. */
+  private readonly spillWriteBuffer: number;
   private inflight?: Promise<void>;
   private backoffMs: number;
   private timer?: NodeJS.Timeout;
@@ -106,6 +130,7 @@ export class RetryingLogExporter implements LogRecordExporter {
   private draining = false;
   private lastDropWarn = 0;
   private dropsSinceWarn = 0;
+  private lastSlowDiskWarn = 0;
 
   constructor(opts: RetryOptions) {
     this.opts = {
@@ -123,8 +148,18 @@ export class RetryingLogExporter implements LogRecordExporter {
     };
     this.backoffMs = this.opts.initialBackoffMs;
     const spill = this.opts.spill;
+    this.spillWriteBuffer = spill ? Math.min(MAX_SPILL_WRITE_BUFFER, Math.floor(this.opts.maxBufferedBytes / 8)) : 0;
+    const memoryBytes = () => this.memoryBytes + (spill?.size.pendingBytes ?? 0);
+    this.stats = Object.defineProperties(emptyDeliveryStats(), {
+      bufferedBytes: { get: memoryBytes, enumerable: true },
+      spilled: { get: () => spill?.size.records ?? 0, enumerable: true },
+      spilledBytes: { get: () => spill?.size.bytes ?? 0, enumerable: true },
+    });
     if (spill) {
-      this.syncSpillStats();
+      spill.onWriteError = (entry, err) => {
+        this.opts.warn(`cannot write to spill directory ${spill.dir}: ${err.message}`);
+        this.drop(entry.records, 'spill_error');
+      };
       this.stats.recovered = spill.size.records;
       if (spill.size.records > 0) {
         this.opts.info(`spill directory ${spill.dir} holds ${spill.size.records} undelivered records from an earlier run; delivering them first`);
@@ -150,8 +185,7 @@ export class RetryingLogExporter implements LogRecordExporter {
     // With a spill dir: once anything is on disk, later batches queue behind it on disk too.
     if (spill && (spill.size.files > 0 || roomRecords < logs.length)) {
       const batch = this.encode(logs, now);
-      if (batch && this.toDisk(batch)) return;
-      if (batch) this.drop(batch.records, 'queue_full');
+      if (batch && !this.toDisk(batch)) this.drop(batch.records, 'queue_full');
       return;
     }
     const take = Math.max(0, Math.min(roomRecords, logs.length));
@@ -159,19 +193,19 @@ export class RetryingLogExporter implements LogRecordExporter {
     if (take === 0) return;
     const batch = this.encode(take === logs.length ? logs : logs.slice(0, take), now);
     if (!batch) return;
-    if (this.stats.bufferedBytes + batch.body.length > this.opts.maxBufferedBytes && this.memory.length > 0) {
-      if (spill && this.toDisk(batch)) return;
-      this.drop(batch.records, 'queue_full');
+    const held = heldBytes(batch.body);
+    if (this.stats.bufferedBytes + held > this.opts.maxBufferedBytes - this.spillWriteBuffer && this.memory.length > 0) {
+      if (!(spill && this.toDisk(batch))) this.drop(batch.records, 'queue_full');
       return;
     }
     this.memory.push(batch);
     this.stats.buffered += batch.records;
-    this.stats.bufferedBytes += batch.body.length;
+    this.memoryBytes += held;
   }
 
   private encode(logs: ReadableLogRecord[], now: number): EncodedBatch | undefined {
     try {
-      return { body: this.opts.encode(logs, this.opts.encoding), logs, records: logs.length, encoding: this.opts.encoding, enqueuedAt: now };
+      return { body: this.opts.encode(logs, this.opts.encoding), records: logs.length, encoding: this.opts.encoding, enqueuedAt: now };
     } catch (err) {
       this.opts.warn(`cannot encode ${logs.length} records as OTLP: ${(err as Error).message}`);
       this.drop(logs.length, 'rejected');
@@ -179,18 +213,25 @@ export class RetryingLogExporter implements LogRecordExporter {
     }
   }
 
-  /** Appends to the spill dir; false when it is full. I/O errors count the batch as dropped (spill_error). */
-  private toDisk(batch: EncodedBatch): boolean {
+  /**
+   * Queues a batch for the spill dir; false when the disk bound is reached, or when the bodies still
+   * waiting to be written already fill their share of maxBufferedBytes (the disk does not keep up;
+   * `force` at shutdown, when that memory is held anyway). The write itself is asynchronous: an I/O
+   * error arrives later through SpillStore.onWriteError and counts the batch as dropped (spill_error).
+   */
+  private toDisk(batch: EncodedBatch, force = false): boolean {
     const spill = this.opts.spill!;
-    try {
-      if (!spill.append(batch)) return false;
-    } catch (err) {
-      this.opts.warn(`cannot write to spill directory ${spill.dir}: ${(err as Error).message}`);
-      this.drop(batch.records, 'spill_error');
-      return true;
+    const pending = spill.size.pendingBytes;
+    if (!force && pending > 0 && pending + heldBytes(batch.body) > this.spillWriteBuffer) {
+      const now = this.opts.now();
+      if (now - this.lastSlowDiskWarn >= 10_000) {
+        this.lastSlowDiskWarn = now;
+        this.opts.warn(`spill directory ${spill.dir} does not keep up: ${pending} bytes still waiting to be written`);
+      }
+      return false;
     }
+    if (!spill.append(batch)) return false;
     this.stats.spilledTotal += batch.records;
-    this.syncSpillStats();
     return true;
   }
 
@@ -218,28 +259,12 @@ export class RetryingLogExporter implements LogRecordExporter {
       .join(', ');
   }
 
-  private syncSpillStats(): void {
-    const s = this.opts.spill?.size;
-    this.stats.spilled = s?.records ?? 0;
-    this.stats.spilledBytes = s?.bytes ?? 0;
-  }
-
   /** The oldest undelivered batch: memory first (it is older than anything on disk), then disk. */
   private head(): Head | undefined {
     const m = this.memory[0];
     if (m) return { kind: 'memory', batch: m };
-    const spill = this.opts.spill;
-    for (let entry = spill?.peek(); entry; entry = spill!.peek()) {
-      try {
-        return { kind: 'disk', entry, batch: spill!.read(entry) };
-      } catch (err) {
-        this.opts.warn(`spilled batch ${entry.file} unreadable (${(err as Error).message}); dropping its ${entry.records} records`);
-        spill!.remove(entry);
-        this.syncSpillStats();
-        this.drop(entry.records, 'spill_error');
-      }
-    }
-    return undefined;
+    const entry = this.opts.spill?.peek();
+    return entry ? { kind: 'disk', entry } : undefined;
   }
 
   private get pending(): boolean {
@@ -251,32 +276,11 @@ export class RetryingLogExporter implements LogRecordExporter {
     if (this.inflight || this.timer) return;
     const head = this.head();
     if (!head) return;
-    const started = this.opts.now();
-    this.inflight = this.opts.send(head.batch).then((outcome) => {
+    this.inflight = this.attempt(head).then((next) => {
       this.inflight = undefined;
-      const end = this.opts.now();
-      this.opts.observe?.({ records: head.batch.records, ok: outcome.ok, durationMs: end - started, latencyMs: end - head.batch.enqueuedAt });
-      if (outcome.ok || !outcome.retryable) {
-        this.removeHead(head);
-        if (outcome.ok) this.stats.exported += head.batch.records;
-        else {
-          this.opts.warn(`collector rejected a request of ${head.batch.records} records (${outcome.error.message}); not retrying it`);
-          this.drop(head.batch.records, 'rejected');
-        }
-        if (outcome.ok && this.outage) {
-          this.outage = false;
-          this.opts.warn(`collector reachable again; delivering ${this.stats.buffered + this.stats.spilled} queued records`);
-        }
-        this.backoffMs = this.opts.initialBackoffMs;
+      if (next === 'continue') {
         if (!this.closed || this.draining) this.pump();
         return;
-      }
-      this.stats.failedAttempts++;
-      if (!this.outage) {
-        this.outage = true;
-        this.opts.warn(
-          `OTLP export failed (${outcome.error.message}); keeping ${this.stats.buffered + this.stats.spilled} records and retrying with backoff`,
-        );
       }
       if (this.closed && !this.draining) return;
       this.timer = setTimeout(() => {
@@ -288,16 +292,63 @@ export class RetryingLogExporter implements LogRecordExporter {
     });
   }
 
+  /** One request of the head batch (read back from its spill file first when it is on disk). Never rejects. */
+  private async attempt(head: Head): Promise<Next> {
+    let batch: EncodedBatch;
+    if (head.kind === 'memory') batch = head.batch;
+    else {
+      const spill = this.opts.spill!;
+      try {
+        batch = await spill.read(head.entry);
+      } catch (err) {
+        // A failed write is already out of the queue and counted (onWriteError); anything else is a file
+        // that vanished or became unreadable since it was indexed.
+        if (spill.has(head.entry)) {
+          this.opts.warn(`spilled batch ${head.entry.file} unreadable (${(err as Error).message}); dropping its ${head.entry.records} records`);
+          void spill.remove(head.entry);
+          this.drop(head.entry.records, 'spill_error');
+        }
+        return 'continue';
+      }
+    }
+    const started = this.opts.now();
+    const outcome = await this.opts.send(batch);
+    const end = this.opts.now();
+    this.opts.observe?.({ records: batch.records, ok: outcome.ok, durationMs: end - started, latencyMs: end - batch.enqueuedAt });
+    if (outcome.ok || !outcome.retryable) {
+      this.removeHead(head);
+      if (outcome.ok) this.stats.exported += batch.records;
+      else {
+        this.opts.warn(`collector rejected a request of ${batch.records} records (${outcome.error.message}); not retrying it`);
+        this.drop(batch.records, 'rejected');
+      }
+      if (outcome.ok && this.outage) {
+        this.outage = false;
+        this.opts.warn(`collector reachable again; delivering ${this.stats.buffered + this.stats.spilled} queued records`);
+      }
+      this.backoffMs = this.opts.initialBackoffMs;
+      return 'continue';
+    }
+    this.stats.failedAttempts++;
+    if (!this.outage) {
+      this.outage = true;
+      this.opts.warn(`OTLP export failed (${outcome.error.message}); keeping ${this.stats.buffered + this.stats.spilled} records and retrying with backoff`);
+    }
+    return 'backoff';
+  }
+
   private removeHead(head: Head): void {
     if (head.kind === 'memory') {
       const i = this.memory.indexOf(head.batch);
       if (i >= 0) this.memory.splice(i, 1);
       this.stats.buffered -= head.batch.records;
-      this.stats.bufferedBytes -= head.batch.body.length;
+      this.memoryBytes -= heldBytes(head.batch.body);
     } else {
-      const err = this.opts.spill!.remove(head.entry);
-      if (err) this.opts.warn(`cannot delete delivered spill file ${head.entry.file} (${err.message}); remove it by hand or the next start sends it again`);
-      this.syncSpillStats();
+      // Out of the queue now (never sent again); the file goes once the delete completes.
+      const entry = head.entry;
+      void this.opts.spill!.remove(entry).then((err) => {
+        if (err) this.opts.warn(`cannot delete delivered spill file ${entry.file} (${err.message}); remove it by hand or the next start sends it again`);
+      });
     }
   }
 
@@ -337,21 +388,26 @@ export class RetryingLogExporter implements LogRecordExporter {
     this.timer = undefined;
     const left = this.memory.splice(0);
     this.stats.buffered = 0;
-    this.stats.bufferedBytes = 0;
+    this.memoryBytes = 0;
+    const spill = this.opts.spill;
     if (left.length > 0) {
       const n = left.reduce((a, b) => a + b.records, 0);
-      const spill = this.opts.spill;
       let kept = 0;
       for (const batch of left) {
-        if (spill && this.toDisk(batch)) kept += batch.records;
+        if (spill && this.toDisk(batch, true)) kept += batch.records;
         else this.drop(batch.records, spill ? 'queue_full' : 'shutdown');
       }
       if (spill) {
+        // durable before soload exits; a write that fails now is counted as spill_error
+        const failedBefore = this.stats.droppedByReason.spill_error;
+        await spill.flush();
+        kept -= this.stats.droppedByReason.spill_error - failedBefore;
         this.opts.warn(`collector unreachable at shutdown: wrote ${kept} of ${n} undelivered records to ${spill.dir}; the next start delivers them`);
       } else {
         this.opts.warn(`shutting down with ${n} records undelivered (collector unreachable); they are counted as dropped (set otel.delivery.spillDir to keep them across restarts)`);
       }
     }
+    await spill?.flush(); // deletes of acknowledged files, writes of batches spilled earlier
     if (this.opts.spill && this.stats.spilled > 0) this.opts.info(`${this.stats.spilled} records remain in ${this.opts.spill.dir} for the next start`);
     await this.opts.onShutdown?.();
   }

@@ -4,14 +4,14 @@ import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk
 import type { SoloadConfig } from '../config/schema';
 import type { HealthSnapshot, HealthSource } from './health';
 import { otlpExporterOptions } from './otlp-sender';
-import { buildResource, logsTarget, SOLOAD_VERSION, type LogPipeline } from './pipeline';
-import { DROP_REASONS, type DeliveryStats, type ExportObservation } from './retrying-exporter';
+import { buildResource, logsTarget, SOLOAD_VERSION, type LogPipeline, type SinkObservation, type SinkStats } from './pipeline';
+import { DROP_REASONS } from './retrying-exporter';
 
 /** What the self-telemetry reads: the agent's health and the export pipeline's delivery counters. */
 export interface SelfTelemetryOptions {
   config: SoloadConfig;
   health: HealthSource;
-  pipeline?: Pick<LogPipeline, 'delivery' | 'onExport'>;
+  pipeline?: Pick<LogPipeline, 'sinks' | 'onExport'>;
   log: { info(msg: string): void; warn(msg: string): void };
 }
 
@@ -29,10 +29,26 @@ export function metricsEndpoint(config: SoloadConfig): string {
   return /\/v1\/logs\/?$/.test(logs) ? logs.replace(/\/v1\/logs\/?$/, '/v1/metrics') : logs.replace(/\/+$/, '') + '/v1/metrics';
 }
 
-/** The one-line summary of a snapshot and the delivery counters. */
-export function formatSummary(h: HealthSnapshot, d: DeliveryStats | undefined): string {
+/**
+ * True when self-metrics are exported: enabled, and there is somewhere to send them — the "otlp"
+ * exporter's collector, or (with only "console"/"none") a metrics endpoint configured explicitly
+ * (otel.metrics.endpoint, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT): without
+ * one, the default localhost:4318 would only collect failures on a host that runs no collector.
+ */
+export function metricsExported(config: SoloadConfig): boolean {
+  return config.otel.metrics.enabled && (config.otel.exporters.includes('otlp') || config.otel.metrics.endpoint !== '');
+}
+
+/**
+ * The one-line summary of a snapshot and the delivery counters. The first exporter is summed up in
+ * full (exported, queued, dropped by reason, failed requests), further ones by exported and dropped;
+ * the kernel's loss counters are printed side by side because they overlap (never added up).
+ */
+export function formatSummary(h: HealthSnapshot, sinks: readonly SinkStats[]): string {
   const parts = [`loads ${h.loads.emitted} (filtered ${h.loads.filtered}${h.loads.custom ? `, custom ${h.loads.custom}` : ''})`];
-  if (d) {
+  const [first, ...rest] = sinks;
+  if (first) {
+    const d = first.stats;
     const drops = DROP_REASONS.filter((r) => d.droppedByReason[r] > 0).map((r) => `${r} ${d.droppedByReason[r]}`);
     parts.push(
       `exported ${d.exported}`,
@@ -40,10 +56,14 @@ export function formatSummary(h: HealthSnapshot, d: DeliveryStats | undefined): 
       `dropped ${d.dropped}${drops.length ? ` (${drops.join(', ')})` : ''}`,
       `export failures ${d.failedAttempts}`,
     );
+    for (const s of rest) parts.push(`${s.name} exported ${s.stats.exported} dropped ${s.stats.dropped}`);
+  } else {
+    parts.push('exporters none');
   }
   const r = h.trace.ring;
   parts.push(
-    `trace lost ${h.trace.lostEvents} (ring overrun ${r.overrun + r.commitOverrun}, dropped ${r.droppedEvents})`,
+    `trace_pipe lost ${h.trace.lostEvents}`,
+    `ring overrun ${r.overrun} commit_overrun ${r.commitOverrun} dropped ${r.droppedEvents}`,
     `faults avoided ${h.faults.avoided}, unresolved name ${h.faults.nameUnresolved} path ${h.faults.pathUnresolved}`,
   );
   return `stats: ${parts.join('; ')}`;
@@ -57,12 +77,12 @@ const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
  */
 export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
   const { config, health, log } = opts;
-  const delivery = opts.pipeline?.delivery;
-  const summary = () => formatSummary(health(), delivery);
+  const sinks = opts.pipeline?.sinks ?? [];
+  const summary = () => formatSummary(health(), sinks);
   let provider: MeterProvider | undefined;
   let unsubscribe: (() => void) | undefined;
 
-  if (config.otel.metrics.enabled && config.otel.exporters.includes('otlp')) {
+  if (metricsExported(config)) {
     const target = { ...logsTarget(config), url: metricsEndpoint(config) };
     const exporter = new OTLPMetricExporter(otlpExporterOptions(target));
     const interval = Math.max(1000, config.otel.metrics.intervalMs);
@@ -85,9 +105,15 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
     const dropped = counter('soload.records.dropped', 'records given up on, by reason (queue_full, rejected, shutdown, spill_error)');
     const spilled = counter('soload.records.spilled', 'records written to the on-disk spill queue');
     const queued = gauge('soload.delivery.queued', 'records waiting for delivery, by store (memory, disk)', '{record}');
-    const queuedBytes = gauge('soload.delivery.queued_bytes', 'bytes of OTLP requests waiting for delivery, by store', 'By');
+    const queuedBytes = gauge('soload.delivery.queued_bytes', 'bytes the delivery queue holds, by store: memory (request bodies waiting, including those on their way to disk) and disk (spill files)', 'By');
     const failures = counter('soload.export.failures', 'failed OTLP export requests (each retry counts)', '{request}');
-    const lost = counter('soload.trace.lost_events', 'kernel trace events lost, by source (trace_pipe LOST markers; ring_overrun/ring_commit_overrun/ring_dropped from per_cpu stats — overlapping views, do not sum across sources)', '{event}');
+    // The kernel reports losses in overlapping ways (a LOST marker on trace_pipe and the per-CPU ring
+    // counters can describe the same events), so each source is its own metric: attribute values of
+    // one metric must add up to a meaningful total, and these do not.
+    const pipeLost = counter('soload.trace.pipe_lost_events', 'events trace_pipe reported lost ("LOST n EVENTS" markers, summed)', '{event}');
+    const ringOverrun = counter('soload.ring.overrun', "events overwritten in soload's kernel ring buffer before they were read (per_cpu/cpu*/stats overrun, summed over CPUs)", '{event}');
+    const ringCommitOverrun = counter('soload.ring.commit_overrun', 'events lost because a ring-buffer page filled while being written (per_cpu stats commit overrun)', '{event}');
+    const ringDropped = counter('soload.ring.dropped_events', 'events the ring buffer refused (per_cpu stats dropped events; non-overwrite mode)', '{event}');
     const traceRecords = counter('soload.trace.records', 'records parsed from trace_pipe', '{event}');
     const malformed = counter('soload.trace.malformed_lines', 'trace_pipe lines that did not parse', '{line}');
     const avoided = counter('soload.faults.avoided', 'dlopen names unreadable at entry ("(fault)") recovered at return', '{load}');
@@ -101,25 +127,27 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
         obs(loadsFiltered, h.loads.filtered);
         obs(traceRecords, h.trace.records);
         obs(malformed, h.trace.malformed);
-        obs(lost, h.trace.lostEvents, { source: 'trace_pipe' });
-        obs(lost, h.trace.ring.overrun, { source: 'ring_overrun' });
-        obs(lost, h.trace.ring.commitOverrun, { source: 'ring_commit_overrun' });
-        obs(lost, h.trace.ring.droppedEvents, { source: 'ring_dropped' });
+        obs(pipeLost, h.trace.lostEvents);
+        obs(ringOverrun, h.trace.ring.overrun);
+        obs(ringCommitOverrun, h.trace.ring.commitOverrun);
+        obs(ringDropped, h.trace.ring.droppedEvents);
         obs(avoided, h.faults.avoided);
         obs(unresolved, h.faults.nameUnresolved, { kind: 'name' });
         obs(unresolved, h.faults.pathUnresolved, { kind: 'path' });
-        if (delivery) {
-          obs(exported, delivery.exported);
-          for (const reason of DROP_REASONS) obs(dropped, delivery.droppedByReason[reason], { reason });
-          obs(spilled, delivery.spilledTotal);
-          obs(queued, delivery.buffered, { store: 'memory' });
-          obs(queued, delivery.spilled, { store: 'disk' });
-          obs(queuedBytes, delivery.bufferedBytes, { store: 'memory' });
-          obs(queuedBytes, delivery.spilledBytes, { store: 'disk' });
-          obs(failures, delivery.failedAttempts);
+        // Per exporter: summed over `exporter`, exported is record deliveries (a record sent to two
+        // exporters counts twice), as in the Collector's own otelcol_exporter_* metrics.
+        for (const { name: exporter, stats: d } of sinks) {
+          obs(exported, d.exported, { exporter });
+          for (const reason of DROP_REASONS) obs(dropped, d.droppedByReason[reason], { exporter, reason });
+          obs(spilled, d.spilledTotal, { exporter });
+          obs(queued, d.buffered, { exporter, store: 'memory' });
+          obs(queued, d.spilled, { exporter, store: 'disk' });
+          obs(queuedBytes, d.bufferedBytes, { exporter, store: 'memory' });
+          obs(queuedBytes, d.spilledBytes, { exporter, store: 'disk' });
+          obs(failures, d.failedAttempts, { exporter });
         }
       },
-      [loadsEmitted, loadsFiltered, traceRecords, malformed, lost, avoided, unresolved, exported, dropped, spilled, queued, queuedBytes, failures],
+      [loadsEmitted, loadsFiltered, traceRecords, malformed, pipeLost, ringOverrun, ringCommitOverrun, ringDropped, avoided, unresolved, exported, dropped, spilled, queued, queuedBytes, failures],
     );
 
     const latency = meter.createHistogram('soload.export.latency', {
@@ -132,9 +160,9 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
       unit: 's',
       advice: { explicitBucketBoundaries: LATENCY_BUCKETS_S },
     });
-    unsubscribe = opts.pipeline?.onExport?.((o: ExportObservation) => {
-      duration.record(o.durationMs / 1000, { outcome: o.ok ? 'success' : 'failure' });
-      if (o.ok) latency.record(o.latencyMs / 1000);
+    unsubscribe = opts.pipeline?.onExport?.((o: SinkObservation) => {
+      duration.record(o.durationMs / 1000, { exporter: o.exporter, outcome: o.ok ? 'success' : 'failure' });
+      if (o.ok) latency.record(o.latencyMs / 1000, { exporter: o.exporter });
     });
   }
 

@@ -132,8 +132,8 @@ test("soload's self-metrics reach the collector's metrics pipeline, and the stat
     }
     await sleep(250);
   }
-  for (const n of ['soload.records.exported', 'soload.records.dropped', 'soload.trace.lost_events', 'soload.faults.avoided', 'soload.faults.unresolved', 'soload.export.latency']) {
+  for (const n of ['soload.records.exported', 'soload.records.dropped', 'soload.trace.pipe_lost_events', 'soload.ring.overrun', 'soload.ring.commit_overrun', 'soload.ring.dropped_events', 'soload.faults.avoided', 'soload.faults.unresolved', 'soload.export.latency']) {
     assert.ok(names.has(n), `metric ${n} not in ${metricsFile}: ${[...names].join(', ')}`);
   }
-  assert.match(soload.stderr(), /soload: info: stats: loads \d+ .*exported \d+; .*dropped 0; .*trace lost \d+/);
+  assert.match(soload.stderr(), /soload: info: stats: loads \d+ .*exported \d+; .*dropped 0; .*console exported \d+ dropped 0; trace_pipe lost \d+; ring overrun \d+ commit_overrun \d+ dropped \d+/);
 });

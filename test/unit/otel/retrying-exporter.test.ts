@@ -176,9 +176,9 @@ test('spill: overflow goes to disk in order, survives a restart, is replayed onc
   assert.deepEqual(c.acked.slice(0, 7).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6]);
   assert.equal(c.acked.length, 8, 'each record exactly once');
   assert.equal(new Set(c.acked).size, 8);
-  assert.deepEqual(fs.readdirSync(dir), []);
   assert.equal(ex2.stats.spilled, 0);
-  await ex2.shutdown();
+  await ex2.shutdown(); // acknowledged files are deleted in the background; shutdown waits for that
+  assert.deepEqual(fs.readdirSync(dir), []);
   fs.rmSync(dir, { recursive: true });
 });
 
@@ -203,6 +203,7 @@ test('spill: an unreadable spilled file is dropped with reason spill_error, the 
   const store = new SpillStore(dir, 1 << 20);
   store.append({ body: encode(fake(0, 1)), records: 1, encoding: 'json', enqueuedAt: 1000 });
   store.append({ body: encode(fake(1, 1)), records: 1, encoding: 'json', enqueuedAt: 2000 });
+  await store.flush(); // written in the background
   const first = store.peek()!;
   fs.writeFileSync(first.file, '');
   fs.chmodSync(first.file, 0o000);
@@ -215,6 +216,72 @@ test('spill: an unreadable spilled file is dropped with reason spill_error, the 
   assert.equal(ex.stats.droppedByReason.spill_error, 1);
   await ex.shutdown();
   assert.deepEqual(fs.readdirSync(dir), [`${path.basename(first.file)}.gone`]);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('memory: the queue keeps only encoded bodies (records released), and the byte bound counts the memory they hold', async () => {
+  const c = new FakeCollector();
+  const sent: EncodedBatch[] = [];
+  const send = (b: EncodedBatch) => (sent.push(b), c.send(b));
+  // A body that is a view on a larger buffer keeps the whole buffer alive: that is what is counted.
+  const viewEncode = (logs: ReadableLogRecord[]) => {
+    const json = encode(logs);
+    const backing = new Uint8Array(json.length * 4);
+    backing.set(json);
+    return backing.subarray(0, json.length);
+  };
+  const warnings: string[] = [];
+  const ex = new RetryingLogExporter({ send, encode: viewEncode, maxBufferedRecords: 1000, maxBufferedBytes: 200, initialBackoffMs: 5, warn: (m) => warnings.push(m) });
+  ex.export(fake(0, 5), () => {}); // "[0,1,2,3,4]" = 11 bytes, 44 held
+  assert.equal(ex.stats.buffered, 5);
+  assert.equal(ex.stats.bufferedBytes, 44, 'held bytes, not the 11 bytes of the view');
+  for (let i = 1; i <= 5; i++) ex.export(fake(i * 10, 5), () => {});
+  assert.ok(ex.stats.bufferedBytes <= 200, `bound exceeded: ${ex.stats.bufferedBytes}`);
+  assert.ok(ex.stats.droppedByReason.queue_full > 0);
+  await until(() => sent.length > 0);
+  assert.ok(sent.every((b) => Object.keys(b).sort().join() === 'body,encoding,enqueuedAt,records'), `a queued batch retains more than its body: ${Object.keys(sent[0]!).join()}`);
+  c.up = true;
+  await until(() => ex.stats.buffered === 0);
+  assert.equal(ex.stats.bufferedBytes, 0);
+  await ex.shutdown();
+});
+
+test('spill: export() never waits for the disk; a disk that does not keep up is bounded (queue_full), a failed write is spill_error', async () => {
+  const dir = tmp();
+  const c = new FakeCollector();
+  const warnings: string[] = [];
+  const f = fs as unknown as Record<string, unknown>;
+  const syncCalls: string[] = [];
+  const saved = ['openSync', 'writeSync', 'fsyncSync', 'renameSync', 'readFileSync', 'rmSync'].map((n) => {
+    const orig = f[n] as (...a: unknown[]) => unknown;
+    f[n] = (...a: unknown[]) => (syncCalls.push(n), orig.apply(fs, a));
+    return [n, orig] as const;
+  });
+  try {
+    // each body is 5 bytes; memory holds 2 records; 64/8 = 8 bytes of write buffer for the disk
+    const ex = new RetryingLogExporter({ send: c.send, encode, maxBufferedRecords: 2, maxBufferedBytes: 64, spill: new SpillStore(dir, 1 << 20), initialBackoffMs: 5, shutdownDrainMs: 10, warn: (m) => warnings.push(m) });
+    for (let i = 0; i < 8; i++) ex.export(fake(i * 2, 2), () => {});
+    assert.deepEqual(syncCalls, [], 'no synchronous fs call while exporting');
+    assert.equal(ex.stats.buffered, 2);
+    // write buffer = 64/8 = 8 bytes: one body (5) waits to be written, the next would exceed it
+    assert.ok(ex.stats.spilled >= 2 && ex.stats.droppedByReason.queue_full > 0, JSON.stringify(ex.stats));
+    assert.ok(warnings.some((w) => /does not keep up/.test(w)), warnings.join('\n'));
+    await ex.shutdown();
+    assert.deepEqual(syncCalls, [], 'none at shutdown either (spill writes awaited, not synchronous)');
+    assert.equal(ex.stats.dropped + ex.stats.spilled, 16, 'every record either on disk or counted');
+  } finally {
+    for (const [n, orig] of saved) f[n] = orig;
+  }
+  // the directory disappears: the background write fails and is counted, the queue goes on
+  const gone = tmp();
+  const spill = new SpillStore(gone, 1 << 20);
+  fs.rmSync(gone, { recursive: true });
+  const ex2 = new RetryingLogExporter({ send: c.send, encode, maxBufferedRecords: 0, spill, initialBackoffMs: 5, shutdownDrainMs: 10, warn: (m) => warnings.push(m) });
+  ex2.export(fake(0, 3), () => {});
+  await until(() => ex2.stats.droppedByReason.spill_error === 3);
+  assert.equal(ex2.stats.spilled, 0);
+  assert.ok(warnings.some((w) => /cannot write to spill directory/.test(w)));
+  await ex2.shutdown();
   fs.rmSync(dir, { recursive: true });
 });
 

@@ -8,7 +8,9 @@ import { loadConfig, redactConfig } from '../../../src/config/load';
 import { healthSource, type HealthSnapshot } from '../../../src/otel/health';
 import { parseCpuStats, readRingBufferStats } from '../../../src/tracefs/ring-stats';
 import { tlsAgentOptions } from '../../../src/otel/otlp-sender';
-import { formatSummary, metricsEndpoint, startSelfTelemetry } from '../../../src/otel/self-telemetry';
+import { formatSummary, metricsEndpoint, metricsExported, startSelfTelemetry } from '../../../src/otel/self-telemetry';
+import { emptyDeliveryStats, type DeliveryStats } from '../../../src/otel/retrying-exporter';
+import type { SinkObservation, SinkStats } from '../../../src/otel/pipeline';
 
 const CPU_STATS = `entries: 0
 overrun: 7
@@ -46,13 +48,13 @@ test('per_cpu stats are parsed and summed; the last value survives the instance 
   assert.equal(s.trace.lostEvents, 5);
 });
 
-test('summary line names loads, delivery, drops by reason, lost events and faults', () => {
+test('summary line names loads, delivery per exporter, drops by reason, each kernel loss counter on its own, and faults', () => {
   const h: HealthSnapshot = {
     loads: { emitted: 100, filtered: 2, custom: 0 },
-    trace: { records: 300, lostEvents: 4, malformed: 0, ring: { overrun: 4, commitOverrun: 0, droppedEvents: 0 } },
+    trace: { records: 300, lostEvents: 4, malformed: 0, ring: { overrun: 4, commitOverrun: 1, droppedEvents: 2 } },
     faults: { avoided: 3, nameUnresolved: 1, pathUnresolved: 0 },
   };
-  const line = formatSummary(h, {
+  const otlp: DeliveryStats = {
     exported: 90,
     dropped: 5,
     droppedByReason: { queue_full: 5, rejected: 0, shutdown: 0, spill_error: 0 },
@@ -63,11 +65,28 @@ test('summary line names loads, delivery, drops by reason, lost events and fault
     spilledTotal: 0,
     recovered: 0,
     failedAttempts: 7,
-  });
+  };
+  const console_: DeliveryStats = { ...emptyDeliveryStats(), exported: 100 };
+  const line = formatSummary(h, [
+    { name: 'otlp', stats: otlp },
+    { name: 'console', stats: console_ },
+  ]);
   assert.equal(
     line,
-    'stats: loads 100 (filtered 2); exported 90; queued 5; dropped 5 (queue_full 5); export failures 7; trace lost 4 (ring overrun 4, dropped 0); faults avoided 3, unresolved name 1 path 0',
+    'stats: loads 100 (filtered 2); exported 90; queued 5; dropped 5 (queue_full 5); export failures 7; console exported 100 dropped 0; trace_pipe lost 4; ring overrun 4 commit_overrun 1 dropped 2; faults avoided 3, unresolved name 1 path 0',
   );
+  // console only: the same delivery summary (no more silence about where records went); none: said so
+  assert.match(formatSummary(h, [{ name: 'console', stats: console_ }]), /; exported 100; queued 0; dropped 0; export failures 0; trace_pipe lost 4;/);
+  assert.match(formatSummary(h, []), /; exporters none; trace_pipe lost 4;/);
+});
+
+test('self-metrics follow any exporter configuration: otlp, or console/none with a metrics endpoint set', () => {
+  const cfg = (env: NodeJS.ProcessEnv) => loadConfig({ env });
+  assert.equal(metricsExported(cfg({})), true);
+  assert.equal(metricsExported(cfg({ SOLOAD_EXPORTERS: 'console' })), false, 'no collector configured: nothing to send to');
+  assert.equal(metricsExported(cfg({ SOLOAD_EXPORTERS: 'console', SOLOAD_METRICS_ENDPOINT: 'http://m:4318/v1/metrics' })), true);
+  assert.equal(metricsExported(cfg({ SOLOAD_EXPORTERS: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://gw:4318' })), true);
+  assert.equal(metricsExported(cfg({ SOLOAD_EXPORTERS: 'console', SOLOAD_METRICS_ENDPOINT: 'http://m:4318/v1/metrics', SOLOAD_METRICS_ENABLED: 'false' })), false);
 });
 
 test('metrics endpoint: derived from the logs URL, or configured, or from OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT', () => {
@@ -125,6 +144,12 @@ test('TLS files: read into agent options; errors name the file, never its conten
   fs.rmSync(dir, { recursive: true });
 });
 
+type MetricJson = Record<string, unknown> & { name: string };
+type Point = { asInt?: number | string; asDouble?: number; attributes: Array<{ key: string; value: { stringValue: string } }> };
+const points = (m: MetricJson | undefined): Point[] => ((m?.sum ?? m?.gauge) as { dataPoints: Point[] } | undefined)?.dataPoints ?? [];
+const attr = (p: Point, k: string) => p.attributes.find((a) => a.key === k)?.value.stringValue;
+const num = (p: Point | undefined) => Number(p?.asInt ?? p?.asDouble);
+
 test('self-metrics are exported over OTLP/HTTP to the metrics URL with the configured headers', async () => {
   const bodies: Array<{ url?: string; auth?: string; body: string }> = [];
   const server = http.createServer((req, res) => {
@@ -142,10 +167,10 @@ test('self-metrics are exported over OTLP/HTTP to the metrics URL with the confi
   const lines: string[] = [];
   const h: HealthSnapshot = {
     loads: { emitted: 12, filtered: 0, custom: 0 },
-    trace: { records: 30, lostEvents: 2, malformed: 0, ring: { overrun: 2, commitOverrun: 0, droppedEvents: 0 } },
+    trace: { records: 30, lostEvents: 2, malformed: 0, ring: { overrun: 5, commitOverrun: 1, droppedEvents: 3 } },
     faults: { avoided: 1, nameUnresolved: 0, pathUnresolved: 0 },
   };
-  const observers: Array<(o: { records: number; ok: boolean; durationMs: number; latencyMs: number }) => void> = [];
+  const observers: Array<(o: SinkObservation) => void> = [];
   const delivery = {
     exported: 12,
     dropped: 3,
@@ -161,10 +186,10 @@ test('self-metrics are exported over OTLP/HTTP to the metrics URL with the confi
   const t = startSelfTelemetry({
     config,
     health: () => h,
-    pipeline: { delivery, onExport: (fn) => (observers.push(fn), () => {}) },
+    pipeline: { sinks: [{ name: 'otlp', stats: delivery }] as SinkStats[], onExport: (fn) => (observers.push(fn), () => {}) },
     log: { info: (m) => lines.push(m), warn: (m) => lines.push(m) },
   });
-  observers.forEach((fn) => fn({ records: 12, ok: true, durationMs: 4, latencyMs: 250 }));
+  observers.forEach((fn) => fn({ records: 12, ok: true, durationMs: 4, latencyMs: 250, exporter: 'otlp' }));
   await t.shutdown(); // final export
   server.close();
   assert.equal(bodies.length, 1, lines.join('\n'));
@@ -173,13 +198,56 @@ test('self-metrics are exported over OTLP/HTTP to the metrics URL with the confi
   const req = JSON.parse(bodies[0]!.body) as { resourceMetrics: Array<{ scopeMetrics: Array<{ metrics: Array<Record<string, unknown> & { name: string }> }> }> };
   const metrics = req.resourceMetrics[0]!.scopeMetrics.flatMap((s) => s.metrics);
   const byName = new Map(metrics.map((m) => [m.name, m]));
-  for (const name of ['soload.records.exported', 'soload.records.dropped', 'soload.trace.lost_events', 'soload.faults.avoided', 'soload.faults.unresolved', 'soload.export.latency', 'soload.loads.emitted', 'soload.delivery.queued']) {
+  for (const name of ['soload.records.exported', 'soload.records.dropped', 'soload.faults.avoided', 'soload.faults.unresolved', 'soload.export.latency', 'soload.loads.emitted', 'soload.delivery.queued']) {
     assert.ok(byName.has(name), `missing ${name}; have ${[...byName.keys()].join(', ')}`);
   }
-  const dropped = byName.get('soload.records.dropped') as unknown as { sum: { dataPoints: Array<{ asInt?: number | string; asDouble?: number; attributes: Array<{ key: string; value: { stringValue: string } }> }> } };
-  const qf = dropped.sum.dataPoints.find((p) => p.attributes.some((a) => a.key === 'reason' && a.value.stringValue === 'queue_full'));
-  assert.equal(Number(qf?.asInt ?? qf?.asDouble), 3);
+  const qf = points(byName.get('soload.records.dropped')).find((p) => attr(p, 'reason') === 'queue_full');
+  assert.equal(num(qf), 3);
+  assert.equal(attr(qf!, 'exporter'), 'otlp');
+  // Kernel losses: one metric per source, no `source` attribute (values of overlapping sources must not
+  // share a metric, whose attribute values are meant to add up).
+  assert.equal(byName.has('soload.trace.lost_events'), false);
+  const lossMetrics = { 'soload.trace.pipe_lost_events': 2, 'soload.ring.overrun': 5, 'soload.ring.commit_overrun': 1, 'soload.ring.dropped_events': 3 };
+  for (const [name, value] of Object.entries(lossMetrics)) {
+    const ps = points(byName.get(name));
+    assert.equal(ps.length, 1, `${name}: ${JSON.stringify(byName.get(name))}`);
+    assert.deepEqual(ps[0]!.attributes, [], name);
+    assert.equal(num(ps[0]), value, name);
+  }
   const latency = byName.get('soload.export.latency') as unknown as { histogram: { dataPoints: Array<{ count: number | string; sum: number }> } };
   assert.equal(Number(latency.histogram.dataPoints[0]!.count), 1);
   assert.equal(latency.histogram.dataPoints[0]!.sum, 0.25);
+});
+
+test('with exporters ["console"] and a metrics endpoint, the console delivery counters are exported as self-metrics', async () => {
+  const bodies: string[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      bodies.push(body);
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const config = loadConfig({ env: { SOLOAD_EXPORTERS: 'console', SOLOAD_METRICS_ENDPOINT: `http://127.0.0.1:${port}/v1/metrics`, SOLOAD_LOG_STATS_INTERVAL_MS: '0' } });
+  const stats = { ...emptyDeliveryStats(), exported: 7 };
+  const h: HealthSnapshot = {
+    loads: { emitted: 7, filtered: 0, custom: 0 },
+    trace: { records: 7, lostEvents: 0, malformed: 0, ring: { overrun: 0, commitOverrun: 0, droppedEvents: 0 } },
+    faults: { avoided: 0, nameUnresolved: 0, pathUnresolved: 0 },
+  };
+  const t = startSelfTelemetry({ config, health: () => h, pipeline: { sinks: [{ name: 'console', stats }] }, log: { info: () => {}, warn: () => {} } });
+  assert.match(t.summary(), /exported 7; queued 0; dropped 0/);
+  await t.shutdown();
+  server.close();
+  assert.equal(bodies.length, 1);
+  const req = JSON.parse(bodies[0]!) as { resourceMetrics: Array<{ scopeMetrics: Array<{ metrics: MetricJson[] }> }> };
+  const byName = new Map(req.resourceMetrics[0]!.scopeMetrics.flatMap((s) => s.metrics).map((m) => [m.name, m]));
+  const exported = points(byName.get('soload.records.exported'));
+  assert.equal(exported.length, 1);
+  assert.equal(attr(exported[0]!, 'exporter'), 'console');
+  assert.equal(num(exported[0]), 7);
 });
