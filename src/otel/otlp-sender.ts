@@ -40,7 +40,7 @@ export type BatchSender = (batch: EncodedBatch) => Promise<SendOutcome>;
  */
 export function encodeLogs(records: ReadableLogRecord[], encoding: OtlpEncoding): Uint8Array {
   const body = (encoding === 'json' ? JsonLogsSerializer : ProtobufLogsSerializer).serializeRequest(records);
-  if (!body) throw new Error('OTLP serializer produced no request');
+  if (!body) throw new SoloadError(ErrorCodes.INTERNAL, 'OTLP serializer produced no request');
   return body;
 }
 

@@ -3,18 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildProbeLine, parseProbeListing } from '../../../src/tracefs/probe-line';
+import { parseProbeListing } from '../../../src/tracefs/probe-line';
 import { findStaleState, probeCapabilities } from '../../../src/tracefs/session';
-
-test('buildProbeLine renders entry and return probes exactly as uprobe_events wants them', () => {
-  const fetch = [{ name: 'name', arg: '+0(%di):ustring' }, { name: 'flags', arg: '%si:x32' }];
-  assert.equal(
-    buildProbeLine('soload_1', { event: 'dlopen_entry', kind: 'entry', path: '/lib/libc.so.6', offset: 0x85500, fetch, role: 'dlopen.entry' }),
-    'p:soload_1/dlopen_entry /lib/libc.so.6:0x85500 name=+0(%di):ustring flags=%si:x32',
-  );
-  assert.equal(buildProbeLine('g', { event: 'r', kind: 'return', path: '/l.so', offset: 16, fetch: [], role: 'custom' }), 'r:g/r /l.so:0x10');
-  assert.throws(() => buildProbeLine('g', { event: 'r', kind: 'entry', path: '/a b/l.so', offset: 1, fetch: [], role: 'custom' }), /whitespace/);
-});
 
 test('findStaleState picks only dead soload_<pid> groups and instances', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-tfs-'));

@@ -6,7 +6,7 @@ import type { ProcReader } from '../../../src/host/proc-reader';
 import type { ElfSymbolResolver } from '../../../src/elf';
 import type { LinkMapLayout } from '../../../src/plan/calibrate';
 import { groupLoaderSets } from '../../../src/plan/select';
-import type { LoadEvent, ProbeRole, ProbeSpec, TraceRecord } from '../../../src/types';
+import type { ProbeRole, ProbeSpec } from '../../../src/types';
 
 const DIR = '/usr/lib/x86_64-linux-gnu';
 const spec = (event: string, role: ProbeRole, file: string, fetch: ProbeSpec['fetch'] = []): ProbeSpec => ({ event, kind: role.endsWith('return') ? 'return' : 'entry', path: `${DIR}/${file}`, offset: 0x100, fetch, role, symbol: 'sym', symbolSource: 'dynsym' });
@@ -60,16 +60,4 @@ test('plans: loader-probe adds l_file_id fetches; search-lists replaces loader_s
   for (const m of MECHANISMS) assert.ok(m.describe(set([ADD, STATE, ...DLOPEN]), ctx(layout)).length > 20, `${m.name} describes itself`);
 });
 
-const rec = (event: string, pid: number, fields: Record<string, string | null>): TraceRecord => ({ comm: 'p', tid: pid, tgid: pid, cpu: 0, timestampNs: 1n, event, location: '', fields: { comm: 'p', ...fields } });
 
-test('defect 2: each loader set keeps its own state — a container with search lists reports dlopens while the host uses the loader probe', async () => {
-  const opts = { reportExecutable: false, neededOf: () => [], canonical: (_p: number, f: string) => f, initiallyLoaded: () => [], execOf: () => undefined };
-  const hostSet = set([ADD, STATE, ...DLOPEN]);
-  const host = MECHANISMS[0]!.createHandler(hostSet, opts);
-  const container = MECHANISMS[1]!.createHandler(set([STATE, ...DLOPEN]), opts);
-  const ret = (pid: number) => rec('dlopen_return', pid, { handle: '0x55', path: '/opt/p.so', libname: 'p.so' });
-  const fromHost: LoadEvent[] = [...host.handle('dlopen.entry', rec('dlopen_entry', 1, { name: 'p.so' }), DLOPEN[0]!), ...host.handle('dlopen.return', ret(1), DLOPEN[1]!)];
-  const fromContainer = [...container.handle('dlopen.entry', rec('dlopen_entry', 2, { name: 'p.so' }), DLOPEN[0]!), ...container.handle('dlopen.return', ret(2), DLOPEN[1]!)];
-  assert.deepEqual(fromHost, [], 'the host\'s loader probe already reported it (adds), the return adds nothing');
-  assert.deepEqual(fromContainer.map((e) => [e.method, e.path]), [['dlopen', '/opt/p.so']], 'the container\'s dlopen is reported, not dropped');
-});
