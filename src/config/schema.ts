@@ -368,7 +368,7 @@ export function configSchema() {
       },
       metrics: {
         enabled: {
-          doc: 'Export soload’s own health as OTLP metrics (soload.*) when the "otlp" exporter is on.',
+          doc: 'Export soload’s own health as OTLP metrics (soload.*): with the "otlp" exporter, or with any exporters when otel.metrics.endpoint is set explicitly.',
           format: Boolean,
           default: true,
         },
