@@ -225,6 +225,7 @@ export class SoloadAgent {
           dlopen: this.dlopenTotals(),
           pipe: () => this.reader?.stats,
           ring: () => this.session?.ringStats(),
+          paths: this.paths.stats,
         }),
       });
       this.reader = new TracePipeReader({

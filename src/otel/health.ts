@@ -24,6 +24,20 @@ export interface HealthSnapshot {
     /** Kernel ring buffer of soload's instance, summed over CPUs (per_cpu/cpuN/stats). */
     ring: RingBufferStats;
   };
+  /** How file names were made the kernel's (see enrich/paths.ts), counted per record. */
+  paths: {
+    /** The loader's string differed from the kernel's name (symlink, `..`, merged /usr, memfd). */
+    renamed: number;
+    /** The mapped file no longer existed under its name. */
+    deleted: number;
+    memfd: number;
+    /** Another file had taken the name since the load. */
+    replaced: number;
+    /** The process had moved to a namespace soload could not pin in time: the name is a guess. */
+    namespaceGuessed: number;
+    /** `/proc/self/fd/N` that could not be named (file.path left out). */
+    fdUnresolved: number;
+  };
   faults: {
     /** Requested name unreadable at dlopen entry ("(fault)"), recovered at return. */
     avoided: number;
@@ -45,6 +59,8 @@ export interface HealthInputs {
   pipe: () => { records: number; lostEvents: number; malformed: number } | undefined;
   /** Ring-buffer counters of soload's tracefs instance (undefined once it is gone). */
   ring: () => RingBufferStats | undefined;
+  /** Path-resolution counters (absent: all zero). */
+  paths?: { changed: number; deleted: number; memfd: number; replaced: number; viewLost: number; fdUnresolved: number };
 }
 
 /**
@@ -61,6 +77,14 @@ export function healthSource(inputs: HealthInputs): HealthSource {
     return {
       loads: { emitted: inputs.agent.loadsEmitted, filtered: inputs.agent.loadsFiltered, custom: inputs.agent.customEmitted },
       trace: { ...pipeLast, ring: { ...ring } },
+      paths: {
+        renamed: inputs.paths?.changed ?? 0,
+        deleted: inputs.paths?.deleted ?? 0,
+        memfd: inputs.paths?.memfd ?? 0,
+        replaced: inputs.paths?.replaced ?? 0,
+        namespaceGuessed: inputs.paths?.viewLost ?? 0,
+        fdUnresolved: inputs.paths?.fdUnresolved ?? 0,
+      },
       faults: { avoided: inputs.dlopen.nameRecovered, nameUnresolved: inputs.dlopen.nameUnresolved, pathUnresolved: inputs.dlopen.pathUnresolved },
     };
   };

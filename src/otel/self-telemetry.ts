@@ -65,6 +65,7 @@ export function formatSummary(h: HealthSnapshot, sinks: readonly SinkStats[]): s
     `trace_pipe lost ${h.trace.lostEvents}`,
     `ring overrun ${r.overrun} commit_overrun ${r.commitOverrun} dropped ${r.droppedEvents}`,
     `faults avoided ${h.faults.avoided}, unresolved name ${h.faults.nameUnresolved} path ${h.faults.pathUnresolved}`,
+    `paths renamed ${h.paths.renamed}, deleted ${h.paths.deleted}, memfd ${h.paths.memfd}, replaced ${h.paths.replaced}, namespace guessed ${h.paths.namespaceGuessed}, fd unresolved ${h.paths.fdUnresolved}`,
   );
   return `stats: ${parts.join('; ')}`;
 }
@@ -118,6 +119,15 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
     const malformed = counter('soload.trace.malformed_lines', 'trace_pipe lines that did not parse', '{line}');
     const avoided = counter('soload.faults.avoided', 'dlopen names unreadable at entry ("(fault)") recovered at return', '{load}');
     const unresolved = counter('soload.faults.unresolved', 'names (kind=name) or paths (kind=path) that stayed unreadable', '{load}');
+    // One metric per outcome: a record can be renamed and deleted at once, so these do not add up.
+    const pathMetrics = [
+      ['renamed', counter('soload.paths.renamed', "records whose file.path differs from the loader's string (symlinks, .., merged /usr, memfd)", '{load}')],
+      ['deleted', counter('soload.paths.deleted', 'records of files no longer present under their name (soload.file.deleted)', '{load}')],
+      ['memfd', counter('soload.paths.memfd', 'records of memfd loads (soload.file.memfd)', '{load}')],
+      ['replaced', counter('soload.paths.replaced', 'records whose name another file has taken since the load (soload.file.replaced)', '{load}')],
+      ['namespaceGuessed', counter('soload.paths.namespace_guessed', 'records named in a fallback view: the process moved to a namespace soload could not pin in time', '{load}')],
+      ['fdUnresolved', counter('soload.paths.fd_unresolved', '/proc/self/fd/N loads that could not be named (file.path left out)', '{load}')],
+    ] as const;
 
     meter.addBatchObservableCallback(
       (r) => {
@@ -134,6 +144,7 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
         obs(avoided, h.faults.avoided);
         obs(unresolved, h.faults.nameUnresolved, { kind: 'name' });
         obs(unresolved, h.faults.pathUnresolved, { kind: 'path' });
+        for (const [key, metric] of pathMetrics) obs(metric, h.paths[key]);
         // Per exporter: summed over `exporter`, exported is record deliveries (a record sent to two
         // exporters counts twice), as in the Collector's own otelcol_exporter_* metrics.
         for (const { name: exporter, stats: d } of sinks) {
@@ -147,7 +158,7 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
           obs(failures, d.failedAttempts, { exporter });
         }
       },
-      [loadsEmitted, loadsFiltered, traceRecords, malformed, pipeLost, ringOverrun, ringCommitOverrun, ringDropped, avoided, unresolved, exported, dropped, spilled, queued, queuedBytes, failures],
+      [loadsEmitted, loadsFiltered, traceRecords, malformed, pipeLost, ringOverrun, ringCommitOverrun, ringDropped, avoided, unresolved, ...pathMetrics.map(([, m]) => m), exported, dropped, spilled, queued, queuedBytes, failures],
     );
 
     const latency = meter.createHistogram('soload.export.latency', {

@@ -53,6 +53,7 @@ test('summary line names loads, delivery per exporter, drops by reason, each ker
     loads: { emitted: 100, filtered: 2, custom: 0 },
     trace: { records: 300, lostEvents: 4, malformed: 0, ring: { overrun: 4, commitOverrun: 1, droppedEvents: 2 } },
     faults: { avoided: 3, nameUnresolved: 1, pathUnresolved: 0 },
+    paths: { renamed: 40, deleted: 2, memfd: 1, replaced: 1, namespaceGuessed: 3, fdUnresolved: 0 },
   };
   const otlp: DeliveryStats = {
     exported: 90,
@@ -73,7 +74,7 @@ test('summary line names loads, delivery per exporter, drops by reason, each ker
   ]);
   assert.equal(
     line,
-    'stats: loads 100 (filtered 2); exported 90; queued 5; dropped 5 (queue_full 5); export failures 7; console exported 100 dropped 0; trace_pipe lost 4; ring overrun 4 commit_overrun 1 dropped 2; faults avoided 3, unresolved name 1 path 0',
+    'stats: loads 100 (filtered 2); exported 90; queued 5; dropped 5 (queue_full 5); export failures 7; console exported 100 dropped 0; trace_pipe lost 4; ring overrun 4 commit_overrun 1 dropped 2; faults avoided 3, unresolved name 1 path 0; paths renamed 40, deleted 2, memfd 1, replaced 1, namespace guessed 3, fd unresolved 0',
   );
   // console only: the same delivery summary (no more silence about where records went); none: said so
   assert.match(formatSummary(h, [{ name: 'console', stats: console_ }]), /; exported 100; queued 0; dropped 0; export failures 0; trace_pipe lost 4;/);
@@ -169,6 +170,7 @@ test('self-metrics are exported over OTLP/HTTP to the metrics URL with the confi
     loads: { emitted: 12, filtered: 0, custom: 0 },
     trace: { records: 30, lostEvents: 2, malformed: 0, ring: { overrun: 5, commitOverrun: 1, droppedEvents: 3 } },
     faults: { avoided: 1, nameUnresolved: 0, pathUnresolved: 0 },
+    paths: { renamed: 6, deleted: 1, memfd: 0, replaced: 0, namespaceGuessed: 2, fdUnresolved: 0 },
   };
   const observers: Array<(o: SinkObservation) => void> = [];
   const delivery = {
@@ -214,6 +216,10 @@ test('self-metrics are exported over OTLP/HTTP to the metrics URL with the confi
     assert.deepEqual(ps[0]!.attributes, [], name);
     assert.equal(num(ps[0]), value, name);
   }
+  // Path outcomes: one metric each (a record can be renamed and deleted at once).
+  assert.equal(num(points(byName.get('soload.paths.renamed'))[0]), 6);
+  assert.equal(num(points(byName.get('soload.paths.namespace_guessed'))[0]), 2);
+  assert.equal(num(points(byName.get('soload.paths.deleted'))[0]), 1);
   const latency = byName.get('soload.export.latency') as unknown as { histogram: { dataPoints: Array<{ count: number | string; sum: number }> } };
   assert.equal(Number(latency.histogram.dataPoints[0]!.count), 1);
   assert.equal(latency.histogram.dataPoints[0]!.sum, 0.25);
@@ -238,6 +244,7 @@ test('with exporters ["console"] and a metrics endpoint, the console delivery co
     loads: { emitted: 7, filtered: 0, custom: 0 },
     trace: { records: 7, lostEvents: 0, malformed: 0, ring: { overrun: 0, commitOverrun: 0, droppedEvents: 0 } },
     faults: { avoided: 0, nameUnresolved: 0, pathUnresolved: 0 },
+    paths: { renamed: 0, deleted: 0, memfd: 0, replaced: 0, namespaceGuessed: 0, fdUnresolved: 0 },
   };
   const t = startSelfTelemetry({ config, health: () => h, pipeline: { sinks: [{ name: 'console', stats }] }, log: { info: () => {}, warn: () => {} } });
   assert.match(t.summary(), /exported 7; queued 0; dropped 0/);
