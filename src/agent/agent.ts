@@ -262,6 +262,7 @@ export class SoloadAgent {
       canonical: (pid, file) => this.paths.canonical(pid, file),
       initiallyLoaded: (pid) => this.proc.executableMappings(pid),
       execOf: (pid) => this.facts.execOf(pid),
+      listCapacity: this.config.capture.listSlices * this.config.capture.listSliceSize,
     };
     this.handlers = [];
     for (const choice of plan.sets) {

@@ -57,6 +57,6 @@ export const searchListsMechanism: CaptureMechanism = {
   },
 
   createHandler(_set, opts) {
-    return new GlibcHandler('lists', ROLES, opts);
+    return new GlibcHandler('lists', ROLES, opts, opts.listCapacity);
   },
 };

@@ -51,6 +51,8 @@ export interface HandlerOptions {
   initiallyLoaded: (pid: number) => readonly string[];
   /** The file `pid` exec'd, when soload saw the exec (process facts, shared by all handlers). */
   execOf: (pid: number) => string | undefined;
+  /** Start-up list entries the list probes carry (capture.listSlices × capture.listSliceSize). */
+  listCapacity: number;
 }
 
 /** Counters a handler exposes (merged into soload's health numbers). */

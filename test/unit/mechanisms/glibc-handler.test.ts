@@ -14,7 +14,7 @@ const set = (specs: ProbeSpec[]): LoaderSet => groupLoaderSets(specs)[0]!;
 const rec = (event: string, pid: number, fields: Record<string, string | null>): TraceRecord => ({ comm: 'p', tid: pid, tgid: pid, cpu: 0, timestampNs: 1n, event, location: '', fields: { comm: 'p', ...fields } });
 
 test('defect 2: each loader set keeps its own state — a container with search lists reports dlopens while the host uses the loader probe', async () => {
-  const opts = { reportExecutable: false, neededOf: () => [], canonical: (_p: number, f: string) => f, initiallyLoaded: () => [], execOf: () => undefined };
+  const opts = { reportExecutable: false, neededOf: () => [], canonical: (_p: number, f: string) => f, initiallyLoaded: () => [], execOf: () => undefined, listCapacity: 128 };
   const hostSet = set([ADD, STATE, ...DLOPEN]);
   const host = MECHANISMS[0]!.createHandler(hostSet, opts);
   const container = MECHANISMS[1]!.createHandler(set([STATE, ...DLOPEN]), opts);
@@ -23,4 +23,23 @@ test('defect 2: each loader set keeps its own state — a container with search 
   const fromContainer = [...container.handle('dlopen.entry', rec('dlopen_entry', 2, { name: 'p.so' }), DLOPEN[0]!), ...container.handle('dlopen.return', ret(2), DLOPEN[1]!)];
   assert.deepEqual(fromHost, [], 'the host\'s loader probe already reported it (adds), the return adds nothing');
   assert.deepEqual(fromContainer.map((e) => [e.method, e.path]), [['dlopen', '/opt/p.so']], 'the container\'s dlopen is reported, not dropped');
+});
+
+test('search lists: a start-up list longer than the probes carry is reported up to their capacity and counted as truncated', () => {
+  const cap = 16;
+  const opts = { reportExecutable: false, neededOf: () => [], canonical: (_p: number, f: string) => f, initiallyLoaded: () => [], execOf: () => '/bin/big', listCapacity: cap };
+  const h = MECHANISMS[1]!.createHandler(set([STATE, ...DLOPEN]), opts);
+  const n = 40; // more objects than the 2 slices × 8 entries installed
+  const evs: LoadEvent[] = [];
+  for (const first of [0, 8]) {
+    const fields: Record<string, string | null> = { state: '0', n: String(n) };
+    for (let k = 0; k < 8; k++) {
+      fields[`p${k}`] = first + k === 0 ? '' : `/lib/l${first + k}.so`;
+      fields[`q${k}`] = `l${first + k}.so`;
+    }
+    const slice = { ...STATE, event: `loader_state_list${first / 8}`, role: 'loader.list' as const, slice: { first, size: 8 } };
+    evs.push(...h.handle('loader.list', rec(slice.event, 7, fields), slice));
+  }
+  assert.equal(evs.length, cap - 1, 'every carried object but the main map (not reported without reportExecutable)');
+  assert.equal(h.stats().listTruncated, 1);
 });
