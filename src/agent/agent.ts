@@ -115,7 +115,6 @@ export class SoloadAgent {
       identify: (pid, moved) => void this.paths.identify(pid, moved),
       chroot: (pid, dir) => this.facts.views.set(pid, this.viewRegistry.chroot(this.paths.viewOf(pid), dir)),
       cwdOf: (pid) => this.proc.cwd(pid),
-      nowNs: () => this.clock.nowTraceNs(),
     });
     this.paths = new LoadPathResolver({
       proc: this.proc,

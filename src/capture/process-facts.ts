@@ -16,8 +16,6 @@ export interface FactsHost {
   chroot(pid: number, dir: string): void;
   /** Working directory from /proc, for a parent soload has no history of. */
   cwdOf(pid: number): string | undefined;
-  /** Trace-clock now. */
-  nowNs(): bigint;
 }
 
 /**

@@ -27,6 +27,6 @@ export const dlopenOnlyMechanism: CaptureMechanism = {
   },
 
   createHandler(_set, opts) {
-    return new GlibcHandler('dlopen', ROLES, opts);
+    return new GlibcHandler('dlopen', opts);
   },
 };

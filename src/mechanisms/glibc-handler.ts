@@ -7,11 +7,9 @@ import type { HandlerOptions, HandlerStats, MechanismHandler } from './types';
  * mode of that set's mechanism (what its probes can see).
  */
 export class GlibcHandler implements MechanismHandler {
-  readonly roles: ReadonlySet<ProbeRole>;
   readonly tracker: LoaderTracker;
 
-  constructor(mode: TrackerMode, roles: readonly ProbeRole[], opts: HandlerOptions, listCapacity?: number) {
-    this.roles = new Set(roles);
+  constructor(mode: TrackerMode, opts: HandlerOptions, listCapacity?: number) {
     this.tracker = new LoaderTracker({
       mode,
       reportExecutable: opts.reportExecutable,

@@ -45,7 +45,7 @@ export const loaderProbeMechanism: CaptureMechanism = {
   },
 
   createHandler(_set, opts) {
-    return new GlibcHandler('loader', ROLES, opts);
+    return new GlibcHandler('loader', opts);
   },
 };
 

@@ -3,7 +3,6 @@ import { dlopenListProbes, fileIdFetch, startupListProbes } from '../plan/list-p
 import { GlibcHandler } from './glibc-handler';
 import type { CaptureMechanism, LoaderSet, MechanismContext } from './types';
 
-const ROLES = ['loader.list', 'dlopen.entry', 'dlopen.return', 'dlopen.list'] as const;
 
 function stateProbe(set: LoaderSet) {
   return set.specs.find((s) => s.role === 'loader.state');
@@ -57,6 +56,6 @@ export const searchListsMechanism: CaptureMechanism = {
   },
 
   createHandler(_set, opts) {
-    return new GlibcHandler('lists', ROLES, opts, opts.listCapacity);
+    return new GlibcHandler('lists', opts, opts.listCapacity);
   },
 };

@@ -63,8 +63,6 @@ export type HandlerStats = Record<string, number>;
  * processes that use that loader, so two loaders with different mechanisms never share state.
  */
 export interface MechanismHandler {
-  /** Roles whose records this handler consumes. */
-  readonly roles: ReadonlySet<ProbeRole>;
   /** One record of a probe of this set (`spec` is the probe it came from). */
   handle(role: ProbeRole, rec: TraceRecord, spec: ProbeSpec): LoadEvent[];
   /** A process image was replaced (every handler hears every exec and exit). */

@@ -11,7 +11,6 @@ function host() {
     identify: (pid, moved) => void calls.push(`identify ${pid}${moved ? ' moved' : ''}`),
     chroot: (pid, dir) => void calls.push(`chroot ${pid} ${dir}`),
     cwdOf: (pid) => (pid === 1 ? '/home/u' : undefined),
-    nowNs: () => 0n,
   };
   return { h, calls };
 }

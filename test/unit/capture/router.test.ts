@@ -7,14 +7,13 @@ import type { LoadEvent, ProbeRole, ProbeSpec, TraceRecord } from '../../../src/
 
 const host = (): FactsHost & { identified: number[] } => {
   const identified: number[] = [];
-  return { identified, identify: (pid) => void identified.push(pid), chroot: () => undefined, cwdOf: () => '/', nowNs: () => 0n };
+  return { identified, identify: (pid) => void identified.push(pid), chroot: () => undefined, cwdOf: () => '/' };
 };
 const rec = (event: string, fields: Record<string, string | null>, tid = 10, tgid = 10): TraceRecord => ({ comm: 'x', tid, tgid, cpu: 0, timestampNs: 1n, event, location: '', fields });
 const spec = (event: string, role: ProbeRole): ProbeSpec => ({ event, kind: 'entry', path: '/lib/x.so', offset: 0, fetch: [], role });
 
 function fakeHandler(name: string, log: string[]): MechanismHandler {
   return {
-    roles: new Set<ProbeRole>(['loader.add']),
     handle: (role, r) => (log.push(`${name} ${role} ${r.event}`), [{ timestampNs: 1n, pid: r.tgid!, tid: r.tid, comm: 'x', method: 'needed', path: `/${name}.so`, result: 'ok', probe: r.event } as LoadEvent]),
     onExec: (pid) => void log.push(`${name} exec ${pid}`),
     onExit: (pid) => void log.push(`${name} exit ${pid}`),
