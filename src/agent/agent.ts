@@ -290,9 +290,13 @@ export class SoloadAgent {
     };
   }
 
-  /** DT_NEEDED of `file` as `pid` sees it (its mount namespace first, then the host's view). */
+  /**
+   * DT_NEEDED of `file` as `pid` sees it: opened in the process's view (known without /proc, so a
+   * process that already exited costs no failed open), else on the host.
+   */
   private neededOf(pid: number, file: string): readonly string[] | undefined {
-    const candidates = file.startsWith('/') ? [path.join(this.proc.root, String(pid), 'root', file), file] : [path.join(this.proc.root, String(pid), 'exe')];
+    const inView = file.startsWith('/') ? this.paths.hostPathOf(pid, file) : path.join(this.proc.root, String(pid), 'exe');
+    const candidates = inView === file ? [file] : [inView, file];
     for (const c of candidates) {
       try {
         return this.resolver.dynamicInfo(c).needed;

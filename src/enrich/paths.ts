@@ -1,8 +1,8 @@
 import { HOST_VIEW, type MemfdTracker, type ViewTracker } from '../capture/views';
 import type { LoadEvent } from '../types';
-import { parseFdPath, parseFdTarget, PathCache, type PathStat } from './canonical';
+import { parseFdPath, parseFdTarget, PathCache, type PathStat, type Resolution } from './canonical';
 import type { ProcReader } from '../host/proc-reader';
-import type { ViewRegistry } from './views';
+import type { View, ViewRegistry } from './views';
 
 /** Options of {@link LoadPathResolver}. */
 export interface LoadPathResolverOptions {
@@ -57,7 +57,23 @@ export class LoadPathResolver {
   viewOf(pid: number): string {
     const known = this.o.viewOf.get(pid);
     if (known !== undefined) return known;
-    return this.identify(pid) ?? (this.stats.viewFallback++, HOST_VIEW);
+    const found = this.identify(pid);
+    if (found !== undefined) return found;
+    // Gone before soload saw it: the host's view, remembered so its next records cost a lookup,
+    // not another failed /proc read each.
+    this.stats.viewFallback++;
+    this.o.viewOf.set(pid, HOST_VIEW);
+    return HOST_VIEW;
+  }
+
+  /** The view `pid` resolves in, as a View (the host's when the id is unknown). */
+  private viewFor(pid: number): View {
+    return this.o.views.get(this.viewOf(pid)) ?? this.o.views.host;
+  }
+
+  /** Host path at which `file` (absolute, as `pid` sees it) can be opened by soload. */
+  hostPathOf(pid: number, file: string): string {
+    return this.viewFor(pid).prefix + file;
   }
 
   /**
@@ -76,7 +92,7 @@ export class LoadPathResolver {
   /** Canonical form of `file` in `pid`'s view (for comparisons; `file` itself when not absolute). */
   canonical(pid: number, file: string): string {
     if (!file.startsWith('/')) return file;
-    const view = this.o.views.get(this.viewOf(pid)) ?? this.o.views.host;
+    const view = this.viewFor(pid);
     return this.cache.resolve(view.id, view.prefix, file, this.o.proc, this.now()).path;
   }
 
@@ -95,62 +111,70 @@ export class LoadPathResolver {
     this.stats.resolved++;
     const fd = loaderPath.includes('/fd/') ? parseFdPath(loaderPath) : undefined;
     if (fd) return this.resolveFd(ev, loaderPath, fd.owner === 'self' ? ev.pid : fd.owner, fd.fd);
-    const viewId = this.viewOf(ev.pid);
-    let view = this.o.views.get(viewId) ?? this.o.views.host;
-    const now = this.now();
-    let r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now);
-    // A cached answer about another file (the name was reused since): walk again before judging.
-    if (ev.mapped && !sameFile(r.stat, ev.mapped)) r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now, true);
-    if (ev.mapped && !sameFile(r.stat, ev.mapped)) {
-      // /proc showed the process in a view it moved to after this load: the view it had before
-      // names the mapped file (ld.so's inode says which is right).
-      const prev = this.o.views.get(this.o.viewOf.previousOf(ev.pid) ?? '');
-      if (prev) {
-        const rp = this.cache.resolve(prev.id, prev.prefix, loaderPath, this.o.proc, now, true);
-        if (sameFile(rp.stat, ev.mapped)) {
-          r = rp;
-          view = prev;
-          this.stats.previousView++;
-        }
-      }
-    }
+    const { r, view } = this.locate(ev, loaderPath);
     const out: LoadEvent = { ...ev, path: r.path };
     const original = ev.loaderPath ?? loaderPath;
     if (r.path !== original) {
       out.loaderPath = original;
       this.stats.changed++;
     } else delete out.loaderPath;
+    const isMapped = ev.mapped ? sameFile(r.stat, ev.mapped) : r.exists;
     if (view.lost) {
       // Resolved in the view the process came from: a missing file says nothing about deletion.
       out.viewLost = true;
       this.stats.viewLost++;
-      if (!r.exists || (ev.mapped && !sameFile(r.stat, ev.mapped))) {
-        if (ev.mapped) out.file = { ...(ev.mapped.dev !== undefined ? { dev: ev.mapped.dev } : {}), ino: ev.mapped.ino };
+      if (!isMapped) {
+        if (ev.mapped) out.file = { ...ev.mapped };
         return out;
       }
     }
-    if (view.hostDir !== undefined && view.hostDir !== '') out.hostPath = view.hostDir + r.path;
-    if (ev.mapped) {
-      // ld.so told which file it mapped: the name is right iff it still leads to that file. If not,
-      // the mapped file was unlinked (the kernel prints " (deleted)"), perhaps replaced by another.
-      if (r.exists && sameFile(r.stat, ev.mapped)) {
-        out.file = { dev: r.stat!.dev, ino: r.stat!.ino, size: r.stat!.size };
-        return out;
-      }
-      out.deleted = true;
-      this.stats.deleted++;
-      if (r.exists) {
-        out.replaced = true;
-        this.stats.replaced++;
-      }
-      out.file = { ...(ev.mapped.dev !== undefined ? { dev: ev.mapped.dev } : {}), ino: ev.mapped.ino };
+    if (view.hostDir) out.hostPath = view.hostDir + r.path;
+    if (!ev.mapped) {
+      if (!r.exists) this.markDeleted(out);
+      else if (r.stat) this.attachFile(out, r.stat);
       return out;
     }
-    if (!r.exists) {
-      out.deleted = true;
-      this.stats.deleted++;
-    } else if (r.stat) this.attachFile(out, r.stat);
+    // ld.so told which file it mapped: the name is right iff it still leads to that file. If not,
+    // the mapped file was unlinked (the kernel prints " (deleted)"), perhaps replaced by another.
+    if (isMapped) {
+      out.file = { dev: r.stat!.dev, ino: r.stat!.ino, size: r.stat!.size };
+      return out;
+    }
+    this.markDeleted(out);
+    if (r.exists) {
+      out.replaced = true;
+      this.stats.replaced++;
+    }
+    out.file = { ...ev.mapped };
     return out;
+  }
+
+  /**
+   * Resolves `loaderPath` in the process's view (cached). When ld.so's inode disagrees, walks again
+   * (the cached answer may be about a file that took the name since), then tries the view the
+   * process had before /proc showed it moved (an object mapped before the move).
+   */
+  private locate(ev: LoadEvent, loaderPath: string): { r: Resolution; view: View } {
+    const view = this.viewFor(ev.pid);
+    const now = this.now();
+    const r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now);
+    if (!ev.mapped || sameFile(r.stat, ev.mapped)) return { r, view };
+    const again = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now, true);
+    if (sameFile(again.stat, ev.mapped)) return { r: again, view };
+    const prev = this.o.views.get(this.o.viewOf.previousOf(ev.pid) ?? '');
+    if (prev) {
+      const rp = this.cache.resolve(prev.id, prev.prefix, loaderPath, this.o.proc, now, true);
+      if (sameFile(rp.stat, ev.mapped)) {
+        this.stats.previousView++;
+        return { r: rp, view: prev };
+      }
+    }
+    return { r: again, view };
+  }
+
+  private markDeleted(out: LoadEvent): void {
+    out.deleted = true;
+    this.stats.deleted++;
   }
 
   /**
@@ -177,11 +201,11 @@ export class LoadPathResolver {
       this.stats.memfd++;
     }
     if (target.deleted) {
-      out.deleted = true;
-      this.stats.deleted++;
-      if (ev.mapped) out.file = { ...(ev.mapped.dev !== undefined ? { dev: ev.mapped.dev } : {}), ino: ev.mapped.ino };
+      this.markDeleted(out);
+      if (ev.mapped) out.file = { ...ev.mapped };
     } else {
-      const st = this.o.proc.lstat(target.path);
+      // The link names the file in the owner's view: stat it there.
+      const st = this.o.proc.lstat(this.hostPathOf(owner, target.path));
       if (st) this.attachFile(out, st);
     }
     this.stats.changed++;
