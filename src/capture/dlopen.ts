@@ -19,12 +19,15 @@ export interface DlopenStats {
   pathUnresolved: number;
 }
 
-interface Pending {
+/** A dlopen call in flight. */
+export interface PendingDlopen {
   pid: number;
   name: string | null;
   flags?: number;
   timestampNs: bigint;
   comm: string;
+  /** Opaque number the caller attached at entry (the loader tracker: its add count then). */
+  mark?: number;
 }
 
 /**
@@ -43,7 +46,7 @@ export class DlopenCorrelator {
     nameUnresolved: 0,
     pathUnresolved: 0,
   };
-  private readonly pending = new Map<number, Pending[]>();
+  private readonly pending = new Map<number, PendingDlopen[]>();
   private readonly maxAgeNs: bigint;
 
   private readonly maxThreads: number;
@@ -57,14 +60,19 @@ export class DlopenCorrelator {
     this.maxThreads = maxThreads;
   }
 
-  /** Feeds an entry hit. */
-  onEntry(rec: TraceRecord): void {
+  /** Feeds an entry hit; `mark` is kept with it (see {@link PendingDlopen.mark}). */
+  onEntry(rec: TraceRecord, mark?: number): void {
     this.stats.entries++;
     const flags = rec.fields.flags != null ? Number(rec.fields.flags) : undefined;
     const stack = this.pending.get(rec.tid) ?? [];
     if (stack.length === 0 && this.pending.size >= this.maxThreads) this.pending.delete(this.pending.keys().next().value as number);
-    stack.push({ pid: rec.tgid ?? rec.tid, name: rec.fields.name ?? null, flags, timestampNs: rec.timestampNs, comm: rec.fields.comm ?? rec.comm });
+    stack.push({ pid: rec.tgid ?? rec.tid, ...(mark !== undefined ? { mark } : {}), name: rec.fields.name ?? null, flags, timestampNs: rec.timestampNs, comm: rec.fields.comm ?? rec.comm });
     this.pending.set(rec.tid, stack);
+  }
+
+  /** The innermost dlopen in flight on thread `tid` (the one its next return completes). */
+  peek(tid: number): PendingDlopen | undefined {
+    return this.pending.get(tid)?.at(-1);
   }
 
   /** Feeds a return hit; returns the completed LoadEvent, or undefined when nothing was loaded. */

@@ -101,12 +101,6 @@ export class LoaderTracker {
   private readonly procs = new Map<number, ProcState>();
   private readonly opts: LoaderTrackerOptions;
   readonly mode: TrackerMode;
-  /**
-   * tid → the dlopens in flight on that thread, innermost last (a constructor may dlopen inside a
-   * dlopen): the caller's flags (for the batch's first object), its process, and that process's
-   * add count at entry.
-   */
-  private readonly inFlight = new Map<number, Array<{ pid: number; flags?: number; addsAtEntry: number }>>();
   private readonly maxProcesses: number;
 
   constructor(opts: LoaderTrackerOptions) {
@@ -131,11 +125,6 @@ export class LoaderTracker {
     this.stats.exits++;
     this.procs.delete(pid);
     this.dlopen.forgetProcess(pid);
-    for (const [tid, stack] of this.inFlight) {
-      const keep = stack.filter((c) => c.pid !== pid);
-      if (keep.length === 0) this.inFlight.delete(tid);
-      else if (keep.length !== stack.length) this.inFlight.set(tid, keep);
-    }
   }
 
   private startupState(exe: string | undefined): ProcState {
@@ -156,6 +145,8 @@ export class LoaderTracker {
     const lname = rec.fields.path ?? undefined;
     const req = rec.fields.req ?? undefined;
     const base = this.baseEvent(rec, pid);
+    // What every object event of this hit carries: the name asked for, the file ld.so mapped.
+    const obj = { ...base, ...(req !== undefined ? { requestedName: req } : {}), ...mappedOf(rec.fields.dev, rec.fields.ino) };
     if (lname === '' || lname === undefined) {
       // The main map: ld.so names it "" (the kernel mapped it, not ld.so).
       if (st.exe) this.learnNeeded(st, pid, st.exe, true);
@@ -173,18 +164,18 @@ export class LoaderTracker {
       const method: LoadMethod = this.isNeeded(st, req) ? 'needed' : 'preload';
       this.learnNeeded(st, pid, lname, false);
       this.stats.startupLoads++;
-      out.push({ ...base, method, path: lname, ...(req !== undefined ? { requestedName: req } : {}), ...mappedOf(rec.fields.dev, rec.fields.ino) });
+      out.push({ ...obj, method, path: lname });
       return out;
     }
     if (st.batchFirst === undefined) {
       st.batchFirst = lname;
       this.stats.dlopenBatches++;
-      const ev: LoadEvent = { ...base, method: 'dlopen', path: lname, ...(req !== undefined ? { requestedName: req } : {}), ...mappedOf(rec.fields.dev, rec.fields.ino) };
-      const flags = this.inFlight.get(rec.tid)?.at(-1)?.flags;
+      const ev: LoadEvent = { ...obj, method: 'dlopen', path: lname };
+      const flags = this.dlopen.peek(rec.tid)?.flags;
       if (flags !== undefined) ev.flags = flags;
       out.push(ev);
     } else {
-      out.push({ ...base, method: 'needed', path: lname, loadedBy: st.batchFirst, ...(req !== undefined ? { requestedName: req } : {}), ...mappedOf(rec.fields.dev, rec.fields.ino) });
+      out.push({ ...obj, method: 'needed', path: lname, loadedBy: st.batchFirst });
     }
     return out;
   }
@@ -205,29 +196,21 @@ export class LoaderTracker {
 
   /** dlopen entry (libc). */
   onDlopenEntry(rec: TraceRecord): void {
-    this.dlopen.onEntry(rec);
-    const pid = rec.tgid ?? rec.tid;
-    const flags = rec.fields.flags != null ? Number(rec.fields.flags) : NaN;
-    let stack = this.inFlight.get(rec.tid);
-    if (!stack) {
-      if (this.inFlight.size >= this.maxProcesses) this.inFlight.delete(this.inFlight.keys().next().value as number);
-      this.inFlight.set(rec.tid, (stack = []));
-    }
-    stack.push({ pid, ...(Number.isFinite(flags) ? { flags } : {}), addsAtEntry: this.procs.get(pid)?.adds ?? 0 });
+    // The add count at entry rides with the call: a return that finds it unchanged loaded nothing.
+    this.dlopen.onEntry(rec, this.procs.get(rec.tgid ?? rec.tid)?.adds ?? 0);
   }
+
 
   /**
    * dlopen return (libc). With the loader probe active, a successful dlopen's objects were already
    * reported by onAdd (or were loaded before: nothing new), so only failures produce an event.
    */
   onDlopenReturn(rec: TraceRecord, probe: string): LoadEvent | undefined {
-    const stack = this.inFlight.get(rec.tid);
-    const call = stack?.pop();
-    if (stack && stack.length === 0) this.inFlight.delete(rec.tid);
+    const call = this.dlopen.peek(rec.tid); // the call this return completes (onReturn pops it)
     const ev = this.dlopen.onReturn(rec, probe);
     if (!ev || ev.result === 'failed') return ev;
     if (this.mode === 'loader') {
-      if (call && call.addsAtEntry === (this.procs.get(ev.pid)?.adds ?? 0)) this.stats.dlopenAlreadyLoaded++;
+      if (call && call.mark === (this.procs.get(ev.pid)?.adds ?? 0)) this.stats.dlopenAlreadyLoaded++;
       return undefined;
     }
     // Without the loader probe, a dlopen of an object the process already has is not a new load.
