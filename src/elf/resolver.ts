@@ -108,6 +108,9 @@ interface DebugCandidate {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
+/** DT_NEEDED look-ups are per loaded object: far more files than symbol look-ups, and tiny entries. */
+const DYNAMIC_CACHE_ENTRIES = 4096;
+
 function countSymbols(index: SymbolIndex): number {
   let n = 0;
   for (const list of index.values()) n += list.length;
@@ -197,34 +200,17 @@ export class ElfSymbolResolver {
    * @throws SoloadError ELF_INVALID when the file cannot be read or has no valid dynamic section
    */
   dynamicInfo(file: string): DynamicInfo {
-    let fd: number;
-    try {
-      fd = fs.openSync(file, 'r');
-    } catch (err) {
-      // A name with non-UTF-8 bytes arrives spelled with `\xNN` escapes (pipe/decode.ts): open the bytes.
-      const raw = /\\x[0-9a-f]{2}/.test(file) ? tryOpen(toRawBytes(file)) : undefined;
-      if (raw === undefined) throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
-      fd = raw;
-    }
-    try {
-      const st = fs.fstatSync(fd);
-      const key = `${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
-      const hit = this.dynamicCache.get(key);
-      if (hit) return hit;
+    return this.cached(file, this.dynamicCache, DYNAMIC_CACHE_ENTRIES, false, (fd, size) => {
       const info = readDynamicInfo((offset, length) => {
-        const buf = Buffer.alloc(Math.max(0, Math.min(length, st.size - offset)));
+        const buf = Buffer.alloc(Math.max(0, Math.min(length, size - offset)));
         const n = buf.length ? fs.readSync(fd, buf, 0, buf.length, offset) : 0;
         return buf.subarray(0, n);
       });
       if (!info) throw invalid(file, 'not an ELF object with a readable dynamic section');
-      const frozen = Object.freeze({ ...info, needed: Object.freeze([...info.needed]) });
-      if (this.dynamicCache.size >= 4096) this.dynamicCache.delete(this.dynamicCache.keys().next().value as string);
-      this.dynamicCache.set(key, frozen);
-      return frozen;
-    } finally {
-      fs.closeSync(fd);
-    }
+      return Object.freeze({ ...info, needed: Object.freeze([...info.needed]) });
+    });
   }
+
 
   /**
    * Find `symbol` (`name`, `name@VERSION` or `name@@VERSION`) in `file` without requiring it to have a
@@ -398,31 +384,43 @@ export class ElfSymbolResolver {
   }
 
   private load<T>(file: string, cache: Map<string, T>, count: boolean, decode: (image: ElfImage) => T): T {
+    return this.cached(file, cache, this.maxEntries, count, (fd) => decode(parseElf(fs.readFileSync(fd), file)));
+  }
+
+  /**
+   * Opens `file`, and returns the value cached for its (dev, inode, mtime, size) or computes it from
+   * the open descriptor. A name with non-UTF-8 bytes arrives spelled with `\xNN` escapes
+   * (pipe/decode.ts): those bytes are what is opened.
+   */
+  private cached<T>(file: string, cache: Map<string, T>, max: number, count: boolean, compute: (fd: number, size: number) => T): T {
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
     } catch (err) {
-      throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+      const raw = /\\x[0-9a-f]{2}/.test(file) ? tryOpen(toRawBytes(file)) : undefined;
+      if (raw === undefined) throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+      fd = raw;
     }
     try {
       const st = fs.fstatSync(fd);
       const key = `${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
-      const cached = cache.get(key);
-      if (cached !== undefined) {
+      const hit = cache.get(key);
+      if (hit !== undefined) {
         if (count) this.hits++;
         cache.delete(key);
-        cache.set(key, cached);
-        return cached;
+        cache.set(key, hit);
+        return hit;
       }
       if (count) this.misses++;
-      const value = decode(parseElf(fs.readFileSync(fd), file));
+      const value = compute(fd, st.size);
       cache.set(key, value);
-      while (cache.size > this.maxEntries) cache.delete(cache.keys().next().value as string);
+      while (cache.size > max) cache.delete(cache.keys().next().value as string);
       return value;
     } finally {
       fs.closeSync(fd);
     }
   }
+
 }
 
 function tryOpen(p: Buffer): number | undefined {
