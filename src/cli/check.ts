@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { inventoryLibraries, type LibraryFile } from '../plan/discover';
-import { mechanismContext, planCapture } from '../plan/select';
+import { planCapture } from '../plan/select';
 import type { SoloadConfig } from '../config/schema';
 import { ElfSymbolResolver } from '../elf';
 import { ProcReader } from '../host/proc-reader';
@@ -70,7 +70,6 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
   const resolver = new ElfSymbolResolver({ debugRoot: config.debugRoot });
   // The same selector `run` and `probes` use: what is reported here is what run installs.
   const plan = await planCapture({ config, resolver, proc, inventory });
-  const ctx = mechanismContext({ config, resolver, proc });
   const choiceFor = (file: string) => plan.sets.find((c) => c.set.dir === path.dirname(file));
   const loaders: LoaderFileReport[] = [];
   for (const lib of inventory) {
@@ -98,7 +97,7 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
     else if (!choice.mechanism) mechanism = `NONE: ${choice.rejected.map((r) => `${r.mechanism}: ${r.reason}`).join('; ')}`;
     else {
       const passed = choice.rejected.map((r) => `${r.mechanism} not used: ${r.reason}`).join('; ');
-      mechanism = `${choice.mechanism.name} (${choice.reason}) — ${choice.mechanism.describe(choice.set, ctx)}${passed ? ` [${passed}]` : ''}`;
+      mechanism = `${choice.mechanism.name} (${choice.reason}) — ${choice.description}${passed ? ` [${passed}]` : ''}`;
     }
     loaders.push({ path: lib.path, kind, processes: lib.usedBy.length, symbols, mechanism });
   }

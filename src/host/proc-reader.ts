@@ -107,16 +107,11 @@ export class ProcReader {
    * reaches a root directory soload pinned, inside that root's mount namespace.
    */
   lstat(hostPath: string): PathStat | undefined {
-    for (const p of candidates(hostPath)) {
-      try {
-        const st = fs.lstatSync(p, { bigint: true });
-        const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
-        return { kind, dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), ctimeNs: st.ctimeNs };
-      } catch {
-        continue;
-      }
-    }
-    return undefined;
+    return firstOf(hostPath, (p) => {
+      const st = fs.lstatSync(p, { bigint: true });
+      const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+      return { kind, dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), ctimeNs: st.ctimeNs } as const;
+    });
   }
 
   /**
@@ -124,15 +119,10 @@ export class ProcReader {
    * decoded like trace_pipe text (non-UTF-8 bytes as `\xNN`), so a walk stays in one encoding.
    */
   readlink(hostPath: string): string | undefined {
-    for (const p of candidates(hostPath)) {
-      try {
-        const raw = fs.readlinkSync(p, { encoding: 'buffer' });
-        return decodeLineBytes(raw, 0, raw.length);
-      } catch {
-        continue;
-      }
-    }
-    return undefined;
+    return firstOf(hostPath, (p) => {
+      const raw = fs.readlinkSync(p, { encoding: 'buffer' });
+      return decodeLineBytes(raw, 0, raw.length);
+    });
   }
 
   /** What `pid`'s descriptor `fd` names, as the kernel prints it (`/memfd:x (deleted)`), if alive. */
@@ -306,12 +296,20 @@ export class ProcReader {
 }
 
 /**
- * The file-system names a path string may stand for: itself, and — when it holds `\xNN` escapes
- * (how soload spells non-UTF-8 bytes of kernel-printed names, see pipe/decode.ts) — the raw bytes
- * they encode. The escaped string is never handed to the kernel as if it were the name.
+ * `call` on the first file-system name a path string may stand for: itself, and — when it holds
+ * `\xNN` escapes (how soload spells non-UTF-8 bytes of kernel-printed names, see pipe/decode.ts) —
+ * the raw bytes they encode. Undefined when every name fails.
  */
-function candidates(p: string): Array<string | Buffer> {
-  return /\\x[0-9a-f]{2}/.test(p) ? [p, toRawBytes(p)] : [p];
+function firstOf<T>(p: string, call: (name: string | Buffer) => T): T | undefined {
+  const names: Array<string | Buffer> = /\\x[0-9a-f]{2}/.test(p) ? [p, toRawBytes(p)] : [p];
+  for (const name of names) {
+    try {
+      return call(name);
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
 }
 
 function readText(p: string): string | undefined {

@@ -92,7 +92,7 @@ export function findFileIdOffset(read: MemoryReader, maps: Array<{ map: bigint; 
 }
 
 /** Reads a NUL-terminated string (at most `max` bytes) from process memory. */
-export function readCString(read: MemoryReader, at: bigint, max = 4096): string | undefined {
+export function readMemoryString(read: MemoryReader, at: bigint, max = 4096): string | undefined {
   if (at === 0n) return undefined;
   const chunk = read(at, 256) ?? read(at, 1);
   if (!chunk) return undefined;
@@ -174,15 +174,11 @@ function identities(read: MemoryReader, list: bigint[], pid: number, proc: ProcR
   const out: Array<{ map: bigint; dev: bigint; ino: bigint }> = [];
   for (const map of list.slice(1)) {
     const ptr = read(map + BigInt(LM_NAME), 8)?.readBigUInt64LE(0) ?? 0n;
-    const name = readCString(read, ptr);
+    const name = readMemoryString(read, ptr);
     if (!name || !name.startsWith('/')) continue;
-    try {
-      // Through the helper's root: the name is the one its loader opened.
-      const st = fs.statSync(`${proc.root}/${pid}/root${name}`, { bigint: true });
-      out.push({ map, dev: st.dev, ino: st.ino });
-    } catch {
-      continue;
-    }
+    // Through the helper's root: the name is the one its loader opened.
+    const st = proc.statAs(pid, name);
+    if (st) out.push({ map, dev: BigInt(st.dev), ino: BigInt(st.inode) });
   }
   return out;
 }

@@ -17,6 +17,8 @@ export interface SetChoice {
   /** Undefined when no registered mechanism applies (nothing is captured for this loader). */
   mechanism?: CaptureMechanism;
   reason: string;
+  /** The chosen mechanism's own account of what it sees and misses on this set (`soload check`). */
+  description?: string;
   rejected: Array<{ mechanism: string; reason: string }>;
   /** Probes the chosen mechanism installs for this set. */
   specs: ProbeSpec[];
@@ -87,7 +89,13 @@ export async function planCapture(deps: PlanDeps): Promise<CapturePlan> {
       rejected.push({ mechanism: m.name, reason: a.reason });
     }
     const specs = chosen ? await chosen.mechanism.plan(set, ctx) : [];
-    sets.push({ set, ...(chosen ? { mechanism: chosen.mechanism } : {}), reason: chosen?.reason ?? 'no capture mechanism applies', rejected, specs });
+    sets.push({
+      set,
+      ...(chosen ? { mechanism: chosen.mechanism, description: chosen.mechanism.describe(set, ctx) } : {}),
+      reason: chosen?.reason ?? 'no capture mechanism applies',
+      rejected,
+      specs,
+    });
   }
   const other = base.specs.filter((s) => !MECHANISM_ROLES.has(s.role));
   const hasDlopen = new Set(base.specs.filter((s) => s.role === 'dlopen.return').map((s) => path.dirname(s.path)));

@@ -173,18 +173,7 @@ test('self-metrics are exported over OTLP/HTTP to the metrics URL with the confi
     paths: { renamed: 6, deleted: 1, memfd: 0, replaced: 0, namespaceGuessed: 2, fdUnresolved: 0 },
   };
   const observers: Array<(o: SinkObservation) => void> = [];
-  const delivery = {
-    exported: 12,
-    dropped: 3,
-    droppedByReason: { queue_full: 3, rejected: 0, shutdown: 0, spill_error: 0 },
-    buffered: 0,
-    bufferedBytes: 0,
-    spilled: 0,
-    spilledBytes: 0,
-    spilledTotal: 0,
-    recovered: 0,
-    failedAttempts: 1,
-  };
+  const delivery = { ...emptyDeliveryStats(), exported: 12, dropped: 3, droppedByReason: { queue_full: 3, rejected: 0, shutdown: 0, spill_error: 0 }, failedAttempts: 1 };
   const t = startSelfTelemetry({
     config,
     health: () => h,

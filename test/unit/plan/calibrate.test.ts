@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findFileIdOffset, readCString, type MemoryReader } from '../../../src/plan/calibrate';
+import { findFileIdOffset, readMemoryString, type MemoryReader } from '../../../src/plan/calibrate';
 
 /** Sparse little-endian memory. */
 function memory(words: Record<string, bigint>, strings: Record<string, string> = {}): MemoryReader {
@@ -35,11 +35,11 @@ test('l_file_id is found where a library map holds its (dev, inode), agreeing ac
   assert.equal(findFileIdOffset(disagree, [{ map: 0x1000n, dev: DEV, ino: 1n }, { map: 0x5000n, dev: DEV, ino: 2n }]), undefined, 'two answers: none trusted');
 });
 
-test('readCString stops at NUL and crosses chunk boundaries', () => {
+test('readMemoryString stops at NUL and crosses chunk boundaries', () => {
   const long = '/usr/lib/' + 'x'.repeat(600) + '.so';
   const read = memory({}, { 4096: long, 8192: 'libc.so.6' });
-  assert.equal(readCString(read, 4096n), long);
-  assert.equal(readCString(read, 8192n), 'libc.so.6');
-  assert.equal(readCString(read, 0n), undefined);
+  assert.equal(readMemoryString(read, 4096n), long);
+  assert.equal(readMemoryString(read, 8192n), 'libc.so.6');
+  assert.equal(readMemoryString(read, 0n), undefined);
 });
 
