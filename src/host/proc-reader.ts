@@ -18,6 +18,15 @@ export interface ProcessInfo {
   serviceName?: string;
   /** Start time in clock ticks since boot (field 22 of stat): tells a reused pid apart. */
   startTicks?: number;
+  /** Mount-namespace id: inode of /proc/<pid>/ns/mnt (`mnt:[4026531841]`). */
+  mntNs?: number;
+  /** Pid-namespace id: inode of /proc/<pid>/ns/pid. */
+  pidNs?: number;
+  /**
+   * The pid as the process's own (innermost) pid namespace numbers it: the last value of `NSpid:`
+   * in /proc/<pid>/status. Only set for a nested pid namespace (a container), where it differs.
+   */
+  nsPid?: number;
   /** Fields that could not be read (process exited, permission), by attribute name. */
   missing: string[];
 }
@@ -82,6 +91,23 @@ export class ProcReader {
       info.uid = Number(uid[1]);
       info.owner = this.userName(info.uid);
     } else info.missing.push('process.owner');
+    // The same status text gives the pid inside the process's own pid namespace.
+    const nsPid = status === undefined ? undefined : innermostNsPid(status);
+    if (nsPid === undefined || nsPid.levels === 0) info.missing.push('soload.process.ns_pid');
+    else if (nsPid.nsPid !== undefined) info.nsPid = nsPid.nsPid;
+    const nsOf = (type: string): number | undefined => {
+      try {
+        return parseNsLink(fs.readlinkSync(path.join(dir, 'ns', type)));
+      } catch {
+        return undefined;
+      }
+    };
+    const mntNs = nsOf('mnt');
+    if (mntNs !== undefined) info.mntNs = mntNs;
+    else info.missing.push('soload.process.mnt_ns');
+    const pidNs = nsOf('pid');
+    if (pidNs !== undefined) info.pidNs = pidNs;
+    else info.missing.push('soload.process.pid_ns');
     const cgroup = readText(path.join(dir, 'cgroup'));
     if (cgroup !== undefined) info.containerId = containerIdFromCgroup(cgroup);
     const environ = readText(path.join(dir, 'environ'));
@@ -372,4 +398,28 @@ export function serviceNameFromEnviron(environ: string): string | undefined {
     }
   }
   return fromAttrs;
+}
+
+/**
+ * Namespace id (the nsfs inode) from the target of a /proc/<pid>/ns/<type> link, `mnt:[4026531841]`
+ * (pure). Undefined for anything else.
+ */
+export function parseNsLink(text: string): number | undefined {
+  const m = /^[a-z_]+:\[(\d+)\]$/.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/**
+ * The `NSpid:` line of a /proc/<pid>/status text (pure): `levels` is how many pid namespaces number
+ * the process, from the one of this /proc mount down to its own (0 when the line is absent or
+ * malformed); `nsPid` is the pid in the innermost one, set only when that is a nested namespace
+ * (`levels` > 1) — at one level it is the pid itself.
+ */
+export function innermostNsPid(statusText: string): { nsPid?: number; levels: number } {
+  const line = /^NSpid:[ \t]*(.*)$/m.exec(statusText);
+  const values = line ? line[1]!.trim().split(/\s+/).filter(Boolean) : [];
+  if (!values.length || !values.every((v) => /^\d+$/.test(v))) return { levels: 0 };
+  return values.length > 1 ? { nsPid: Number(values[values.length - 1]), levels: values.length } : { levels: 1 };
 }

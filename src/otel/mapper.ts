@@ -142,5 +142,8 @@ function processAttributes(a: LogAttributes, p: ProcessInfo, serviceKey: string)
   if (p.owner !== undefined) a['process.owner'] = p.owner;
   if (p.uid !== undefined) a['process.user.id'] = p.uid;
   if (p.containerId !== undefined) a['container.id'] = p.containerId;
+  if (p.mntNs !== undefined) a['soload.process.mnt_ns'] = p.mntNs;
+  if (p.pidNs !== undefined) a['soload.process.pid_ns'] = p.pidNs;
+  if (p.nsPid !== undefined) a['soload.process.ns_pid'] = p.nsPid;
   if (p.serviceName !== undefined) a[serviceKey] = p.serviceName;
 }

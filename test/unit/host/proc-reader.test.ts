@@ -3,13 +3,23 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { containerIdFromCgroup, parseMapsPaths, ProcReader, serviceNameFromEnviron } from '../../../src/host/proc-reader';
+import { containerIdFromCgroup, innermostNsPid, parseMapsPaths, parseNsLink, ProcReader, serviceNameFromEnviron } from '../../../src/host/proc-reader';
 
 import { CID, fixtureProc } from '../enrich/fixtures';
 import { resolveInView } from '../../../src/enrich/canonical';
 
+/** Gives fixture process `pid` namespace links (as the kernel prints them) and an NSpid line. */
+function withNamespaces(proc: string, pid: number, mnt: number, pidNs: number, nsPids: string): void {
+  const dir = path.join(proc, String(pid));
+  fs.mkdirSync(path.join(dir, 'ns'), { recursive: true });
+  fs.symlinkSync(`mnt:[${mnt}]`, path.join(dir, 'ns', 'mnt'));
+  fs.symlinkSync(`pid:[${pidNs}]`, path.join(dir, 'ns', 'pid'));
+  fs.appendFileSync(path.join(dir, 'status'), `NSpid:\t${nsPids}\n`);
+}
+
 test('readProcess reads every field from a fixture tree', () => {
   const { proc, passwd } = fixtureProc();
+  withNamespaces(proc, 1234, 4026532811, 4026532814, '1234\t1');
   const info = new ProcReader(proc, passwd).readProcess(1234)!;
   assert.equal(info.comm, 'evil) (x');
   assert.equal(info.ppid, 77);
@@ -21,8 +31,77 @@ test('readProcess reads every field from a fixture tree', () => {
   assert.equal(info.owner, 'alice');
   assert.equal(info.containerId, CID);
   assert.equal(info.serviceName, 'checkout');
+  assert.equal(info.mntNs, 4026532811);
+  assert.equal(info.pidNs, 4026532814);
+  assert.equal(info.nsPid, 1, 'pid 1 of its container');
   assert.deepEqual(info.missing, []);
   assert.equal(new ProcReader(proc, passwd).readProcess(999), undefined);
+});
+
+test('readProcess: a host process has namespace ids but no ns pid; unreadable facts are missing, not guessed', () => {
+  const { proc, passwd } = fixtureProc();
+  withNamespaces(proc, 1234, 4026531841, 4026531836, '1234');
+  const host = new ProcReader(proc, passwd).readProcess(1234)!;
+  assert.deepEqual([host.mntNs, host.pidNs, host.nsPid], [4026531841, 4026531836, undefined]);
+  assert.ok(!('nsPid' in host));
+  assert.deepEqual(host.missing, []);
+
+  // Process exists, but no ns links and no NSpid line (exited between reads, or no permission).
+  const bare = fixtureProc();
+  const gone = new ProcReader(bare.proc, bare.passwd).readProcess(1234)!;
+  assert.deepEqual([gone.mntNs, gone.pidNs, gone.nsPid], [undefined, undefined, undefined]);
+  assert.ok(!('mntNs' in gone) && !('pidNs' in gone));
+  assert.deepEqual(gone.missing, ['soload.process.ns_pid', 'soload.process.mnt_ns', 'soload.process.pid_ns']);
+  fs.rmSync(path.join(bare.proc, '1234', 'status'));
+  assert.deepEqual(new ProcReader(bare.proc, bare.passwd).readProcess(1234)!.missing, ['process.owner', 'soload.process.ns_pid', 'soload.process.mnt_ns', 'soload.process.pid_ns']);
+});
+
+test('readProcess on the live /proc: soload\'s own namespace ids match the kernel\'s links', () => {
+  const info = new ProcReader('/proc').readProcess(process.pid)!;
+  assert.equal(`mnt:[${info.mntNs}]`, fs.readlinkSync('/proc/self/ns/mnt'));
+  assert.equal(`pid:[${info.pidNs}]`, fs.readlinkSync('/proc/self/ns/pid'));
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  assert.equal(info.nsPid, innermostNsPid(status).nsPid);
+  assert.ok(!info.missing.some((m) => m.startsWith('soload.process.')), info.missing.join(','));
+});
+
+test('parseNsLink: inode of a /proc/<pid>/ns link target, nothing else', () => {
+  assert.equal(parseNsLink('mnt:[4026531841]'), 4026531841);
+  assert.equal(parseNsLink('pid:[4026532814]\n'), 4026532814);
+  assert.equal(parseNsLink('pid_for_children:[4026531836]'), 4026531836);
+  assert.equal(parseNsLink('mnt:[]'), undefined);
+  assert.equal(parseNsLink('/usr/bin/python3'), undefined);
+  assert.equal(parseNsLink(''), undefined);
+});
+
+test('innermostNsPid: last NSpid value, only for nested pid namespaces', () => {
+  const status = (nspid: string) => `Name:\tsh\nTgid:\t4242\nPid:\t4242\nNSpid:${nspid}\nNSsgid:\t4242\n`;
+  assert.deepEqual(innermostNsPid(status('\t4242')), { levels: 1 });
+  assert.deepEqual(innermostNsPid(status('\t4242\t7')), { nsPid: 7, levels: 2 });
+  assert.deepEqual(innermostNsPid(status('\t4242\t310\t1')), { nsPid: 1, levels: 3 }, 'container in a container');
+  assert.deepEqual(innermostNsPid('Name:\tsh\nPid:\t4242\n'), { levels: 0 }, 'kernel without NSpid');
+  assert.deepEqual(innermostNsPid(status('\t')), { levels: 0 });
+  assert.deepEqual(innermostNsPid(status('\t12\tx')), { levels: 0 });
+});
+
+const HEX = '0123456789abcdef'.repeat(4);
+const POD = '6f1c1b4e-2f3a-4b5c-9d8e-0123456789ab';
+const SYSTEMD_POD = POD.replace(/-/g, '_');
+
+test('container ids: each real-world cgroup format', () => {
+  const v1docker = ['12:pids:/docker/', '11:memory:/docker/', '1:name=systemd:/docker/'].map((l) => l + HEX).join('\n') + '\n0::/system.slice/containerd.service\n';
+  assert.equal(containerIdFromCgroup(v1docker), HEX, 'cgroup v1 docker (hybrid: a 0:: line without an id)');
+  assert.equal(containerIdFromCgroup(`11:memory:/kubepods/burstable/pod${POD}/${HEX}\n10:cpu,cpuacct:/kubepods/burstable/pod${POD}/${HEX}\n`), HEX, 'cgroup v1 kubepods');
+  assert.equal(containerIdFromCgroup(`0::/system.slice/docker-${HEX}.scope\n`), HEX, 'cgroup v2 docker');
+  assert.equal(
+    containerIdFromCgroup(`0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${SYSTEMD_POD}.slice/cri-containerd-${HEX}.scope\n`),
+    HEX,
+    'containerd CRI',
+  );
+  assert.equal(containerIdFromCgroup(`0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-${HEX}.scope/container\n`), HEX, 'rootless podman');
+  assert.equal(containerIdFromCgroup(`0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${SYSTEMD_POD}.slice/crio-${HEX}.scope\n`), HEX, 'CRI-O');
+  assert.equal(containerIdFromCgroup('0::/init.scope\n'), undefined, 'host process');
+  assert.equal(containerIdFromCgroup(`0::/system.slice/docker-${HEX}a.scope\n`), undefined, '65 hex digits are no container id');
 });
 
 test('container ids from cgroup v1, v2, containerd, podman, crio; none for host processes', () => {

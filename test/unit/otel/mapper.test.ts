@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { nsToHrTime, TraceClock } from '../../../src/otel/clock';
 import { deviceName, SoLoadLogMapper } from '../../../src/otel/mapper';
 
@@ -8,7 +10,7 @@ test('SoLoadLogMapper: semconv attributes, readable body, kernel timestamp', () 
   const rec = m.map(
     {
       event: { timestampNs: 5_000_000_123n, pid: 42, tid: 43, comm: 'python3', method: 'dlopen', result: 'ok', probe: 'dlopen_return', path: '/usr/lib/x86_64-linux-gnu/libssl.so.3', requestedName: 'libssl.so.3', flags: 2 },
-      process: { pid: 42, ppid: 1, exePath: '/usr/bin/python3.11', exeName: 'python3.11', commandLine: 'python3 app.py', uid: 0, owner: 'root', containerId: 'c'.repeat(64), serviceName: 'checkout', missing: [] },
+      process: { pid: 42, ppid: 1, exePath: '/usr/bin/python3.11', exeName: 'python3.11', commandLine: 'python3 app.py', uid: 0, owner: 'root', containerId: 'c'.repeat(64), mntNs: 4026532811, pidNs: 4026532814, nsPid: 7, serviceName: 'checkout', missing: [] },
       file: { size: 100, inode: 7, dev: 1 },
       missing: [],
     },
@@ -42,8 +44,50 @@ test('SoLoadLogMapper: semconv attributes, readable body, kernel timestamp', () 
     'process.owner': 'root',
     'process.user.id': 0,
     'container.id': 'c'.repeat(64),
+    'soload.process.mnt_ns': 4026532811,
+    'soload.process.pid_ns': 4026532814,
+    'soload.process.ns_pid': 7,
     'service.name': 'checkout',
   });
+});
+
+test('namespace attributes: a host process has mnt_ns and pid_ns but no ns_pid; custom records carry them too', () => {
+  const m = new SoLoadLogMapper({ severity: 'INFO', toWallNs: (ns) => ns });
+  const host = { pid: 5, mntNs: 4026531841, pidNs: 4026531836, missing: [] };
+  const rec = m.map({ event: { timestampNs: 1n, pid: 5, tid: 5, comm: 'a', method: 'needed', result: 'ok', probe: 'p', path: '/l.so' }, process: host, missing: [] }, 2n);
+  assert.equal(rec.attributes!['soload.process.mnt_ns'], 4026531841);
+  assert.equal(rec.attributes!['soload.process.pid_ns'], 4026531836);
+  assert.ok(!('soload.process.ns_pid' in rec.attributes!));
+  const custom = m.mapCustom({ event: 'my_probe', tid: 8, tgid: 8, comm: 'a', cpu: 0, timestampNs: 1n, location: '0x1', fields: {} }, { pid: 8, mntNs: 11, pidNs: 12, nsPid: 1, missing: [] }, [], 2n);
+  assert.deepEqual([custom.attributes!['soload.process.mnt_ns'], custom.attributes!['soload.process.pid_ns'], custom.attributes!['soload.process.ns_pid']], [11, 12, 1]);
+});
+
+test('README\'s attribute table lists every attribute a load record can carry', () => {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'README.md'))) {
+    assert.notEqual(path.dirname(dir), dir, `README.md not found above ${__dirname}`);
+    dir = path.dirname(dir);
+  }
+  const readme = fs.readFileSync(path.join(dir, 'README.md'), 'utf8');
+  const start = readme.indexOf('### Attributes');
+  assert.ok(start >= 0, 'README has an "Attributes" section');
+  const table = readme.slice(start, readme.indexOf('\n\n', readme.indexOf('|', start)));
+  const documented = new Set([...table.matchAll(/`([a-z_.]+)`/g)].map((x) => x[1]!));
+  const m = new SoLoadLogMapper({ severity: 'INFO', toWallNs: (ns) => ns });
+  const rec = m.map(
+    {
+      event: {
+        timestampNs: 1n, pid: 42, tid: 43, comm: 'python3', method: 'dlopen', result: 'ok', probe: 'p', path: '/l/libx.so', requestedName: 'libx.so', flags: 2,
+        loaderPath: '/proc/self/fd/4', hostPath: '/srv/l/libx.so', deleted: true, memfd: true, replaced: true, loadedBy: '/l/liba.so', snapshot: true, unresolved: ['soload.requested_name'],
+      },
+      process: { pid: 42, ppid: 1, exePath: '/bin/p', exeName: 'p', commandLine: 'p', uid: 0, owner: 'root', containerId: 'c'.repeat(64), mntNs: 1, pidNs: 2, nsPid: 3, serviceName: 's', missing: [] },
+      file: { size: 1, inode: 2, dev: 3 },
+      missing: ['file.path.namespace'],
+    },
+    2n,
+  );
+  const undocumented = Object.keys(rec.attributes!).filter((k) => !documented.has(k));
+  assert.deepEqual(undocumented, [], 'attributes the mapper emits that README.md does not list');
 });
 
 test('failed loads and missing enrichment are said, not hidden', () => {
