@@ -77,6 +77,11 @@ export interface ResolvedSymbol extends LocatedSymbol {
 export interface ElfSymbolResolverOptions {
   /** Root of the separate debug-info tree. Default `/usr/lib/debug`. */
   debugRoot?: string;
+  /**
+   * More debug-info trees searched after `debugRoot`, same layout (`.build-id/xx/yyyy.debug`): the
+   * debuginfod download cache, which is laid out that way so no other lookup is needed.
+   */
+  extraDebugRoots?: string[];
   /** Parsed files kept (least recently used are dropped). Default 128. */
   maxEntries?: number;
 }
@@ -172,6 +177,8 @@ function decodeDebugEntry(image: ElfImage): DebugEntry {
 export class ElfSymbolResolver {
   /** Root of the separate debug-info tree searched for stripped files. */
   readonly debugRoot: string;
+  /** Every debug-info tree searched, `debugRoot` first. */
+  readonly debugRoots: readonly string[];
   private readonly maxEntries: number;
   private readonly cache = new Map<string, Entry>();
   private readonly debugCache = new Map<string, DebugEntry>();
@@ -182,6 +189,7 @@ export class ElfSymbolResolver {
   /** @param opts.debugRoot debug-info root (default `/usr/lib/debug`); opts.maxEntries cache size (default 128) */
   constructor(opts: ElfSymbolResolverOptions = {}) {
     this.debugRoot = opts.debugRoot ?? '/usr/lib/debug';
+    this.debugRoots = [this.debugRoot, ...(opts.extraDebugRoots ?? []).filter((d) => d !== this.debugRoot)];
     this.maxEntries = Math.max(1, opts.maxEntries ?? 128);
   }
 
@@ -334,15 +342,17 @@ export class ElfSymbolResolver {
       return;
     }
     if (info.buildId) {
-      const p = path.join(this.debugRoot, '.build-id', info.buildId.slice(0, 2), `${info.buildId.slice(2)}.debug`);
-      const dbg = this.debugEntry(p);
-      if (!dbg) searched.push(`debug file by build ID ${p} (not present)`);
-      else if (dbg.buildId !== info.buildId) {
-        // A stale file left by an older package version would give wrong addresses.
-        searched.push(`debug file by build ID ${p} (ignored: its build ID is ${dbg.buildId ?? 'missing'})`);
-      } else {
-        searched.push(`debug file by build ID ${p}`);
-        yield { table: 'debug-build-id', path: p, symbols: dbg.symbols };
+      for (const root of this.debugRoots) {
+        const p = path.join(root, '.build-id', info.buildId.slice(0, 2), `${info.buildId.slice(2)}.debug`);
+        const dbg = this.debugEntry(p);
+        if (!dbg) searched.push(`debug file by build ID ${p} (not present)`);
+        else if (dbg.buildId !== info.buildId) {
+          // A stale file left by an older package version would give wrong addresses.
+          searched.push(`debug file by build ID ${p} (ignored: its build ID is ${dbg.buildId ?? 'missing'})`);
+        } else {
+          searched.push(`debug file by build ID ${p}`);
+          yield { table: 'debug-build-id', path: p, symbols: dbg.symbols };
+        }
       }
     }
     if (info.debugLink) {

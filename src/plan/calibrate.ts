@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { ErrorCodes, SoloadError } from '../errors';
 import type { Mapping, ProcReader } from '../host/proc-reader';
+import type { LoaderRoot } from './discover';
 
 /** Offsets inside glibc's private `struct link_map` that soload needs, for one ld.so build. */
 export interface LinkMapLayout {
@@ -55,8 +56,9 @@ export function findSearchlistOffset(read: MemoryReader, mainMap: bigint, list: 
   const want = new Set(list.map(String));
   for (let off = 32; off + 12 <= raw.length; off += 8) {
     const n = raw.readUInt32LE(off + 8);
-    // The vDSO is on the link_map list but never in a search list.
-    if (n !== list.length && n !== list.length - 1) continue;
+    // The vDSO is on the link_map list but never in a search list; a live process may also have
+    // dlopened objects (RTLD_LOCAL ones are on the list, not in the main search list).
+    if (n < 2 || n > list.length) continue;
     const arr = raw.readBigUInt64LE(off);
     if (arr === 0n) continue;
     const entries = read(arr, 8 * n);
@@ -113,53 +115,85 @@ export function loadBase(maps: Mapping[], inode: number): bigint | undefined {
 
 /** Inputs of {@link calibrateLinkMap}. */
 export interface CalibrationInput {
-  /** ld.so to calibrate (a path soload can execute). */
+  /** ld.so to calibrate (a host path soload can read and, for the helper, execute). */
   ldso: string;
   /** Virtual address of `_r_debug` in that file (minus the first PT_LOAD's vaddr, 0 for ld.so). */
   rDebugVaddr: number;
   proc: ProcReader;
-  /** Program to run under that ld.so; default /bin/sleep (only libc, present everywhere). */
+  /** Program to run under that ld.so (host loader only); default /bin/sleep. */
   program?: string;
+  /**
+   * The loader belongs to another root (a container, a chroot, an image layer): calibrate against
+   * a live process of that root, else a helper made only of that root's files, never the host's.
+   */
+  root?: LoaderRoot;
+  /** ld.so's path inside `root` (what the helper executes after chroot). */
+  ldsoInRoot?: string;
   timeoutMs?: number;
 }
 
+/** Programs looked for in a foreign root to run under its own loader (they wait for their argument). */
+export const ROOT_HELPERS: ReadonlyArray<{ file: string; args: string[] }> = [
+  { file: '/bin/sleep', args: ['10'] },
+  { file: '/usr/bin/sleep', args: ['10'] },
+  { file: '/bin/busybox', args: ['sleep', '10'] },
+];
+
 /**
- * Calibrates `struct link_map` offsets for an ld.so build that ships no debug symbols, against a
- * helper process soload controls: it runs `<ldso> <program> 10` (so exactly that loader is used),
- * waits until the loader reports RT_CONSISTENT, reads the process's `_r_debug` and link_map list
- * through /proc/<pid>/mem, and finds `l_searchlist` by its contents. The helper is killed at once.
+ * One look at a process that uses `ldsoIno`: when its loader is at RT_CONSISTENT with a list of
+ * at least three objects, the offsets found in its link_maps (read-only, /proc/<pid>/mem).
+ */
+export function calibrateFromProcess(pid: number, ldsoIno: number, rDebugVaddr: number, proc: ProcReader): LinkMapLayout | undefined {
+  const read: MemoryReader = (a, n) => proc.readMemory(pid, a, n);
+  const base = loadBase(proc.mappings(pid), ldsoIno);
+  if (base === undefined) return undefined;
+  const rd = read(base + BigInt(rDebugVaddr), 32);
+  const head = rd?.readBigUInt64LE(RD_MAP) ?? 0n;
+  // RT_CONSISTENT with a list of ≥ 3 objects (program, libc, ld.so): start-up is done.
+  if (!rd || rd.readInt32LE(RD_STATE) !== 0 || head === 0n) return undefined;
+  const list = walkLinkMaps(read, head);
+  if (list.length < 3) return undefined;
+  const off = findSearchlistOffset(read, head, list);
+  if (off === undefined) return undefined;
+  const fileId = findFileIdOffset(read, identities(read, list, pid, proc));
+  return { searchlist: off, ...(fileId !== undefined ? { fileId } : {}), source: `calibrated against pid ${pid} (${list.length} objects)` };
+}
+
+/**
+ * Calibrates `struct link_map` offsets for an ld.so build that ships no debug symbols. A foreign
+ * root's loader is calibrated against a live process of that root when there is one (read-only);
+ * otherwise, and for the host's loader, against a helper process soload controls: `<ldso>
+ * <program> 10`, where for a foreign root both come from that root (run after chroot into it), so
+ * no host binary ever runs under a foreign loader. The helper is killed as soon as the offsets are
+ * read.
  */
 export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMapLayout> {
-  const program = input.program ?? '/bin/sleep';
   const ino = fs.statSync(input.ldso).ino;
-  const child = spawn(input.ldso, [program, '10'], { stdio: 'ignore' });
+  const timeoutMs = input.timeoutMs ?? 3000;
+  for (const pid of input.root?.pids ?? []) {
+    const found = calibrateFromProcess(pid, ino, input.rDebugVaddr, input.proc);
+    if (found) return found;
+  }
+  const cmd = helperCommand(input);
+  if (!cmd) {
+    throw new SoloadError(
+      ErrorCodes.CALIBRATION_FAILED,
+      `cannot calibrate ${input.ldso}: no live process uses it yet and its root (${input.root?.prefix}) has none of ${ROOT_HELPERS.map((h) => h.file).join(', ')} to run under its own loader; install its debug symbols (or serve them by debuginfod) for the complete mechanism`,
+      { ldso: input.ldso },
+    );
+  }
+  const child = spawn(cmd.file, cmd.args, { stdio: 'ignore' });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.once('error', () => undefined);
   try {
     const pid = child.pid;
-    if (pid === undefined) throw new SoloadError(ErrorCodes.CALIBRATION_FAILED, `cannot run ${input.ldso} ${program} to calibrate it`, { ldso: input.ldso });
-    const deadline = Date.now() + (input.timeoutMs ?? 3000);
-    const read: MemoryReader = (a, n) => input.proc.readMemory(pid, a, n);
+    if (pid === undefined) throw new SoloadError(ErrorCodes.CALIBRATION_FAILED, `cannot run ${cmd.file} ${cmd.args.join(' ')} to calibrate ${input.ldso}`, { ldso: input.ldso });
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const base = loadBase(input.proc.mappings(pid), ino);
-      if (base !== undefined) {
-        const rd = read(base + BigInt(input.rDebugVaddr), 32);
-        const state = rd?.readInt32LE(RD_STATE);
-        const head = rd?.readBigUInt64LE(RD_MAP) ?? 0n;
-        // RT_CONSISTENT with a list of ≥ 3 objects (program, libc, ld.so): start-up is done.
-        if (rd && state === 0 && head !== 0n) {
-          const list = walkLinkMaps(read, head);
-          if (list.length >= 3) {
-            const off = findSearchlistOffset(read, head, list);
-            if (off !== undefined) {
-              const fileId = findFileIdOffset(read, identities(read, list, pid, input.proc));
-              return { searchlist: off, ...(fileId !== undefined ? { fileId } : {}), source: `calibrated against pid ${pid} (${list.length} objects)` };
-            }
-          }
-        }
-      }
+      const found = calibrateFromProcess(pid, ino, input.rDebugVaddr, input.proc);
+      if (found) return found;
       if (Date.now() > deadline) {
-        throw new SoloadError(ErrorCodes.CALIBRATION_FAILED, `could not find l_searchlist in ${input.ldso}'s link_map within ${input.timeoutMs ?? 3000} ms: install its debug symbols (libc6-dbg / glibc-debuginfo) for the complete mechanism`, { ldso: input.ldso });
+        throw new SoloadError(ErrorCodes.CALIBRATION_FAILED, `could not find l_searchlist in ${input.ldso}'s link_map within ${timeoutMs} ms: install its debug symbols (libc6-dbg / glibc-debuginfo) for the complete mechanism`, { ldso: input.ldso });
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -167,6 +201,25 @@ export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMap
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+/** The helper command line: the host's loader runs /bin/sleep; a foreign one only its root's files. */
+function helperCommand(input: CalibrationInput): { file: string; args: string[] } | undefined {
+  if (!input.root) {
+    const program = input.program ?? '/bin/sleep';
+    return { file: input.ldso, args: [program, '10'] };
+  }
+  const inRoot = input.ldsoInRoot;
+  if (!inRoot) return undefined;
+  const helper = ROOT_HELPERS.find((h) => {
+    try {
+      return fs.statSync(input.root!.prefix + h.file).isFile();
+    } catch {
+      return false;
+    }
+  });
+  // chroot(8) is the host's own program under the host's loader; what it execs is the root's.
+  return helper ? { file: 'chroot', args: [input.root.prefix, inRoot, helper.file, ...helper.args] } : undefined;
 }
 
 /** (map, dev, inode) of the helper's objects that are files (libc; the vDSO and main map have none). */

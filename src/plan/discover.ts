@@ -12,6 +12,79 @@ export interface LibraryFile {
   ino: number;
   /** Pids seen mapping it at discovery time (a sample, capped). */
   usedBy: number[];
+  /**
+   * The root the file belongs to when it is not the host's own (a container, a chroot, an image
+   * layer): calibration helpers are run from that root, never the host's programs under its loader.
+   */
+  root?: LoaderRoot;
+}
+
+/** Where a loader's own root filesystem is reachable from soload. */
+export interface LoaderRoot {
+  /** Host path of the root directory (`/proc/<pid>/root`, a chroot directory, an image layer). */
+  prefix: string;
+  /** How it was found. */
+  origin: 'process' | 'chroot' | 'layer';
+  /** Live processes that use this loader (calibration may read one of them). */
+  pids: number[];
+}
+
+/**
+ * Identity of a loader file for "is it probed already": inode, size and mtime — not the device.
+ * A file reached through a container's overlayfs reports the overlay's device (one per container
+ * mount) but the lower layer's inode, size and mtime; the kernel places a uprobe on that real lower
+ * inode (d_real_inode), so containers of one image share one probe and must share one key.
+ */
+export function loaderKey(st: { ino: number | bigint; size: number | bigint; mtimeMs: number }): string {
+  return `${st.ino}:${st.size}:${Math.trunc(st.mtimeMs)}`;
+}
+
+/** Where glibc and musl put their dynamic loader, relative to a root (x86_64 and aarch64). */
+export const LOADER_LOCATIONS = [
+  'lib64/ld-linux-x86-64.so.2',
+  'lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+  'usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+  'usr/lib64/ld-linux-x86-64.so.2',
+  'lib/ld-linux-aarch64.so.1',
+  'lib/aarch64-linux-gnu/ld-linux-aarch64.so.1',
+  'usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1',
+  'lib/ld-musl-x86_64.so.1',
+  'lib/ld-musl-aarch64.so.1',
+];
+
+/** Files next to a glibc ld.so that hold dlopen and the view probes (glibc < 2.34: libdl.so.2). */
+const COMPANIONS = ['libc.so.6', 'libdl.so.2'];
+
+/** File-system reads loaderSetFiles needs (the /proc reader implements them). */
+export interface LoaderFileOps {
+  /** Canonical path of `file` inside the root at host path `prefix` (symlinks resolved in that root). */
+  canonical(prefix: string, file: string): string | undefined;
+  stat(hostPath: string): { ino: number; dev: number; size: number; mtimeMs: number; isFile: boolean } | undefined;
+}
+
+/**
+ * The files of one loader installation inside a root: the loader `interp` (as a program's PT_INTERP
+ * names it) and, for glibc, libc.so.6 and libdl.so.2 of the same directory. Each is named by its
+ * in-root names (what selectors match and maps print) and reached at `<prefix><canonical path>`.
+ */
+export function loaderSetFiles(root: LoaderRoot | undefined, interp: string, ops: LoaderFileOps, pid?: number): LibraryFile[] {
+  const prefix = root?.prefix ?? '';
+  const out: LibraryFile[] = [];
+  const add = (name: string): string | undefined => {
+    const canon = ops.canonical(prefix, name);
+    if (!canon) return undefined;
+    const st = ops.stat(prefix + canon);
+    if (!st?.isFile) return undefined;
+    const aliases = [...new Set([canon, name])];
+    out.push({ path: prefix + canon, aliases, dev: st.dev, ino: st.ino, usedBy: pid !== undefined ? [pid] : [], ...(root ? { root } : {}) });
+    return canon;
+  };
+  const ld = add(interp);
+  if (!ld) return [];
+  // musl: the loader is libc itself; its directory holds unrelated libraries.
+  if (/ld-musl/.test(path.basename(interp))) return out;
+  for (const c of COMPANIONS) add(path.join(path.dirname(ld), c));
+  return out;
 }
 
 /** Directories searched for sonames not mapped by any running process. */

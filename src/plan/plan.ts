@@ -48,8 +48,9 @@ export interface ProbePlan {
  * Turns declarative probes into concrete uprobes (one per matching library file), resolving symbols
  * to file offsets. Pure but for the symbol lookup it is given. A selector matching several files
  * (libc in the host and in a container) yields one probe each, named `<name>`, `<name>_1`, ...
+ * `eventSuffix` keeps the names of a plan made later in a running session (a new loader) unique.
  */
-export function planProbes(probes: ProbeConfig[], inventory: LibraryFile[], symbols: SymbolLookup): ProbePlan {
+export function planProbes(probes: ProbeConfig[], inventory: LibraryFile[], symbols: SymbolLookup, eventSuffix = ''): ProbePlan {
   const specs: ProbeSpec[] = [];
   const skipped: SkippedProbe[] = [];
   for (const probe of probes) {
@@ -94,7 +95,7 @@ export function planProbes(probes: ProbeConfig[], inventory: LibraryFile[], symb
         return;
       }
       specs.push({
-        event: i === 0 ? probe.name : `${probe.name}_${i}`,
+        event: (i === 0 ? probe.name : `${probe.name}_${i}`) + eventSuffix,
         kind: probe.kind,
         path: lib.path,
         offset,

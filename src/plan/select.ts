@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { SoloadConfig } from '../config/schema';
 import type { ElfSymbolResolver } from '../elf';
@@ -5,7 +6,7 @@ import type { ProcReader } from '../host/proc-reader';
 import { MECHANISMS, type CaptureMechanism, type LoaderSet, type MechanismContext } from '../mechanisms';
 import type { ProbeRole, ProbeSpec } from '../types';
 import { calibrateLinkMap, type LinkMapLayout } from './calibrate';
-import { inventoryLibraries, type LibraryFile } from './discover';
+import { inventoryLibraries, loaderKey, type LibraryFile } from './discover';
 import { planProbes, type SkippedProbe } from './plan';
 
 /** Roles that belong to a capture mechanism (the rest: process facts and custom probes). */
@@ -47,6 +48,10 @@ export interface PlanDeps {
   proc: ProcReader;
   inventory?: LibraryFile[];
   info?: (msg: string) => void;
+  /** Appended to every event name (plans made after start for a newly met loader). */
+  eventSuffix?: string;
+  /** Calibration results shared between plans (one calibration per loader file, ever). */
+  layouts?: Map<string, Promise<LinkMapLayout>>;
 }
 
 /**
@@ -74,8 +79,8 @@ export function groupLoaderSets(specs: readonly ProbeSpec[]): LoaderSet[] {
  */
 export async function planCapture(deps: PlanDeps): Promise<CapturePlan> {
   const inventory = deps.inventory ?? inventoryLibraries(deps.proc);
-  const base = planProbes(deps.config.probes, inventory, deps.resolver);
-  const ctx = mechanismContext(deps);
+  const base = planProbes(deps.config.probes, inventory, deps.resolver, deps.eventSuffix);
+  const ctx = mechanismContext({ ...deps, inventory });
   const sets: SetChoice[] = [];
   for (const set of groupLoaderSets(base.specs)) {
     const rejected: SetChoice['rejected'] = [];
@@ -106,21 +111,31 @@ export async function planCapture(deps: PlanDeps): Promise<CapturePlan> {
 
 /** The context mechanisms decide in, with a per-file calibration cache. */
 export function mechanismContext(deps: PlanDeps): MechanismContext {
-  const layouts = new Map<string, Promise<LinkMapLayout>>();
+  const layouts = deps.layouts ?? new Map<string, Promise<LinkMapLayout>>();
   return {
     config: deps.config,
     resolver: deps.resolver,
     proc: deps.proc,
     info: deps.info ?? (() => undefined),
     calibrate(ldso: string): Promise<LinkMapLayout> {
-      let p = layouts.get(ldso);
+      // One calibration per loader file, whatever path reaches it (/proc/<pid>/root of each container).
+      let key = ldso;
+      try {
+        key = loaderKey(fs.statSync(ldso));
+      } catch {
+        /* unreadable: calibration fails below with the reason */
+      }
+      let p = layouts.get(key);
       if (!p) {
         p = (async () => {
           const firstLoad = deps.resolver.inspect(ldso).segments.find((g) => g.type === 1);
           const rDebugVaddr = deps.resolver.lookup(ldso, '_r_debug').vaddr - (firstLoad?.vaddr ?? 0);
-          return calibrateLinkMap({ ldso, rDebugVaddr, proc: deps.proc });
+          const file = deps.inventory?.find((f) => f.path === ldso);
+          const root = file?.root;
+          const inRoot = root && file ? file.aliases.find((a) => a.startsWith('/') && root.prefix + a === ldso) ?? file.aliases[0] : undefined;
+          return calibrateLinkMap({ ldso, rDebugVaddr, proc: deps.proc, ...(root ? { root, ldsoInRoot: inRoot } : {}) });
         })();
-        layouts.set(ldso, p);
+        layouts.set(key, p);
       }
       return p;
     },

@@ -25,12 +25,12 @@ export function buildProbeLine(group: string, probe: ProbeSpec, alias?: string):
  * (whitespace), numbered in order of first appearance so `soload probes` prints what `run` writes
  * (pure).
  */
-export function probeAliases(specs: readonly ProbeSpec[], aliasDir: string): Map<string, string> {
+export function probeAliases(specs: readonly ProbeSpec[], aliasDir: string, firstIndex = 0): Map<string, string> {
   const out = new Map<string, string>();
   for (const s of specs) {
     if (!/\s/.test(s.path) || out.has(s.path)) continue;
     const base = s.path.slice(s.path.lastIndexOf('/') + 1).replace(/[^A-Za-z0-9._+-]/g, '_');
-    out.set(s.path, `${aliasDir}/${out.size}-${base}`);
+    out.set(s.path, `${aliasDir}/${firstIndex + out.size}-${base}`);
   }
   return out;
 }

@@ -130,7 +130,10 @@ export class TracefsSession {
   readonly group: string;
   readonly instance: string;
   private readonly opts: TracefsSessionOptions;
-  private readonly undo: Array<{ what: string; run: () => void }> = [];
+  /** Steps undoing start()/addProbes(), in order; `event` marks the steps of one probe (removeProbes). */
+  private readonly undo: Array<{ what: string; run: () => void; event?: string }> = [];
+  private aliasesMade = 0;
+  private aliasDirMade = false;
   private installed: ProbeSpec[] = [];
   private errorLogOffset = 0;
 
@@ -192,6 +195,21 @@ export class TracefsSession {
       if (fs.existsSync(p)) this.writeControl(p, val);
     }
 
+    const rejected = this.addProbes(probes);
+    const enabledTracepoints: EnabledTracepoint[] = [];
+    for (const tp of tracepoints) {
+      const on = this.enableTracepoint(tp);
+      if (on) enabledTracepoints.push(on);
+    }
+    return { rejected, tracepoints: enabledTracepoints };
+  }
+
+  /**
+   * Installs and enables more probes in the running session (a loader met after start: a new
+   * container's ld.so). Returns the probes the kernel refused, with its reason; the rest trace
+   * from now on. Event names must be new in this session.
+   */
+  addProbes(probes: readonly ProbeSpec[]): Array<{ probe: ProbeSpec; error: SoloadError }> {
     const rejected: Array<{ probe: ProbeSpec; error: SoloadError }> = [];
     const aliases = this.makeAliases(probes);
     for (const probe of probes) {
@@ -202,25 +220,44 @@ export class TracefsSession {
         else throw err;
       }
     }
-    const enabledTracepoints: EnabledTracepoint[] = [];
-    for (const tp of tracepoints) {
-      const on = this.enableTracepoint(tp);
-      if (on) enabledTracepoints.push(on);
+    return rejected;
+  }
+
+  /**
+   * Removes probes this session installed (disable, clear filter, delete: the reverse of adding
+   * them), e.g. those of a loader whose last process exited. Returns the steps that failed.
+   */
+  removeProbes(events: readonly string[]): string[] {
+    const gone = new Set(events);
+    const failures: string[] = [];
+    for (let i = this.undo.length - 1; i >= 0; i--) {
+      const step = this.undo[i]!;
+      if (step.event === undefined || !gone.has(step.event)) continue;
+      this.undo.splice(i, 1);
+      try {
+        step.run();
+      } catch (err) {
+        failures.push(`${step.what}: ${(err as Error).message}`);
+      }
     }
-    return { rejected, tracepoints: enabledTracepoints };
+    this.installed = this.installed.filter((p) => !gone.has(p.event));
+    return failures;
   }
 
   /** Symlinks for probed files with whitespace in their paths (see probeAliases); made ones only. */
   private makeAliases(probes: readonly ProbeSpec[]): Map<string, string> {
-    const wanted = this.opts.aliasDir ? probeAliases(probes, this.opts.aliasDir) : new Map<string, string>();
+    const wanted = this.opts.aliasDir ? probeAliases(probes, this.opts.aliasDir, this.aliasesMade) : new Map<string, string>();
     const made = new Map<string, string>();
     if (wanted.size === 0) return made;
     const dir = this.opts.aliasDir!;
-    try {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      this.undo.push({ what: `remove alias directory ${dir}`, run: () => fs.rmSync(dir, { recursive: true, force: true }) });
-    } catch {
-      return made; // the probes on those files are then refused with PATH_NOT_PROBEABLE
+    if (!this.aliasDirMade) {
+      try {
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        this.aliasDirMade = true;
+        this.undo.push({ what: `remove alias directory ${dir}`, run: () => fs.rmSync(dir, { recursive: true, force: true }) });
+      } catch {
+        return made; // the probes on those files are then refused with PATH_NOT_PROBEABLE
+      }
     }
     for (const [file, alias] of wanted) {
       try {
@@ -230,22 +267,24 @@ export class TracefsSession {
         /* refused below, loudly */
       }
     }
+    this.aliasesMade += wanted.size;
     return made;
   }
 
   private addProbe(probe: ProbeSpec, alias?: string): void {
     const line = buildProbeLine(this.group, probe, alias);
+    const event = probe.event;
     this.writeProbeDefinition(line);
     this.installed.push(probe);
-    this.undo.push({ what: `remove probe ${this.group}/${probe.event}`, run: () => this.writeProbeDefinition(buildRemoveLine(this.group, probe.event), true) });
-    const eventDir = path.join(this.instanceDir, 'events', this.group, probe.event);
+    this.undo.push({ what: `remove probe ${this.group}/${event}`, event, run: () => this.writeProbeDefinition(buildRemoveLine(this.group, event), true) });
+    const eventDir = path.join(this.instanceDir, 'events', this.group, event);
     if (probe.filter) {
       this.writeControl(path.join(eventDir, 'filter'), probe.filter);
-      this.undo.push({ what: `clear filter ${probe.event}`, run: () => this.writeControl(path.join(eventDir, 'filter'), '0') });
+      this.undo.push({ what: `clear filter ${event}`, event, run: () => this.writeControl(path.join(eventDir, 'filter'), '0') });
     }
     const enable = path.join(eventDir, 'enable');
     this.writeControl(enable, '1');
-    this.undo.push({ what: `disable ${probe.event}`, run: () => this.writeControl(enable, '0') });
+    this.undo.push({ what: `disable ${event}`, event, run: () => this.writeControl(enable, '0') });
   }
 
   private enableTracepoint(tp: TracepointSpec): EnabledTracepoint | undefined {
