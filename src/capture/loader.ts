@@ -291,6 +291,11 @@ export class LoaderTracker {
     return out;
   }
 
+  /** Records that `pid` has `file` (loaded outside the probes' view); false when already known. */
+  noteKnown(pid: number, file: string): boolean {
+    return this.markKnown(pid, file);
+  }
+
   /** Adds `file` to what `pid` is known to have loaded; false when it was already known. */
   private markKnown(pid: number, file: string): boolean {
     const st = this.state(pid);

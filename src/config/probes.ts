@@ -89,6 +89,23 @@ export function builtinProbes(arch: string = process.arch): ProbeConfig[] {
     { name: 'chdir_entry', library: 'libc.so.6', symbol: 'chdir', kind: 'entry', role: 'chdir.entry', optional: true, fetch: { path: `+0(${a0}):ustring` } },
     { name: 'chdir_return', library: 'libc.so.6', symbol: 'chdir', kind: 'return', role: 'chdir.return', optional: true, fetch: { rc: '$retval:s32' } },
     ...viewProbes(a0, a1),
+    ...muslProbes(a0, a1, ptr),
+  ];
+}
+
+/**
+ * musl: the loader is libc (`/lib/ld-musl-<arch>.so.1`, on Debian a link to
+ * `/usr/lib/<arch>-linux-musl/libc.so`), exporting `dlopen`, `_dl_debug_state` and
+ * `_dl_debug_addr` (a pointer to its gdb-compatible `struct debug`: state at 3 words; `@+` fetches
+ * the pointer's value, so `+24(@+{_dl_debug_addr})` is `debug.state`). The
+ * musl-lists mechanism turns these into list probes.
+ */
+export function muslProbes(a0: string, a1: string, ptr: number): ProbeConfig[] {
+  const library = 'ld-musl-*.so.1';
+  return [
+    { name: 'musl_state', library, symbol: '_dl_debug_state', kind: 'entry', role: 'loader.state', optional: true, fetch: { state: `+${ptr * 3}(@+{_dl_debug_addr}):s32`, comm: '$comm' } },
+    { name: 'musl_dlopen_entry', library, symbol: 'dlopen', kind: 'entry', role: 'dlopen.entry', optional: true, fetch: { name: `+0(${a0}):ustring`, flags: `${a1}:x32`, comm: '$comm' } },
+    { name: 'musl_dlopen_return', library, symbol: 'dlopen', kind: 'return', role: 'dlopen.return', optional: true, fetch: { handle: `$retval:x${ptr * 8}`, comm: '$comm', path: `+0(+${ptr}($retval)):ustring` } },
   ];
 }
 

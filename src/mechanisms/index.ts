@@ -1,5 +1,6 @@
 import { dlopenOnlyMechanism } from './dlopen-only';
 import { loaderProbeMechanism } from './loader-probe';
+import { muslMechanism } from './musl';
 import { searchListsMechanism } from './search-lists';
 import type { CaptureMechanism } from './types';
 
@@ -9,4 +10,4 @@ export type { Applicability, CaptureMechanism, HandlerOptions, LoaderSet, Mechan
  * Every capture mechanism, best first: the selector gives each loader set the first that applies.
  * A new mechanism is one module plus one line here.
  */
-export const MECHANISMS: readonly CaptureMechanism[] = [loaderProbeMechanism, searchListsMechanism, dlopenOnlyMechanism];
+export const MECHANISMS: readonly CaptureMechanism[] = [loaderProbeMechanism, muslMechanism, searchListsMechanism, dlopenOnlyMechanism];

@@ -53,6 +53,11 @@ export interface HandlerOptions {
   execOf: (pid: number) => string | undefined;
   /** Start-up list entries the list probes carry (capture.listSlices × capture.listSliceSize). */
   listCapacity: number;
+  /**
+   * Entries from index `from` on of `pid`'s loader list, read from its memory now (a list longer
+   * than the probes carry); empty when the process is gone (then counted as missed).
+   */
+  recoverList?: (pid: number, from: number) => LoadEvent[];
 }
 
 /** Counters a handler exposes (merged into soload's health numbers). */

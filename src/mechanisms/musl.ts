@@ -1,0 +1,205 @@
+import path from 'node:path';
+import { LoaderTracker } from '../capture/loader';
+import type { LoadEvent, ProbeRole, ProbeSpec, TraceRecord } from '../types';
+import type { CaptureMechanism, HandlerOptions, HandlerStats, LoaderSet, MechanismHandler } from './types';
+
+/**
+ * musl's `struct dso` starts like glibc's public `struct link_map` — base, name, dynv, next, prev —
+ * and `_dl_debug_addr` points at a gdb-compatible `struct debug { int ver; void *head; void (*bp)();
+ * int state; void *base; }`. Both are musl's stable debugger interface, so nothing is calibrated.
+ */
+export const DSO_NAME = 8;
+export const DSO_NEXT = 24;
+const DEBUG_HEAD = 8;
+
+/** Longest fetch argument the kernel accepts (MAX_ARGSTR_LEN, type suffix included). */
+export const MAX_FETCH_ARG = 63;
+
+/** `+24(` × depth around `start`: the dso `depth` steps down the list from `start`. */
+export function chainExpr(start: string, depth: number): string {
+  return `${`+${DSO_NEXT}(`.repeat(depth)}${start}${')'.repeat(depth)}`;
+}
+
+/**
+ * Fetch arguments naming the dsos of musl's list from `start` on: `p<k>` is the name of the k-th,
+ * `more` the pointer after the last one read (non-zero: the list goes on). The list is a linked
+ * list, so each step nests one more dereference, and the kernel's 63-character limit on a fetch
+ * argument sets how far one probe can see (7 entries from `_dl_debug_addr`, 9 from a register).
+ */
+export function chainFetch(start: string): ProbeSpec['fetch'] {
+  const fetch: ProbeSpec['fetch'] = [];
+  for (let d = 0; ; d++) {
+    const arg = `+0(+${DSO_NAME}(${chainExpr(start, d)})):ustring`;
+    if (arg.length > MAX_FETCH_ARG) {
+      fetch.push({ name: 'more', arg: `${chainExpr(start, d)}:x64` });
+      return fetch;
+    }
+    fetch.push({ name: `p${d}`, arg });
+  }
+}
+
+/** True for the names musl gives its own dso (the loader is libc: PT_INTERP's name, or `libc.so`). */
+export function isMuslLoaderName(name: string): boolean {
+  const b = path.basename(name);
+  return /^ld-musl-[^/]*\.so\.1$/.test(b) || /^libc\.musl-[^/]*\.so\.1$/.test(b) || b === 'libc.so';
+}
+
+function isMuslSet(set: LoaderSet): ProbeSpec | undefined {
+  return set.specs.find((s) => s.role === 'loader.state' && s.event.startsWith('musl_state'));
+}
+
+/**
+ * musl's loader (its libc): at `_dl_debug_state` with `debug.state` RT_CONSISTENT the list from
+ * `debug.head` holds the program, preloads and DT_NEEDED objects in load order; at dlopen's return
+ * the new object and everything loaded after it follow its `next` pointers. One probe reads 7
+ * start-up entries (the kernel's argument-length limit); longer lists are completed from the
+ * process's memory while it lives, and counted when it is gone first.
+ */
+export const muslMechanism: CaptureMechanism = {
+  name: 'musl-lists',
+
+  async applies(set) {
+    const state = isMuslSet(set);
+    return state
+      ? { applies: true, reason: `musl loader (${state.path}): _dl_debug_state and _dl_debug_addr exported` }
+      : { applies: false, reason: 'not a musl loader' };
+  },
+
+  async plan(set) {
+    const state = isMuslSet(set)!;
+    const stateArg = state.fetch.find((f) => f.name === 'state')!;
+    const debugPtr = /@\+0x[0-9a-f]+/.exec(stateArg.arg)![0];
+    const head = `+${DEBUG_HEAD}(${debugPtr})`;
+    const out: ProbeSpec[] = [
+      {
+        ...state,
+        event: state.event.replace(/^musl_state/, 'musl_list'),
+        role: 'loader.list',
+        fetch: [stateArg, { name: 'comm', arg: '$comm' }, ...chainFetch(head)],
+        filter: 'state == 0',
+        slice: { first: 0, size: 7 },
+      },
+    ];
+    for (const s of set.specs) {
+      if (s.role === 'dlopen.entry') out.push(s);
+      if (s.role === 'dlopen.return') {
+        out.push(s);
+        out.push({ ...s, event: s.event.replace(/return/, 'deps'), role: 'dlopen.list', fetch: [{ name: 'handle', arg: '$retval:x64' }, ...chainFetch('$retval')], filter: 'handle != 0', slice: { first: 0, size: 9 } });
+      }
+    }
+    return out;
+  },
+
+  describe() {
+    return (
+      'musl: the program, LD_PRELOAD and DT_NEEDED objects from the list at _dl_debug_state (RT_CONSISTENT), dlopen targets, flags and failures ' +
+      "from dlopen's entry/return, and a dlopen's new dependencies from the list after it; lists longer than one probe reads are completed from the live process"
+    );
+  },
+
+  createHandler(set, opts) {
+    return new MuslHandler(set, opts);
+  },
+};
+
+/** Records of musl's probes, as list slices for the shared {@link LoaderTracker} (mode `lists`). */
+export class MuslHandler implements MechanismHandler {
+  readonly tracker: LoaderTracker;
+  private readonly opts: HandlerOptions;
+  private readonly appNames = new Map<number, string>();
+  private truncated = 0;
+
+  constructor(_set: LoaderSet, opts: HandlerOptions) {
+    this.opts = opts;
+    this.tracker = new LoaderTracker({
+      mode: 'lists',
+      reportExecutable: opts.reportExecutable,
+      neededOf: opts.neededOf,
+      canonical: opts.canonical,
+      initiallyLoaded: opts.initiallyLoaded,
+      execOf: opts.execOf,
+      listCapacity: 64,
+    });
+  }
+
+  handle(role: ProbeRole, rec: TraceRecord, _spec: ProbeSpec): LoadEvent[] {
+    const t = this.tracker;
+    const pid = rec.tgid ?? rec.tid;
+    switch (role) {
+      case 'loader.list': {
+        const { synth, names, more } = listRecord(rec);
+        if (names.length === 0) return [];
+        this.appNames.set(pid, names[0]!);
+        const ldso = names.find((n) => isMuslLoaderName(n)) ?? '/lib/ld-musl.so.1';
+        const out = t.onList(synth, { first: 0, size: names.length }, ldso);
+        if (more && out.length > 0) {
+          this.truncated++;
+          const rest = this.opts.recoverList?.(pid, names.length) ?? [];
+          for (const ev of rest) if (ev.path && t.noteKnown(pid, ev.path)) out.push(ev);
+        }
+        return out;
+      }
+      case 'dlopen.entry':
+        t.onDlopenEntry(rec);
+        return [];
+      case 'dlopen.return': {
+        // dlopen(NULL) hands back the program's own dso, which musl names like the program.
+        if (rec.fields.path !== undefined && rec.fields.path === this.appNames.get(pid) && t.dlopen.peek(rec.tid)?.name === null) {
+          t.dlopen.onReturn(rec, rec.event);
+          return [];
+        }
+        const ev = t.onDlopenReturn(rec, rec.event);
+        return ev ? [ev] : [];
+      }
+      case 'dlopen.list': {
+        const { synth, names, more } = listRecord(rec);
+        if (more) this.truncated++;
+        return names.length > 1 ? t.onDlopenList({ ...synth, fields: { ...synth.fields, self: names[0]! } }, { first: 0, size: names.length }) : [];
+      }
+      default:
+        return [];
+    }
+  }
+
+  onExec(pid: number): void {
+    this.appNames.delete(pid);
+    this.tracker.onExec(pid);
+  }
+
+  onExit(pid: number): void {
+    this.appNames.delete(pid);
+    this.tracker.onExit(pid);
+  }
+
+  expire(nowNs: bigint): void {
+    this.tracker.dlopen.expire(nowNs);
+  }
+
+  stats(): HandlerStats {
+    return { ...this.tracker.stats, listTruncated: this.truncated, tracked: this.tracker.tracked };
+  }
+}
+
+/**
+ * The entries of a chain record up to the first unreadable one (a NULL `next` reads as a fault),
+ * as the `n`/`p<k>`/`q<k>` fields list slices carry. musl names a library found on its search path
+ * `<dir>/<requested name>`, so the basename stands for the requested (DT_NEEDED) name.
+ */
+export function listRecord(rec: TraceRecord): { synth: TraceRecord; names: string[]; more: boolean } {
+  const names: string[] = [];
+  for (let k = 0; ; k++) {
+    const v = rec.fields[`p${k}`];
+    if (v === undefined || v === null) break;
+    names.push(v);
+  }
+  const fields: Record<string, string | null> = { ...rec.fields, n: String(names.length) };
+  names.forEach((n, k) => {
+    fields[`q${k}`] = n.includes('/') ? path.basename(n) : n;
+  });
+  // An integer fetch through a NULL pointer is not printed as a fault (the slot keeps stale bytes),
+  // so `more` means something only when every name before it was read.
+  const m = rec.fields.more;
+  const complete = rec.fields[`p${names.length}`] === undefined;
+  const more = complete && names.length > 0 && m !== undefined && m !== null && !/^(0x)?0+$/.test(m);
+  return { synth: { ...rec, fields }, names, more };
+}
