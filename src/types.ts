@@ -99,6 +99,11 @@ export interface LoadEvent {
   loadedBy?: string;
   /** True for loads reported from the start-up inventory of already-running processes. */
   snapshot?: boolean;
+  /**
+   * Read from the process's memory after the fact: its loader got probes only after the process
+   * started (a loader soload met at that exec). The timestamp is when it was read.
+   */
+  recovered?: boolean;
   /** Fields that could not be read from the kernel (e.g. a `(fault)` string), by attribute name. */
   unresolved?: string[];
   /** The loader's own string for the object (ld.so's `l_name`), when it differs from `path`. */

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { ProcessFacts } from '../capture/process-facts';
-import { RecordRouter, type Route } from '../capture/router';
+import { RecordRouter } from '../capture/router';
 import { LoadFilter } from '../capture/filters';
 import { snapshotLoads } from '../capture/snapshot';
 import type { SoloadConfig } from '../config/schema';
@@ -18,10 +18,14 @@ import { createLogPipeline, type LogPipeline } from '../otel/pipeline';
 import { startSelfTelemetry, type SelfTelemetry } from '../otel/self-telemetry';
 import { assertPlanUsable } from '../plan/plan';
 import { planCapture, type CapturePlan } from '../plan/select';
-import { TracePipeReader, type ProbeSchemaMap } from '../pipe';
+import { TracePipeReader, type ProbeSchema } from '../pipe';
 import { locateTracefs, TracefsSession, type EnabledTracepoint, type TracepointSpec } from '../tracefs/session';
 import type { LoadEvent, ProbeSpec } from '../types';
 import { LoadChain } from './chain';
+import { LoaderRegistry } from './loaders';
+import type { LinkMapLayout } from '../plan/calibrate';
+import type { SetChoice } from '../plan/select';
+import type { Route as RouteT } from '../capture/router';
 import { stderrLog, type DiagLog } from './log';
 import { cleanupStale } from './stale';
 
@@ -51,8 +55,8 @@ export const PROCESS_TRACEPOINTS: TracepointSpec[] = [
  * Parser schemas: probes by their fetch arguments (string fields matter: the kernel prints them
  * unescaped between quotes), tracepoints by the print format this kernel's `format` file declares.
  */
-export function schemasFor(specs: readonly ProbeSpec[], tracepoints: readonly EnabledTracepoint[] = []): ProbeSchemaMap {
-  const map: ProbeSchemaMap = new Map();
+export function schemasFor(specs: readonly ProbeSpec[], tracepoints: readonly EnabledTracepoint[] = []): Map<string, ProbeSchema> {
+  const map = new Map<string, ProbeSchema>();
   for (const s of specs) {
     map.set(s.event, { fields: s.fetch.map((f) => ({ name: f.name, string: /:(u?string|symstr)$/.test(f.arg) || f.arg === '$comm' })) });
   }
@@ -89,6 +93,12 @@ export class SoloadAgent {
   readonly paths: LoadPathResolver;
   private readonly enricher: ProcessEnricher;
   private handlers: MechanismHandler[] = [];
+  private readonly routes = new Map<string, RouteT>();
+  private readonly schemas = new Map<string, ProbeSchema>();
+  private readonly layouts = new Map<string, Promise<LinkMapLayout>>();
+  /** Loaders met after start (containers, chroots, musl), with their probes. */
+  loaders?: LoaderRegistry;
+  private sweeper?: NodeJS.Timeout;
   private router?: RecordRouter;
   private chain?: LoadChain;
   private session?: TracefsSession;
@@ -160,7 +170,8 @@ export class SoloadAgent {
     const aliasRoot = this.opts.aliasRoot ?? DEFAULT_ALIAS_ROOT;
     cleanupStale({ root, groupPrefix: this.config.tracefs.groupPrefix, instancePrefix: this.config.tracefs.instancePrefix, aliasRoot, selfPid: this.pid, proc: this.proc, log: this.log });
 
-    const plan = await planCapture({ config: this.config, resolver: this.resolver, proc: this.proc, info: (m) => this.log.info(m) });
+    const discovery = this.config.discovery.enabled;
+    const plan = await planCapture({ config: this.config, resolver: this.resolver, proc: this.proc, info: (m) => this.log.info(m), hostOnly: discovery, layouts: this.layouts });
     for (const s of plan.skipped) this.log.debug(`probe ${s.probe} skipped for ${s.library}: ${s.reason}`);
     for (const c of plan.sets) {
       if (c.mechanism) this.log.debug(`${c.set.dir}: ${c.mechanism.name} (${c.reason})`);
@@ -188,7 +199,8 @@ export class SoloadAgent {
       }
       const exit = tracepoints.find((t) => t.spec.event === 'sched_process_exit');
       if (exit && !exit.filtered) this.log.info('sched_process_exit has no group_dead field on this kernel: thread exits are filtered in soload (leader exit = process exit)');
-      const routes = this.buildRoutes(plan, new Set(this.session.probes.map((p) => p.event)));
+      const handlerOf = this.buildRoutes(plan, new Set(this.session.probes.map((p) => p.event)));
+      const routes = this.routes;
       this.pipeline = createLogPipeline(this.config, { warn: (m) => this.log.warn(m), info: (m) => this.log.info(m) });
       const mapper = new SoLoadLogMapper({
         severity: this.config.otel.severity,
@@ -206,11 +218,33 @@ export class SoloadAgent {
         ...(this.opts.onLoad ? { onLoad: this.opts.onLoad } : {}),
       });
       const chain = this.chain;
+      const session = this.session;
+      const registry = discovery
+        ? new LoaderRegistry({
+            config: this.config,
+            resolver: this.resolver,
+            proc: this.proc,
+            session,
+            routes,
+            handlers: this.handlers,
+            schemas: this.schemas,
+            schemaOf: (specs) => schemasFor(specs),
+            handlerOptions: this.handlerOptions(),
+            paths: this.paths,
+            log: this.log,
+            emit: (ev) => chain.load(ev),
+            nowNs: () => this.clock.nowTraceNs(),
+            layouts: this.layouts,
+          })
+        : undefined;
+      this.loaders = registry;
+      registry?.registerPlan(plan, handlerOf);
       this.router = new RecordRouter({
         routes,
         facts: this.facts,
         handlers: this.handlers,
-        onLoad: (ev) => chain.load(ev),
+        ...(registry ? { lifecycle: registry } : {}),
+        onLoad: registry ? (ev) => registry.admit(ev) && chain.load(ev) : (ev) => chain.load(ev),
         onCustom: (rec, spec) => chain.custom(rec, spec),
         exitIsGroupDead: exit?.filtered ?? false,
       });
@@ -227,14 +261,22 @@ export class SoloadAgent {
           paths: this.paths.stats,
         }),
       });
+      for (const [k, v] of schemasFor(this.session.probes, tracepoints)) this.schemas.set(k, v);
       this.reader = new TracePipeReader({
         path: this.session.tracePipePath,
-        schemas: schemasFor(this.session.probes, tracepoints),
+        schemas: this.schemas,
         pollIntervalMs: this.config.tracefs.pollIntervalMs,
         onRecord: (rec) => router.route(rec),
       });
       this.reader.start();
       if (this.config.capture.snapshot) this.emitSnapshot();
+      // After the reader runs: arming other roots' loaders may take calibrations (seconds), and the
+      // host's records must not wait in the ring buffer meanwhile.
+      if (registry) {
+        await registry.start();
+        this.sweeper = setInterval(() => registry.sweep(), this.config.discovery.sweepIntervalMs);
+        this.sweeper.unref();
+      }
     } catch (err) {
       await this.cleanupOnce();
       throw err;
@@ -253,25 +295,32 @@ export class SoloadAgent {
   }
 
   /** The routing table: every accepted probe event → its role, and the handler of its loader set. */
-  private buildRoutes(plan: CapturePlan, accepted: ReadonlySet<string>): Map<string, Route> {
-    const routes = new Map<string, Route>();
-    const opts: HandlerOptions = {
+  private buildRoutes(plan: CapturePlan, accepted: ReadonlySet<string>): Map<SetChoice, MechanismHandler> {
+    const routes = this.routes;
+    const opts = this.handlerOptions();
+    const byChoice = new Map<SetChoice, MechanismHandler>();
+    this.handlers.length = 0;
+    for (const choice of plan.sets) {
+      if (!choice.mechanism) continue;
+      const handler = choice.mechanism.createHandler(choice.set, opts);
+      this.handlers.push(handler);
+      byChoice.set(choice, handler);
+      for (const spec of choice.specs) if (accepted.has(spec.event)) routes.set(spec.event, { role: spec.role, spec, handler });
+    }
+    for (const spec of plan.other) if (accepted.has(spec.event)) routes.set(spec.event, { role: spec.role, spec });
+    return byChoice;
+  }
+
+  private handlerOptions(): HandlerOptions {
+    return {
       reportExecutable: this.config.capture.reportExecutable,
       neededOf: (pid, file) => this.neededOf(pid, file),
       canonical: (pid, file) => this.paths.canonical(pid, file),
       initiallyLoaded: (pid) => this.proc.executableMappings(pid),
       execOf: (pid) => this.facts.execOf(pid),
       listCapacity: this.config.capture.listSlices * this.config.capture.listSliceSize,
+      recoverList: (pid, from) => this.loaders?.recoverTail(pid, from) ?? [],
     };
-    this.handlers = [];
-    for (const choice of plan.sets) {
-      if (!choice.mechanism) continue;
-      const handler = choice.mechanism.createHandler(choice.set, opts);
-      this.handlers.push(handler);
-      for (const spec of choice.specs) if (accepted.has(spec.event)) routes.set(spec.event, { role: spec.role, spec, handler });
-    }
-    for (const spec of plan.other) if (accepted.has(spec.event)) routes.set(spec.event, { role: spec.role, spec });
-    return routes;
   }
 
   /** dlopen fault counters summed over every handler (read live by the health source). */
@@ -338,6 +387,8 @@ export class SoloadAgent {
 
   private async doShutdown(): Promise<void> {
     if (this.housekeeping) clearInterval(this.housekeeping);
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.loaders?.close();
     this.session?.stopRecording();
     if (this.reader) {
       try {

@@ -42,6 +42,11 @@ export interface LoaderTrackerOptions {
   initiallyLoaded?: (pid: number) => readonly string[];
   /** Entries a start-up list probe set can carry (slices × slice size). */
   listCapacity?: number;
+  /**
+   * Names the probed ld.so is known by besides its probed path (PT_INTERP's `/lib64/ld-linux-…`,
+   * the canonical file in another root): a list entry with one of these basenames is the loader.
+   */
+  loaderNames?: readonly string[];
 }
 
 /** Counters of the loader tracker. */
@@ -251,7 +256,7 @@ export class LoaderTracker {
       }
       if (!p || !p.includes('/')) continue;
       this.markKnown(pid, p);
-      if (path.basename(p) === path.basename(ldso)) {
+      if (this.isLoader(p, ldso)) {
         out.push({ ...base, method: 'interpreter', path: p, ...(q !== undefined ? { requestedName: q } : {}), ...mapped });
         continue;
       }
@@ -291,6 +296,28 @@ export class LoaderTracker {
     return out;
   }
 
+  /**
+   * A process whose loads before the probes existed were read from its memory (a loader met after
+   * that process started): what it has is known, and when its start-up is over, what comes next is
+   * a dlopen batch, not start-up.
+   */
+  adopt(pid: number, loaded: readonly string[], startupDone: boolean): void {
+    const st = this.state(pid);
+    st.known ??= new Set();
+    for (const f of loaded) st.known.add(this.canon(pid, f));
+    if (startupDone) {
+      st.phase = 'running';
+      st.interpreterReported = true;
+      st.parts = undefined;
+      st.needed.clear();
+    }
+  }
+
+  private isLoader(p: string, ldso: string): boolean {
+    const b = path.basename(p);
+    return b === path.basename(ldso) || (this.opts.loaderNames ?? []).some((n) => path.basename(n) === b);
+  }
+
   /** Records that `pid` has `file` (loaded outside the probes' view); false when already known. */
   noteKnown(pid: number, file: string): boolean {
     return this.markKnown(pid, file);
@@ -320,7 +347,10 @@ export class LoaderTracker {
 
   private interpreter(rec: TraceRecord, pid: number, st: ProcState, ldso: string): LoadEvent[] {
     st.interpreterReported = true;
-    return [{ ...this.baseEvent(rec, pid), method: 'interpreter', path: ldso }];
+    // The probed path may reach another root from the host (/proc/<pid>/root/…); the record names
+    // the loader as processes in that root do.
+    const inRoot = this.opts.loaderNames?.find((n) => n.startsWith('/') && ldso.endsWith(n));
+    return [{ ...this.baseEvent(rec, pid), method: 'interpreter', path: inRoot ?? ldso }];
   }
 
   private state(pid: number): ProcState {

@@ -32,6 +32,8 @@ export interface RouterOptions {
    * then only the thread-group leader's exit counts as the process's.
    */
   exitIsGroupDead: boolean;
+  /** Also told about every process start, image change and exit (loader discovery). */
+  lifecycle?: { onExec(pid: number, filename: string | undefined): void; onFork(parent: number, child: number): void; onExit(pid: number): void };
 }
 
 /**
@@ -60,16 +62,19 @@ export class RecordRouter {
         this.stats.processExits++;
         this.o.facts.onExit(pid);
         for (const h of this.o.handlers) h.onExit(pid);
+        this.o.lifecycle?.onExit(pid);
         return;
       }
       case 'sched_process_fork':
         this.o.facts.onFork(Number(rec.fields.pid), Number(rec.fields.child_pid));
+        this.o.lifecycle?.onFork(Number(rec.fields.pid), Number(rec.fields.child_pid));
         return;
       case 'sched_process_exec': {
         const pid = Number(rec.fields.pid);
         this.stats.processExecs++;
         this.o.facts.onExec(pid, rec.fields.filename ?? undefined);
         for (const h of this.o.handlers) h.onExec(pid);
+        this.o.lifecycle?.onExec(pid, rec.fields.filename ?? undefined);
         return;
       }
       default:

@@ -127,6 +127,10 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('SOLOAD_CAPTURE_LIST_SLICE_SIZE', 'capture.listSliceSize', S, nat, NAT),
   bind('SOLOAD_CAPTURE_LIST_SLICES', 'capture.listSlices', S, nat, NAT),
   bind('SOLOAD_CAPTURE_DLOPEN_LIST_SLICES', 'capture.dlopenListSlices', S, nat, NAT),
+  bind('SOLOAD_DISCOVERY_ENABLED', 'discovery.enabled', S, bool, BOOL),
+  bind('SOLOAD_DISCOVERY_IMAGE_LAYERS', 'discovery.imageLayers', S, list, 'a comma-separated list of globs'),
+  bind('SOLOAD_DEBUGINFOD_ENABLED', 'debuginfod.enabled', S, bool, BOOL),
+  bind('SOLOAD_DEBUGINFOD_CACHE_DIR', 'debuginfod.cacheDir', S, text, 'a directory'),
 
   bind('SOLOAD_FILTER_PIDS', 'filters.pids', S, pidList, 'a comma-separated list of pids'),
   bind('SOLOAD_FILTER_EXCLUDE_PIDS', 'filters.excludePids', S, pidList, 'a comma-separated list of pids'),

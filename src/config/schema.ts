@@ -5,6 +5,7 @@
  * ./env.ts (one table for SOLOAD_* and the OTel spec's variables).
  */
 import { ErrorCodes, SoloadError } from '../errors';
+import { DEFAULT_IMAGE_LAYERS } from './image-layers';
 import { builtinProbes, PROBE_ROLES, type ProbeConfig } from './probes';
 
 // A phantom property: it only exists in the type system, carrying the TS type of the values a
@@ -271,6 +272,27 @@ export function configSchema() {
         format: 'nat',
         default: 4,
       },
+    },
+    discovery: {
+      enabled: {
+        doc: 'Give every loader met at an exec (containers, chroots, musl) its own capture mechanism, and drop it when its last process exits. Off: only the loaders found at start are probed.',
+        format: Boolean,
+        default: true,
+      },
+      imageLayers: {
+        doc: 'Globs of container image-layer directories (overlayfs lower layers) whose loaders are probed before any container starts, so a new container’s first process is seen from its first load. Defaults cover containerd, Docker, Podman/CRI-O and k3s.',
+        format: validateStringList,
+        default: [...DEFAULT_IMAGE_LAYERS],
+      },
+      layerScanIntervalMs: { doc: 'How often imageLayers are scanned for new layers (ms).', format: 'nat', default: 2000 },
+      sweepIntervalMs: { doc: 'How often loaders no process uses any more lose their probes (ms).', format: 'nat', default: 10000 },
+    },
+    debuginfod: {
+      enabled: { doc: 'Fetch debug symbols of loaders without local ones by build-id from debuginfod servers (DEBUGINFOD_URLS).', format: Boolean, default: true },
+      urls: { doc: 'debuginfod server URLs; empty = the space-separated DEBUGINFOD_URLS environment variable.', format: validateStringList, default: [] as string[] },
+      cacheDir: { doc: 'Where fetched debug files are kept (laid out as <dir>/.build-id/xx/yyyy.debug).', format: String, default: '/var/cache/soload/debuginfod' },
+      timeoutMs: { doc: 'Whole-request timeout of one fetch, over all servers (ms). Start-up never waits for it: the symbol-less mechanism runs until the file arrives.', format: 'nat', default: 30000 },
+      maxBytes: { doc: 'Largest debug file accepted (bytes).', format: 'nat', default: 64 * 1024 * 1024 },
     },
     filters: {
       pids: { doc: 'Only report these pids (empty = all).', format: validatePidList, default: [] as number[] },

@@ -5,6 +5,7 @@ export type FileRead = (offset: number, length: number) => Buffer;
 
 const PT_LOAD = 1;
 const PT_DYNAMIC = 2;
+const PT_INTERP = 3;
 /** Sanity bounds: a real dynamic array or string table is far smaller. */
 const MAX_DYNAMIC = 64 * 1024;
 /** PATH_MAX: no DT_NEEDED/RUNPATH string a loader accepts is longer. */
@@ -38,8 +39,16 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
       ? { type: u32(ph, o), offset: word(ph, o + 8), vaddr: word(ph, o + 16), filesz: word(ph, o + 32) }
       : { type: u32(ph, o), offset: u32(ph, o + 4), vaddr: u32(ph, o + 8), filesz: u32(ph, o + 16) };
   });
+  const ip = segs.find((s) => s.type === PT_INTERP);
+  let interp: string | undefined;
+  if (ip && ip.filesz > 1 && ip.filesz <= MAX_NAME) {
+    const raw = read(ip.offset, ip.filesz);
+    const nul = raw.indexOf(0);
+    interp = raw.subarray(0, nul < 0 ? raw.length : nul).toString('utf8');
+  }
+  const withInterp = interp === undefined ? {} : { interp };
   const dyn = segs.find((s) => s.type === PT_DYNAMIC);
-  if (!dyn || dyn.filesz === 0 || dyn.filesz > MAX_DYNAMIC) return dyn ? undefined : { needed: [] };
+  if (!dyn || dyn.filesz === 0 || dyn.filesz > MAX_DYNAMIC) return dyn ? undefined : { needed: [], ...withInterp };
   const d = read(dyn.offset, dyn.filesz);
   const ent = is64 ? 16 : 8;
   const entries: Array<[number, number]> = [];
@@ -51,7 +60,7 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
   const value = (tag: number) => entries.find(([t]) => t === tag)?.[1];
   const strVaddr = value(DT_STRTAB);
   const strsz = value(DT_STRSZ);
-  if (strVaddr === undefined || strsz === undefined) return { needed: [] };
+  if (strVaddr === undefined || strsz === undefined) return { needed: [], ...withInterp };
   const load = segs.find((s) => s.type === PT_LOAD && strVaddr >= s.vaddr && strVaddr + strsz <= s.vaddr + s.filesz);
   if (!load) return undefined;
   const strOff = strVaddr - load.vaddr + load.offset;
@@ -77,5 +86,6 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
     needed: entries.filter(([t]) => t === DT_NEEDED).map(([, v]) => str(v) ?? ''),
     ...(rpath === undefined ? {} : { rpath }),
     ...(runpath === undefined ? {} : { runpath }),
+    ...withInterp,
   };
 }

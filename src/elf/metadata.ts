@@ -35,6 +35,8 @@ export interface DynamicInfo {
   readonly rpath?: string;
   /** DT_RUNPATH. */
   readonly runpath?: string;
+  /** PT_INTERP: the program interpreter a program asks for (only programs have one). */
+  readonly interp?: string;
 }
 
 /**

@@ -71,6 +71,11 @@ export class LoadPathResolver {
     return this.o.views.get(this.viewOf(pid)) ?? this.o.views.host;
   }
 
+  /** True when `pid` resolves paths in a chroot below the host's root (a plain host directory). */
+  isChrootView(pid: number): boolean {
+    return !!this.viewFor(pid).hostDir;
+  }
+
   /** Host path at which `file` (absolute, as `pid` sees it) can be opened by soload. */
   hostPathOf(pid: number, file: string): string {
     return this.viewFor(pid).prefix + file;

@@ -26,7 +26,7 @@ export const dlopenOnlyMechanism: CaptureMechanism = {
     return 'INCOMPLETE: dlopen() calls only (requested names, flags, failures); DT_NEEDED and LD_PRELOAD objects of processes using this loader are not reported';
   },
 
-  createHandler(_set, opts) {
-    return new GlibcHandler('dlopen', opts);
+  createHandler(set, opts) {
+    return new GlibcHandler('dlopen', opts, undefined, set.loaderNames);
   },
 };

@@ -9,7 +9,7 @@ import type { HandlerOptions, HandlerStats, MechanismHandler } from './types';
 export class GlibcHandler implements MechanismHandler {
   readonly tracker: LoaderTracker;
 
-  constructor(mode: TrackerMode, opts: HandlerOptions, listCapacity?: number) {
+  constructor(mode: TrackerMode, opts: HandlerOptions, listCapacity?: number, loaderNames?: readonly string[]) {
     this.tracker = new LoaderTracker({
       mode,
       reportExecutable: opts.reportExecutable,
@@ -18,6 +18,7 @@ export class GlibcHandler implements MechanismHandler {
       initiallyLoaded: opts.initiallyLoaded,
       execOf: opts.execOf,
       ...(listCapacity !== undefined ? { listCapacity } : {}),
+      ...(loaderNames ? { loaderNames } : {}),
     });
   }
 
@@ -46,6 +47,10 @@ export class GlibcHandler implements MechanismHandler {
 
   onExec(pid: number): void {
     this.tracker.onExec(pid);
+  }
+
+  adopt(pid: number, loaded: readonly string[], startupDone: boolean): void {
+    this.tracker.adopt(pid, loaded, startupDone);
   }
 
   onExit(pid: number): void {

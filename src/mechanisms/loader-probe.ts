@@ -44,8 +44,8 @@ export const loaderProbeMechanism: CaptureMechanism = {
     );
   },
 
-  createHandler(_set, opts) {
-    return new GlibcHandler('loader', opts);
+  createHandler(set, opts) {
+    return new GlibcHandler('loader', opts, undefined, set.loaderNames);
   },
 };
 

@@ -166,6 +166,10 @@ export class MuslHandler implements MechanismHandler {
     this.tracker.onExec(pid);
   }
 
+  adopt(pid: number, loaded: readonly string[], startupDone: boolean): void {
+    this.tracker.adopt(pid, loaded, startupDone);
+  }
+
   onExit(pid: number): void {
     this.appNames.delete(pid);
     this.tracker.onExit(pid);

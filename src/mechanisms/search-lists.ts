@@ -55,7 +55,7 @@ export const searchListsMechanism: CaptureMechanism = {
     );
   },
 
-  createHandler(_set, opts) {
-    return new GlibcHandler('lists', opts, opts.listCapacity);
+  createHandler(set, opts) {
+    return new GlibcHandler('lists', opts, opts.listCapacity, set.loaderNames);
   },
 };

@@ -15,6 +15,8 @@ export interface LoaderSet {
   dir: string;
   /** ld.so, when the set has one. */
   ldso?: string;
+  /** Names processes know that ld.so by (PT_INTERP's, the canonical one in its root). */
+  loaderNames?: string[];
   /** The files of the set that probes were planned on (ld.so, libc, libdl). */
   files: string[];
   /** Probes planned from the declarative probe list on these files, before any mechanism. */
@@ -73,6 +75,11 @@ export interface MechanismHandler {
   /** A process image was replaced (every handler hears every exec and exit). */
   onExec(pid: number): void;
   onExit(pid: number): void;
+  /**
+   * `pid`'s loads up to now were recovered from its memory (its loader got probes after it
+   * started): `loaded` are its objects' names, `startupDone` whether its start-up was over.
+   */
+  adopt?(pid: number, loaded: readonly string[], startupDone: boolean): void;
   /** Periodic housekeeping (trace-clock now). */
   expire(nowNs: bigint): void;
   stats(): HandlerStats;

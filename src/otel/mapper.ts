@@ -76,6 +76,7 @@ export class SoLoadLogMapper {
     if (ev.flags !== undefined) a['soload.dlopen.flags'] = ev.flags;
     if (ev.loadedBy !== undefined) a['soload.loaded_by'] = ev.loadedBy;
     if (ev.snapshot) a['soload.snapshot'] = true;
+    if (ev.recovered) a['soload.load.recovered'] = true;
     if (p) processAttributes(a, p, this.serviceKey);
     const unresolved = [...(ev.unresolved ?? [])];
     if (unresolved.length) a['soload.unresolved'] = unresolved;

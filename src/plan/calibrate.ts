@@ -96,14 +96,18 @@ export function findFileIdOffset(read: MemoryReader, maps: Array<{ map: bigint; 
 /** Reads a NUL-terminated string (at most `max` bytes) from process memory. */
 export function readMemoryString(read: MemoryReader, at: bigint, max = 4096): string | undefined {
   if (at === 0n) return undefined;
-  const chunk = read(at, 256) ?? read(at, 1);
-  if (!chunk) return undefined;
-  let buf = chunk;
-  for (let off = 256; !buf.includes(0) && off < max; off += 256) {
-    const more = read(at + BigInt(off), 256);
-    if (!more) break;
-    buf = Buffer.concat([buf, more]);
+  // Reads never cross a page boundary: a string near the end of the last mapped page would make a
+  // longer read fail as a whole.
+  let buf = Buffer.alloc(0);
+  let cur = at;
+  while (!buf.includes(0) && buf.length < max) {
+    const n = 4096 - Number(cur % 4096n);
+    const chunk = read(cur, Math.min(n, 256));
+    if (!chunk || chunk.length === 0) break;
+    buf = Buffer.concat([buf, chunk]);
+    cur += BigInt(chunk.length);
   }
+  if (buf.length === 0) return undefined;
   const end = buf.indexOf(0);
   return buf.subarray(0, end < 0 ? buf.length : end).toString('utf8');
 }
@@ -219,7 +223,9 @@ function helperCommand(input: CalibrationInput): { file: string; args: string[] 
     }
   });
   // chroot(8) is the host's own program under the host's loader; what it execs is the root's.
-  return helper ? { file: 'chroot', args: [input.root.prefix, inRoot, helper.file, ...helper.args] } : undefined;
+  // A pinned root (`/proc/self/fd/N`) is soload's descriptor: the helper must name it by soload's pid.
+  const rootDir = input.root.prefix.replace(/^\/proc\/self\//, `/proc/${process.pid}/`);
+  return helper ? { file: 'chroot', args: [rootDir, inRoot, helper.file, ...helper.args] } : undefined;
 }
 
 /** (map, dev, inode) of the helper's objects that are files (libc; the vDSO and main map have none). */

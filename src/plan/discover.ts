@@ -67,7 +67,7 @@ export interface LoaderFileOps {
  * names it) and, for glibc, libc.so.6 and libdl.so.2 of the same directory. Each is named by its
  * in-root names (what selectors match and maps print) and reached at `<prefix><canonical path>`.
  */
-export function loaderSetFiles(root: LoaderRoot | undefined, interp: string, ops: LoaderFileOps, pid?: number): LibraryFile[] {
+export function loaderSetFiles(root: LoaderRoot | undefined, interp: string, ops: LoaderFileOps, pid?: number, requestedAs?: string): LibraryFile[] {
   const prefix = root?.prefix ?? '';
   const out: LibraryFile[] = [];
   const add = (name: string): string | undefined => {
@@ -81,6 +81,7 @@ export function loaderSetFiles(root: LoaderRoot | undefined, interp: string, ops
   };
   const ld = add(interp);
   if (!ld) return [];
+  if (requestedAs && !out[0]!.aliases.includes(requestedAs)) out[0]!.aliases.push(requestedAs);
   // musl: the loader is libc itself; its directory holds unrelated libraries.
   if (/ld-musl/.test(path.basename(interp))) return out;
   for (const c of COMPANIONS) add(path.join(path.dirname(ld), c));
@@ -98,7 +99,7 @@ export const DEFAULT_LIB_DIRS = [
  * standard library directories. Files are keyed by (dev, ino) so the same libc reached through
  * /lib and /usr/lib (merged-/usr symlinks) gets one probe, not two that would double-report.
  */
-export function inventoryLibraries(proc: ProcReader, libDirs: string[] = DEFAULT_LIB_DIRS, maxPids = 4096): LibraryFile[] {
+export function inventoryLibraries(proc: ProcReader, libDirs: string[] = DEFAULT_LIB_DIRS, maxPids = 4096, foreignRoots = true): LibraryFile[] {
   const byInode = new Map<string, LibraryFile>();
   const add = (hostPath: string, alias: string, pid?: number) => {
     let st: fs.Stats;
@@ -123,7 +124,8 @@ export function inventoryLibraries(proc: ProcReader, libDirs: string[] = DEFAULT
       // Prefer the host path when it names the same inode; otherwise reach the file through the
       // process's root (another mount namespace: a container) so the kernel can resolve it.
       add(f, f, pid);
-      add(path.join(proc.root, String(pid), 'root', f), f, pid);
+      // With loader discovery on, other roots' loaders are planned per root (agent/loaders.ts).
+      if (foreignRoots) add(path.join(proc.root, String(pid), 'root', f), f, pid);
     }
   }
   for (const dir of libDirs) {

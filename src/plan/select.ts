@@ -48,6 +48,8 @@ export interface PlanDeps {
   proc: ProcReader;
   inventory?: LibraryFile[];
   info?: (msg: string) => void;
+  /** Host files only (other roots' loaders are planned per root when they are met). */
+  hostOnly?: boolean;
   /** Appended to every event name (plans made after start for a newly met loader). */
   eventSuffix?: string;
   /** Calibration results shared between plans (one calibration per loader file, ever). */
@@ -78,11 +80,13 @@ export function groupLoaderSets(specs: readonly ProbeSpec[]): LoaderSet[] {
  * most once (a helper process per file); never writes to the kernel.
  */
 export async function planCapture(deps: PlanDeps): Promise<CapturePlan> {
-  const inventory = deps.inventory ?? inventoryLibraries(deps.proc);
+  const inventory = deps.inventory ?? inventoryLibraries(deps.proc, undefined, undefined, !deps.hostOnly);
   const base = planProbes(deps.config.probes, inventory, deps.resolver, deps.eventSuffix);
   const ctx = mechanismContext({ ...deps, inventory });
   const sets: SetChoice[] = [];
   for (const set of groupLoaderSets(base.specs)) {
+    const ld = set.ldso ? inventory.find((f) => f.path === set.ldso) : undefined;
+    if (ld) set.loaderNames = ld.aliases;
     const rejected: SetChoice['rejected'] = [];
     let chosen: { mechanism: CaptureMechanism; reason: string } | undefined;
     for (const m of MECHANISMS) {

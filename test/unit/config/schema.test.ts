@@ -45,6 +45,8 @@ export const handWritten: SoloadConfig = {
   tracefs: { path: '', instancePrefix: 'soload', groupPrefix: 'soload', bufferSizeKb: 4096, traceClock: 'mono', pollIntervalMs: 50 },
   probes: [],
   capture: { reportExecutable: false, snapshot: true, listSliceSize: 8, listSlices: 16, dlopenListSlices: 4 },
+  discovery: { enabled: true, imageLayers: [], layerScanIntervalMs: 2000, sweepIntervalMs: 10000 },
+  debuginfod: { enabled: true, urls: [], cacheDir: '/var/cache/soload/debuginfod', timeoutMs: 30000, maxBytes: 67108864 },
   filters: { pids: [], excludePids: [], comms: [], excludeComms: [], pathInclude: [], pathExclude: [], excludeSelf: true },
   procRoot: '/proc',
   debugRoot: '/usr/lib/debug',

@@ -1,0 +1,509 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Route } from '../capture/router';
+import { classifyRecovered, readLoaderList, type ListAnchor } from '../capture/recover';
+import type { SoloadConfig } from '../config/schema';
+import type { ElfSymbolResolver } from '../elf';
+import type { LoadPathResolver } from '../enrich/paths';
+import { resolveInView } from '../enrich/canonical';
+import type { ProcReader } from '../host/proc-reader';
+import type { HandlerOptions, MechanismHandler } from '../mechanisms';
+import { isMuslLoaderName } from '../mechanisms/musl';
+import type { LinkMapLayout } from '../plan/calibrate';
+import { loadBase } from '../plan/calibrate';
+import { LOADER_LOCATIONS, loaderKey, loaderSetFiles, type LibraryFile, type LoaderRoot } from '../plan/discover';
+import { globToRegExp } from '../plan/discover';
+import { planCapture, type CapturePlan, type SetChoice } from '../plan/select';
+import type { ProbeSchema } from '../pipe';
+import type { TracefsSession } from '../tracefs/session';
+import type { LoadEvent, ProbeSpec } from '../types';
+import type { DiagLog } from './log';
+
+/** One loader installation soload has probes on. */
+export interface ArmedLoader {
+  id: number;
+  key: string;
+  /** Host path the probes were placed through. */
+  ldso: string;
+  /** The loader's in-root names (PT_INTERP's, the canonical one). */
+  names: string[];
+  origin: 'host' | 'layer' | 'process' | 'chroot';
+  choices: SetChoice[];
+  events: string[];
+  handlers: MechanismHandler[];
+  /** Processes known to use it (exec'd under it, forked from one, or seen at start). */
+  users: Set<number>;
+  anchor?: ListAnchor;
+  ldsoIno: number;
+}
+
+/** Counters of loader discovery (health numbers, `soload check`, the closing stats line). */
+export interface LoaderStats {
+  armed: number;
+  disarmed: number;
+  prearmed: number;
+  /** Processes whose loads before their loader's probes existed were read from memory. */
+  recovered: number;
+  recoveredLoads: number;
+  /** Processes of a new loader that were gone before their loads could be read. */
+  missedProcesses: number;
+  armFailures: number;
+}
+
+/** What the registry works with (the agent's parts). */
+export interface LoaderRegistryDeps {
+  config: SoloadConfig;
+  resolver: ElfSymbolResolver;
+  proc: ProcReader;
+  session: TracefsSession;
+  routes: Map<string, Route>;
+  handlers: MechanismHandler[];
+  schemas: Map<string, ProbeSchema>;
+  schemaOf: (specs: readonly ProbeSpec[]) => Map<string, ProbeSchema>;
+  handlerOptions: HandlerOptions;
+  paths: LoadPathResolver;
+  log: DiagLog;
+  emit: (ev: LoadEvent) => void;
+  nowNs: () => bigint;
+  layouts: Map<string, Promise<LinkMapLayout>>;
+}
+
+/**
+ * Every loader on the host gets its own capture mechanism, placed once per file: the host's
+ * (planned at start), those in container image layers (pre-armed when a layer appears, so a new
+ * container's first process is seen from its first instruction), and any other met at an exec
+ * (a chroot, a container whose layers soload does not know). A process that started before its
+ * loader had probes has its loads so far read from its memory (`recovered`), or is counted as
+ * missed when it is gone first. Loaders that only processes brought are dropped when the last of
+ * them exits (sweep). Only this class adds or removes probes after start.
+ */
+export class LoaderRegistry {
+  readonly stats: LoaderStats = { armed: 0, disarmed: 0, prearmed: 0, recovered: 0, recoveredLoads: 0, missedProcesses: 0, armFailures: 0 };
+  private readonly d: LoaderRegistryDeps;
+  private readonly byKey = new Map<string, ArmedLoader>();
+  private readonly pending = new Map<string, Promise<ArmedLoader | undefined>>();
+  private readonly userOf = new Map<number, string>();
+  /** view prefix + exe path → host path of its interpreter (static programs are not cached). */
+  private readonly interpCache = new Map<string, string>();
+  /** Host path of an interpreter → the name programs ask for it by (PT_INTERP). */
+  private readonly interpNames = new Map<string, string>();
+  /** Processes whose recovered loads are being merged with probe records: names already out. */
+  private readonly merged = new Map<number, Set<string>>();
+  private seq = 0;
+  private layerScan?: NodeJS.Timeout;
+  private readonly layersSeen = new Set<string>();
+  private closed = false;
+
+  constructor(deps: LoaderRegistryDeps) {
+    this.d = deps;
+  }
+
+  /** Loaders with probes now. */
+  get armed(): readonly ArmedLoader[] {
+    return [...this.byKey.values()];
+  }
+
+  /** Registers the loaders of the start plan (the host's own, always kept). */
+  registerPlan(plan: CapturePlan, handlers: Map<SetChoice, MechanismHandler>): void {
+    for (const c of plan.sets) {
+      if (!c.set.ldso || !c.mechanism) continue;
+      const st = statOf(c.set.ldso);
+      if (!st) continue;
+      const key = loaderKey(st);
+      const file = plan.inventory.find((f) => f.path === c.set.ldso);
+      this.byKey.set(key, {
+        id: 0,
+        key,
+        ldso: c.set.ldso,
+        names: file?.aliases ?? [c.set.ldso],
+        origin: 'host',
+        choices: [c],
+        events: c.specs.map((s) => s.event),
+        handlers: handlers.has(c) ? [handlers.get(c)!] : [],
+        users: new Set(),
+        ldsoIno: st.ino,
+        ...this.anchorFor(c.set.ldso),
+      });
+    }
+  }
+
+  /**
+   * Start: loaders in image layers (then watched), and every running process's loader. Resolves
+   * when what was found is armed.
+   */
+  async start(): Promise<void> {
+    const layers = this.d.config.discovery.imageLayers;
+    await this.scanLayers(layers);
+    if (layers.length > 0) {
+      this.layerScan = setInterval(() => void this.scanLayers(layers), this.d.config.discovery.layerScanIntervalMs);
+      this.layerScan.unref();
+    }
+    for (const pid of this.d.proc.listPids()) {
+      if (pid === process.pid) continue;
+      const found = this.loaderOf(pid, undefined);
+      if (!found) continue;
+      const armed = this.byKey.get(found.key) ?? (await this.arm(found.key, found.files, found.origin));
+      if (armed) this.use(pid, armed.key);
+    }
+  }
+
+  /** A process image was replaced: its loader is looked up (cheap when known) and armed if new. */
+  onExec(pid: number, filename: string | undefined): void {
+    this.drop(pid);
+    const found = this.loaderOf(pid, filename);
+    if (!found) return;
+    const known = this.byKey.get(found.key);
+    if (known) {
+      this.use(pid, found.key);
+      return;
+    }
+    void this.arm(found.key, found.files, found.origin).then((armed) => {
+      if (!armed) return;
+      this.use(pid, armed.key);
+      this.recover(pid, armed);
+    });
+  }
+
+  onFork(parent: number, child: number): void {
+    const key = this.userOf.get(parent);
+    if (key) this.use(child, key);
+  }
+
+  onExit(pid: number): void {
+    this.drop(pid);
+    this.merged.delete(pid);
+  }
+
+  /**
+   * Loads of processes being merged (recovered + probe records) pass through here: a name already
+   * reported for that process is not reported again.
+   */
+  admit(ev: LoadEvent): boolean {
+    const seen = this.merged.get(ev.pid);
+    if (!seen) return true;
+    const k = mergeKey(ev);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  }
+
+  /**
+   * Drops loaders that only processes brought once none of them is left: the tracked users are
+   * gone and no process in /proc maps the file.
+   */
+  sweep(): void {
+    const candidates = [...this.byKey.values()].filter((a) => (a.origin === 'process' || a.origin === 'chroot') && a.users.size === 0);
+    if (candidates.length === 0) return;
+    const inUse = new Set<number>();
+    for (const pid of this.d.proc.listPids()) for (const m of this.d.proc.mappings(pid)) if (m.offset === 0n) inUse.add(m.inode);
+    for (const a of candidates) if (!inUse.has(a.ldsoIno)) this.disarm(a);
+  }
+
+  /** Stops watching layers; the session's shutdown removes every probe. */
+  close(): void {
+    this.closed = true;
+    if (this.layerScan) clearInterval(this.layerScan);
+  }
+
+  private use(pid: number, key: string): void {
+    this.drop(pid);
+    const a = this.byKey.get(key);
+    if (!a) return;
+    a.users.add(pid);
+    this.userOf.set(pid, key);
+  }
+
+  private drop(pid: number): void {
+    const key = this.userOf.get(pid);
+    if (key === undefined) return;
+    this.userOf.delete(pid);
+    this.byKey.get(key)?.users.delete(pid);
+  }
+
+  /**
+   * The loader `pid` runs under: its program's PT_INTERP, resolved in its view. Undefined for
+   * static programs and when nothing can be read. Cost when known: one stat.
+   */
+  private loaderOf(pid: number, filename: string | undefined): { key: string; files: () => LibraryFile[]; origin: ArmedLoader['origin'] } | undefined {
+    const prefix = this.d.paths.hostPathOf(pid, '');
+    const inView = (p: string) => {
+      // Symlinks inside another root point into that root, not the host's (resolved in the view).
+      const r = resolveInView(prefix, p, this.d.proc);
+      return r.exists ? prefix + r.path : undefined;
+    };
+    const cacheKey = `${prefix}\0${filename ?? ''}`;
+    let interpHost = filename?.startsWith('/') ? this.interpCache.get(cacheKey) : undefined;
+    if (interpHost === undefined) {
+      const exe = filename && filename.startsWith('/') ? inView(filename) : path.join(this.d.proc.root, String(pid), 'exe');
+      let interp: string | undefined;
+      try {
+        interp = exe ? this.d.resolver.dynamicInfo(exe).interp : undefined;
+      } catch {
+        interp = undefined;
+      }
+      if (!interp) return undefined;
+      interpHost = inView(interp);
+      if (!interpHost) return undefined;
+      this.interpNames.set(interpHost, interp);
+      if (this.interpNames.size > 4096) this.interpNames.delete(this.interpNames.keys().next().value as string);
+      if (filename?.startsWith('/')) this.interpCache.set(cacheKey, interpHost);
+      if (this.interpCache.size > 4096) this.interpCache.delete(this.interpCache.keys().next().value as string);
+    }
+    const interp = interpHost.slice(prefix.length);
+    const st = statOf(interpHost);
+    if (!st) return undefined;
+    const key = loaderKey(st);
+    const root: LoaderRoot | undefined = prefix === '' ? undefined : { prefix, origin: this.d.paths.isChrootView(pid) ? 'chroot' : 'process', pids: [pid] };
+    const origin: ArmedLoader['origin'] = root ? root.origin : 'process';
+    const named = this.interpNames.get(interpHost);
+    return { key, origin, files: () => loaderSetFiles(root, interp, this.fileOps(), pid, named) };
+  }
+
+  private fileOps() {
+    return {
+      canonical: (prefix: string, file: string) => {
+        const r = resolveInView(prefix, file, this.d.proc);
+        return r.exists ? r.path : undefined;
+      },
+      stat: (p: string) => {
+        const st = statOf(p);
+        return st ? { ...st, isFile: true } : undefined;
+      },
+    };
+  }
+
+  /** Plans and installs probes for one loader installation (once per key, concurrent calls share). */
+  private arm(key: string, files: () => LibraryFile[], origin: ArmedLoader['origin']): Promise<ArmedLoader | undefined> {
+    const known = this.byKey.get(key);
+    if (known) return Promise.resolve(known);
+    let p = this.pending.get(key);
+    if (!p) {
+      p = this.doArm(key, files(), origin).finally(() => this.pending.delete(key));
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  private async doArm(key: string, inventory: LibraryFile[], origin: ArmedLoader['origin']): Promise<ArmedLoader | undefined> {
+    if (inventory.length === 0 || this.closed) return undefined;
+    const id = ++this.seq;
+    const d = this.d;
+    let plan: CapturePlan;
+    try {
+      plan = await planCapture({ config: d.config, resolver: d.resolver, proc: d.proc, inventory, eventSuffix: `_l${id}`, layouts: d.layouts, info: (m) => d.log.info(m) });
+    } catch (err) {
+      this.stats.armFailures++;
+      d.log.warn(`loader ${inventory[0]!.path}: planning failed: ${(err as Error).message}`);
+      return undefined;
+    }
+    if (this.closed) return undefined;
+    const ldsoPath = inventory[0]!.path;
+    const specs = plan.specs.filter((s) => inventory.some((f) => f.path === s.path));
+    const rejected = d.session.addProbes(specs);
+    for (const r of rejected) d.log.warn(r.error.message);
+    const accepted = new Set(d.session.probes.map((p) => p.event));
+    for (const [k, v] of d.schemaOf(specs.filter((s) => accepted.has(s.event)))) d.schemas.set(k, v);
+    const handlers: MechanismHandler[] = [];
+    for (const c of plan.sets) {
+      if (!c.mechanism) {
+        d.log.warn(`${c.set.dir}: no capture mechanism applies (${c.rejected.map((r) => `${r.mechanism}: ${r.reason}`).join('; ')}); loads of processes using it are not reported`);
+        continue;
+      }
+      const h = c.mechanism.createHandler(c.set, d.handlerOptions);
+      handlers.push(h);
+      d.handlers.push(h);
+      for (const s of c.specs) if (accepted.has(s.event)) d.routes.set(s.event, { role: s.role, spec: s, handler: h });
+    }
+    for (const s of plan.other) if (accepted.has(s.event)) d.routes.set(s.event, { role: s.role, spec: s });
+    const st = statOf(ldsoPath);
+    const armed: ArmedLoader = {
+      id,
+      key,
+      ldso: ldsoPath,
+      names: inventory[0]!.aliases,
+      origin,
+      choices: plan.sets,
+      events: specs.filter((s) => accepted.has(s.event)).map((s) => s.event),
+      handlers,
+      users: new Set(),
+      ldsoIno: st?.ino ?? inventory[0]!.ino,
+      ...this.anchorFor(ldsoPath),
+    };
+    this.byKey.set(key, armed);
+    this.stats.armed++;
+    if (origin === 'layer') this.stats.prearmed++;
+    d.log.info(
+      `loader ${ldsoPath} (${origin}): ${plan.sets.map((c) => `${c.set.dir}: ${c.mechanism?.name ?? 'none'} (${[c.reason, ...c.rejected.map((r) => `not ${r.mechanism}: ${r.reason}`)].join('; ')})`).join(', ')}; ${armed.events.length} probes`,
+    );
+    return armed;
+  }
+
+  private disarm(a: ArmedLoader): void {
+    const d = this.d;
+    for (const f of d.session.removeProbes(a.events)) d.log.error(`removing probes of ${a.ldso}: ${f}`);
+    for (const e of a.events) {
+      d.routes.delete(e);
+      d.schemas.delete(e);
+    }
+    for (const h of a.handlers) {
+      const i = d.handlers.indexOf(h);
+      if (i >= 0) d.handlers.splice(i, 1);
+    }
+    this.byKey.delete(a.key);
+    this.stats.disarmed++;
+    d.log.info(`loader ${a.ldso}: no process uses it any more; its ${a.events.length} probes were removed`);
+  }
+
+  /** Where the loader keeps its object list (glibc `_r_debug`, musl `_dl_debug_addr`). */
+  private anchorFor(ldso: string): { anchor?: ListAnchor } {
+    const r = this.d.resolver;
+    for (const [symbol, indirect] of [['_dl_debug_addr', true], ['_r_debug', false]] as const) {
+      try {
+        const first = r.inspect(ldso).segments.find((g) => g.type === 1);
+        return { anchor: { vaddr: r.lookup(ldso, symbol).vaddr - (first?.vaddr ?? 0), indirect } };
+      } catch {
+        continue;
+      }
+    }
+    return {};
+  }
+
+  /**
+   * Reads what `pid` loaded before its loader had probes, from its memory, and reports it; from
+   * now on its records are merged with what was recovered. A process already gone is counted.
+   */
+  private recover(pid: number, a: ArmedLoader): void {
+    const d = this.d;
+    if (this.merged.has(pid)) return;
+    const base = a.anchor ? loadBase(d.proc.mappings(pid), a.ldsoIno) : undefined;
+    const list = base !== undefined && a.anchor ? readLoaderList((at, n) => d.proc.readMemory(pid, at, n), base, a.anchor) : [];
+    if (list.length === 0) {
+      this.stats.missedProcesses++;
+      d.log.warn(`pid ${pid} started under ${a.ldso} before soload had probes on it and exited before its loads could be read: its start-up loads are not reported (pre-arm image layers with discovery.imageLayers)`);
+      return;
+    }
+    const loaderNames = new Set([...a.names, ...a.names.map((n) => path.basename(n))]);
+    const isLoader = (name: string) => loaderNames.has(name) || loaderNames.has(path.basename(name)) || (a.choices.some((c) => c.mechanism?.name === 'musl-lists') && isMuslLoaderName(name));
+    const prefix = d.paths.hostPathOf(pid, '');
+    const { loads, startupComplete } = classifyRecovered(list, {
+      isLoader,
+      neededOf: (name) => {
+        const file = name === '' ? path.join(d.proc.root, String(pid), 'exe') : prefix + name;
+        try {
+          return d.resolver.dynamicInfo(file).needed;
+        } catch {
+          return undefined;
+        }
+      },
+    });
+    const seen = new Set<string>();
+    this.merged.set(pid, seen);
+    for (const h of a.handlers) h.adopt?.(pid, loads.map((l) => l.path), startupComplete);
+    const { comm } = d.proc.commandOf(pid);
+    const now = d.nowNs();
+    const out: LoadEvent[] = [];
+    if (d.handlerOptions.reportExecutable) {
+      const exe = d.handlerOptions.execOf(pid);
+      if (exe) out.push({ timestampNs: now, pid, tid: pid, comm: comm ?? '', method: 'executable', path: exe, result: 'ok', probe: 'recovered', recovered: true });
+    }
+    for (const l of loads) {
+      out.push({ timestampNs: now, pid, tid: pid, comm: comm ?? '', method: l.method, path: l.path, ...(l.requestedName ? { requestedName: l.requestedName } : {}), result: 'ok', probe: 'recovered', recovered: true });
+    }
+    this.stats.recovered++;
+    this.stats.recoveredLoads += out.length;
+    for (const ev of out) {
+      seen.add(mergeKey(ev));
+      d.emit(ev);
+    }
+  }
+
+  /**
+   * Entries from `from` on of `pid`'s loader list, read from its memory now: the part of a list
+   * longer than the probes carry. Empty (and counted) when the process is gone.
+   */
+  recoverTail(pid: number, from: number): LoadEvent[] {
+    const a = this.byKey.get(this.userOf.get(pid) ?? '');
+    const d = this.d;
+    const base = a?.anchor ? loadBase(d.proc.mappings(pid), a.ldsoIno) : undefined;
+    const list = a?.anchor && base !== undefined ? readLoaderList((at, n) => d.proc.readMemory(pid, at, n), base, a.anchor) : [];
+    if (list.length === 0) {
+      this.stats.missedProcesses++;
+      return [];
+    }
+    const now = d.nowNs();
+    const { comm } = d.proc.commandOf(pid);
+    const out: LoadEvent[] = [];
+    for (const o of list.slice(from)) {
+      if (!o.name.includes('/')) continue;
+      out.push({ timestampNs: now, pid, tid: pid, comm: comm ?? '', method: 'needed', path: o.name, requestedName: path.basename(o.name), result: 'ok', probe: 'recovered', recovered: true });
+    }
+    this.stats.recoveredLoads += out.length;
+    return out;
+  }
+
+  /** Loader files in image layers (each layer a root); new layers are armed as they appear. */
+  private async scanLayers(globs: readonly string[]): Promise<void> {
+    for (const dir of expandGlobs(globs)) {
+      if (this.layersSeen.has(dir) || this.closed) continue;
+      this.layersSeen.add(dir);
+      for (const loc of LOADER_LOCATIONS) {
+        const st = statOf(path.join(dir, loc));
+        if (!st) continue;
+        const key = loaderKey(st);
+        if (this.byKey.has(key)) continue;
+        const root: LoaderRoot = { prefix: dir, origin: 'layer', pids: [] };
+        await this.arm(key, () => loaderSetFiles(root, '/' + loc, this.fileOps()), 'layer');
+      }
+    }
+  }
+}
+
+/** Same object for merging: the program and the loader by role, the rest by the loader's name. */
+function mergeKey(ev: LoadEvent): string {
+  if (ev.method === 'executable') return 'exe';
+  if (ev.method === 'interpreter') return 'interp';
+  return ev.loaderPath ?? ev.path ?? '';
+}
+
+function statOf(p: string): { ino: number; dev: number; size: number; mtimeMs: number } | undefined {
+  try {
+    const st = fs.statSync(p);
+    return st.isFile() ? { ino: st.ino, dev: st.dev, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Directories matching `*`-globs (one readdir per starred component). */
+export function expandGlobs(globs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const g of globs) {
+    let dirs = ['/'];
+    for (const part of g.split('/').filter(Boolean)) {
+      const next: string[] = [];
+      for (const d of dirs) {
+        if (!/[*?[]/.test(part)) {
+          next.push(path.join(d, part));
+          continue;
+        }
+        const re = globToRegExp(part);
+        let names: string[] = [];
+        try {
+          names = fs.readdirSync(d);
+        } catch {
+          continue;
+        }
+        for (const n of names) if (re.test(n)) next.push(path.join(d, n));
+      }
+      dirs = next;
+    }
+    for (const d of dirs) {
+      try {
+        if (fs.statSync(d).isDirectory()) out.push(d);
+      } catch {
+        /* not there (yet) */
+      }
+    }
+  }
+  return out;
+}
