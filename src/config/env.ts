@@ -129,8 +129,13 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('SOLOAD_CAPTURE_DLOPEN_LIST_SLICES', 'capture.dlopenListSlices', S, nat, NAT),
   bind('SOLOAD_DISCOVERY_ENABLED', 'discovery.enabled', S, bool, BOOL),
   bind('SOLOAD_DISCOVERY_IMAGE_LAYERS', 'discovery.imageLayers', S, list, 'a comma-separated list of globs'),
+  bind('SOLOAD_DISCOVERY_LAYER_SCAN_INTERVAL_MS', 'discovery.layerScanIntervalMs', S, nat, NAT),
+  bind('SOLOAD_DISCOVERY_SWEEP_INTERVAL_MS', 'discovery.sweepIntervalMs', S, nat, NAT),
   bind('SOLOAD_DEBUGINFOD_ENABLED', 'debuginfod.enabled', S, bool, BOOL),
+  bind('SOLOAD_DEBUGINFOD_URLS', 'debuginfod.urls', S, list, 'a comma-separated list of URLs (DEBUGINFOD_URLS itself is read when this is empty)'),
   bind('SOLOAD_DEBUGINFOD_CACHE_DIR', 'debuginfod.cacheDir', S, text, 'a directory'),
+  bind('SOLOAD_DEBUGINFOD_TIMEOUT_MS', 'debuginfod.timeoutMs', S, nat, NAT),
+  bind('SOLOAD_DEBUGINFOD_MAX_BYTES', 'debuginfod.maxBytes', S, nat, NAT),
 
   bind('SOLOAD_FILTER_PIDS', 'filters.pids', S, pidList, 'a comma-separated list of pids'),
   bind('SOLOAD_FILTER_EXCLUDE_PIDS', 'filters.excludePids', S, pidList, 'a comma-separated list of pids'),

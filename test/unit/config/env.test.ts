@@ -78,8 +78,21 @@ const OTHER_ENV: Array<[string, string]> = [
 
 const pairs = (bs: readonly EnvBinding[]) => bs.map((b) => `${b.name} → ${b.key}`);
 
-test('the table keeps every variable soload read before, each on the same key, and nothing else but SOLOAD_FILTER_EXCLUDE_SELF', () => {
-  const expected = [...CONVICT_ENV, ...OTHER_ENV, ['SOLOAD_FILTER_EXCLUDE_SELF', 'filters.excludeSelf']].map(([n, k]) => `${n} → ${k}`);
+/** Variables of the loader-discovery and debuginfod settings (added with them). */
+const DISCOVERY_ENV: Array<[string, string]> = [
+  ['SOLOAD_DISCOVERY_ENABLED', 'discovery.enabled'],
+  ['SOLOAD_DISCOVERY_IMAGE_LAYERS', 'discovery.imageLayers'],
+  ['SOLOAD_DISCOVERY_LAYER_SCAN_INTERVAL_MS', 'discovery.layerScanIntervalMs'],
+  ['SOLOAD_DISCOVERY_SWEEP_INTERVAL_MS', 'discovery.sweepIntervalMs'],
+  ['SOLOAD_DEBUGINFOD_ENABLED', 'debuginfod.enabled'],
+  ['SOLOAD_DEBUGINFOD_URLS', 'debuginfod.urls'],
+  ['SOLOAD_DEBUGINFOD_CACHE_DIR', 'debuginfod.cacheDir'],
+  ['SOLOAD_DEBUGINFOD_TIMEOUT_MS', 'debuginfod.timeoutMs'],
+  ['SOLOAD_DEBUGINFOD_MAX_BYTES', 'debuginfod.maxBytes'],
+];
+
+test('the table keeps every variable soload read before, each on the same key, and nothing else but SOLOAD_FILTER_EXCLUDE_SELF and the discovery/debuginfod ones', () => {
+  const expected = [...CONVICT_ENV, ...OTHER_ENV, ['SOLOAD_FILTER_EXCLUDE_SELF', 'filters.excludeSelf'], ...DISCOVERY_ENV].map(([n, k]) => `${n} → ${k}`);
   assert.deepEqual(pairs(ENV_BINDINGS).sort(), expected.sort());
 });
 

@@ -45,6 +45,9 @@ test('defaults: dlopen probes for libc.so.6 and libdl.so.2, OTLP to localhost:43
     'setns_return:libc.so.6:return:view.return',
     'memfd_entry:libc.so.6:entry:memfd.entry',
     'memfd_return:libc.so.6:return:memfd.return',
+    'musl_state:ld-musl-*.so.1:entry:loader.state',
+    'musl_dlopen_entry:ld-musl-*.so.1:entry:dlopen.entry',
+    'musl_dlopen_return:ld-musl-*.so.1:return:dlopen.return',
   ]);
   assert.equal(c.tracefs.traceClock, 'mono');
 });

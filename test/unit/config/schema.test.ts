@@ -3,6 +3,7 @@
  * build` fails when a line marked @ts-expect-error compiles, or when an equality does not hold);
  * the second half at run time.
  */
+import { DEFAULT_IMAGE_LAYERS } from '../../../src/config/image-layers';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import convict from 'convict';
@@ -45,7 +46,7 @@ export const handWritten: SoloadConfig = {
   tracefs: { path: '', instancePrefix: 'soload', groupPrefix: 'soload', bufferSizeKb: 4096, traceClock: 'mono', pollIntervalMs: 50 },
   probes: [],
   capture: { reportExecutable: false, snapshot: true, listSliceSize: 8, listSlices: 16, dlopenListSlices: 4 },
-  discovery: { enabled: true, imageLayers: [], layerScanIntervalMs: 2000, sweepIntervalMs: 10000 },
+  discovery: { enabled: true, imageLayers: [...DEFAULT_IMAGE_LAYERS], layerScanIntervalMs: 2000, sweepIntervalMs: 10000 },
   debuginfod: { enabled: true, urls: [], cacheDir: '/var/cache/soload/debuginfod', timeoutMs: 30000, maxBytes: 67108864 },
   filters: { pids: [], excludePids: [], comms: [], excludeComms: [], pathInclude: [], pathExclude: [], excludeSelf: true },
   procRoot: '/proc',

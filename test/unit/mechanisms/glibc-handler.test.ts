@@ -16,8 +16,8 @@ const rec = (event: string, pid: number, fields: Record<string, string | null>):
 test('defect 2: each loader set keeps its own state — a container with search lists reports dlopens while the host uses the loader probe', async () => {
   const opts = { reportExecutable: false, neededOf: () => [], canonical: (_p: number, f: string) => f, initiallyLoaded: () => [], execOf: () => undefined, listCapacity: 128 };
   const hostSet = set([ADD, STATE, ...DLOPEN]);
-  const host = MECHANISMS[0]!.createHandler(hostSet, opts);
-  const container = MECHANISMS[1]!.createHandler(set([STATE, ...DLOPEN]), opts);
+  const host = MECHANISMS.find((m) => m.name === 'loader-probe')!.createHandler(hostSet, opts);
+  const container = MECHANISMS.find((m) => m.name === 'search-lists')!.createHandler(set([STATE, ...DLOPEN]), opts);
   const ret = (pid: number) => rec('dlopen_return', pid, { handle: '0x55', path: '/opt/p.so', libname: 'p.so' });
   const fromHost: LoadEvent[] = [...host.handle('dlopen.entry', rec('dlopen_entry', 1, { name: 'p.so' }), DLOPEN[0]!), ...host.handle('dlopen.return', ret(1), DLOPEN[1]!)];
   const fromContainer = [...container.handle('dlopen.entry', rec('dlopen_entry', 2, { name: 'p.so' }), DLOPEN[0]!), ...container.handle('dlopen.return', ret(2), DLOPEN[1]!)];
@@ -28,7 +28,7 @@ test('defect 2: each loader set keeps its own state — a container with search 
 test('search lists: a start-up list longer than the probes carry is reported up to their capacity and counted as truncated', () => {
   const cap = 16;
   const opts = { reportExecutable: false, neededOf: () => [], canonical: (_p: number, f: string) => f, initiallyLoaded: () => [], execOf: () => '/bin/big', listCapacity: cap };
-  const h = MECHANISMS[1]!.createHandler(set([STATE, ...DLOPEN]), opts);
+  const h = MECHANISMS.find((m) => m.name === 'search-lists')!.createHandler(set([STATE, ...DLOPEN]), opts);
   const n = 40; // more objects than the 2 slices × 8 entries installed
   const evs: LoadEvent[] = [];
   for (const first of [0, 8]) {

@@ -48,10 +48,10 @@ test('groupLoaderSets: one set per directory (a container root is its own set); 
 
 test('plans: loader-probe adds l_file_id fetches; search-lists replaces loader_state by list slices and adds dependency lists', async () => {
   const layout = { searchlist: 0x2d8, fileId: 968, source: 'test' };
-  const lp = await MECHANISMS[0]!.plan(set([ADD, STATE, ...DLOPEN]), ctx(layout));
+  const lp = await MECHANISMS.find((m) => m.name === 'loader-probe')!.plan(set([ADD, STATE, ...DLOPEN]), ctx(layout));
   assert.deepEqual(lp.find((s) => s.role === 'loader.add')!.fetch.map((f) => f.arg), ['+968(%di):u64', '+976(%di):u64']);
   assert.ok(lp.find((s) => s.role === 'dlopen.return')!.fetch.some((f) => f.arg === '+976($retval):u64'));
-  const sl = await MECHANISMS[1]!.plan(set([STATE, ...DLOPEN]), ctx(layout));
+  const sl = await MECHANISMS.find((m) => m.name === 'search-lists')!.plan(set([STATE, ...DLOPEN]), ctx(layout));
   const roles = sl.map((s) => s.role);
   assert.ok(!roles.includes('loader.state'));
   assert.equal(roles.filter((r) => r === 'loader.list').length, 16);
