@@ -4,7 +4,8 @@ import { RecordRouter } from '../capture/router';
 import { LoadFilter } from '../capture/filters';
 import { snapshotLoads } from '../capture/snapshot';
 import type { SoloadConfig } from '../config/schema';
-import { ElfSymbolResolver } from '../elf';
+import { ElfSymbolResolver, type ElfSymbolResolverOptions } from '../elf';
+import { DebuginfodClient, debuginfodUrlsFromEnv } from '../elf/debuginfod';
 import { ProcessEnricher } from '../enrich/enricher';
 import { LoadPathResolver } from '../enrich/paths';
 import { ProcReader } from '../host/proc-reader';
@@ -64,6 +65,11 @@ export function schemasFor(specs: readonly ProbeSpec[], tracepoints: readonly En
   return map;
 }
 
+/** The resolver's debug-info trees: debugRoot, then the debuginfod cache (files fetched earlier). */
+export function resolverOptions(config: SoloadConfig): ElfSymbolResolverOptions {
+  return { debugRoot: config.debugRoot, ...(config.debuginfod.enabled ? { extraDebugRoots: [config.debuginfod.cacheDir] } : {}) };
+}
+
 /** Counters soload reports about itself. */
 export interface AgentStats {
   records: number;
@@ -88,6 +94,7 @@ export class SoloadAgent {
   private readonly opts: AgentOptions;
   private readonly clock = new TraceClock();
   private readonly resolver: ElfSymbolResolver;
+  private readonly debuginfod?: DebuginfodClient;
   readonly viewRegistry: ViewRegistry;
   readonly facts: ProcessFacts;
   readonly paths: LoadPathResolver;
@@ -118,7 +125,12 @@ export class SoloadAgent {
     this.log = opts.log ?? stderrLog(opts.config.log.level);
     this.proc = new ProcReader(opts.config.procRoot);
     this.pid = process.pid;
-    this.resolver = new ElfSymbolResolver({ debugRoot: this.config.debugRoot });
+    this.resolver = new ElfSymbolResolver(resolverOptions(this.config));
+    const urls = this.config.debuginfod.urls.length > 0 ? this.config.debuginfod.urls : debuginfodUrlsFromEnv();
+    if (this.config.debuginfod.enabled && urls.length > 0) {
+      const { cacheDir, timeoutMs, maxBytes } = this.config.debuginfod;
+      this.debuginfod = new DebuginfodClient({ urls, cacheDir, timeoutMs, maxBytes });
+    }
     this.enricher = new ProcessEnricher(this.proc);
     this.viewRegistry = new ViewRegistry(this.proc);
     this.facts = new ProcessFacts({
@@ -235,6 +247,7 @@ export class SoloadAgent {
             emit: (ev) => chain.load(ev),
             nowNs: () => this.clock.nowTraceNs(),
             layouts: this.layouts,
+            ...(this.debuginfod ? { debuginfod: this.debuginfod } : {}),
           })
         : undefined;
       this.loaders = registry;

@@ -18,6 +18,7 @@ import type { ProbeSchema } from '../pipe';
 import type { TracefsSession } from '../tracefs/session';
 import type { LoadEvent, ProbeSpec } from '../types';
 import type { DiagLog } from './log';
+import type { DebuginfodClient } from '../elf/debuginfod';
 
 /** One loader installation soload has probes on. */
 export interface ArmedLoader {
@@ -35,6 +36,10 @@ export interface ArmedLoader {
   users: Set<number>;
   anchor?: ListAnchor;
   ldsoIno: number;
+  /** The files it was planned on (re-planned when debug symbols arrive). */
+  inventory: LibraryFile[];
+  /** Where the loader's debug symbols came from (`soload check`), when it has them. */
+  symbols?: string;
 }
 
 /** Counters of loader discovery (health numbers, `soload check`, the closing stats line). */
@@ -48,6 +53,8 @@ export interface LoaderStats {
   /** Processes of a new loader that were gone before their loads could be read. */
   missedProcesses: number;
   armFailures: number;
+  /** Loaders moved to a better mechanism when their debug symbols arrived from debuginfod. */
+  upgraded: number;
 }
 
 /** What the registry works with (the agent's parts). */
@@ -66,6 +73,8 @@ export interface LoaderRegistryDeps {
   emit: (ev: LoadEvent) => void;
   nowNs: () => bigint;
   layouts: Map<string, Promise<LinkMapLayout>>;
+  /** Fetches debug files by build-id (debuginfod); absent when off or no server is configured. */
+  debuginfod?: DebuginfodClient;
 }
 
 /**
@@ -78,7 +87,7 @@ export interface LoaderRegistryDeps {
  * them exits (sweep). Only this class adds or removes probes after start.
  */
 export class LoaderRegistry {
-  readonly stats: LoaderStats = { armed: 0, disarmed: 0, prearmed: 0, recovered: 0, recoveredLoads: 0, missedProcesses: 0, armFailures: 0 };
+  readonly stats: LoaderStats = { armed: 0, disarmed: 0, prearmed: 0, recovered: 0, recoveredLoads: 0, missedProcesses: 0, armFailures: 0, upgraded: 0 };
   private readonly d: LoaderRegistryDeps;
   private readonly byKey = new Map<string, ArmedLoader>();
   private readonly pending = new Map<string, Promise<ArmedLoader | undefined>>();
@@ -90,6 +99,8 @@ export class LoaderRegistry {
   /** Processes whose recovered loads are being merged with probe records: names already out. */
   private readonly merged = new Map<number, Set<string>>();
   private seq = 0;
+  /** Keys being re-planned after their debug symbols arrived (no second fetch meanwhile). */
+  private readonly upgrading = new Set<string>();
   private layerScan?: NodeJS.Timeout;
   private readonly layersSeen = new Set<string>();
   private closed = false;
@@ -122,8 +133,11 @@ export class LoaderRegistry {
         handlers: handlers.has(c) ? [handlers.get(c)!] : [],
         users: new Set(),
         ldsoIno: st.ino,
+        inventory: plan.inventory.filter((f) => c.set.files.includes(f.path)),
+        ...this.symbolsOf(c),
         ...this.anchorFor(c.set.ldso),
       });
+      this.maybeUpgrade(this.byKey.get(key)!);
     }
   }
 
@@ -327,9 +341,12 @@ export class LoaderRegistry {
       handlers,
       users: new Set(),
       ldsoIno: st?.ino ?? inventory[0]!.ino,
+      inventory,
+      ...(plan.sets[0] ? this.symbolsOf(plan.sets[0]) : {}),
       ...this.anchorFor(ldsoPath),
     };
     this.byKey.set(key, armed);
+    this.maybeUpgrade(armed);
     this.stats.armed++;
     if (origin === 'layer') this.stats.prearmed++;
     d.log.info(
@@ -338,7 +355,56 @@ export class LoaderRegistry {
     return armed;
   }
 
-  private disarm(a: ArmedLoader): void {
+  /** Where the chosen mechanism's loader symbols came from, for `soload check`. */
+  private symbolsOf(c: SetChoice): { symbols?: string } {
+    const add = c.specs.find((s) => s.role === 'loader.add');
+    return add?.symbolSource ? { symbols: add.symbolSource } : {};
+  }
+
+  /**
+   * A glibc loader without debug symbols asks debuginfod for them in the background (start-up
+   * never waits: the symbol-less mechanism runs meanwhile); when they arrive the loader is planned
+   * again, the better mechanism's probes go in first and the old ones come out after, so no load
+   * falls in between.
+   */
+  private maybeUpgrade(a: ArmedLoader): void {
+    const client = this.d.debuginfod;
+    const mech = a.choices.find((c) => c.set.ldso === a.ldso)?.mechanism?.name;
+    if (!client || !mech || mech === 'loader-probe' || mech === 'musl-lists' || this.upgrading.has(a.key)) return;
+    let buildId: string | undefined;
+    try {
+      buildId = this.d.resolver.inspect(a.ldso).buildId;
+    } catch {
+      return;
+    }
+    if (!buildId) return;
+    void client.fetch(buildId).then(async (r) => {
+      if (this.closed || this.byKey.get(a.key) !== a) return;
+      if (!r.ok) {
+        this.d.log.info(`loader ${a.ldso}: no debug symbols from debuginfod (${r.reason}); keeping ${mech}`);
+        return;
+      }
+      this.byKey.delete(a.key);
+      this.upgrading.add(a.key);
+      const next = await this.arm(a.key, () => a.inventory, a.origin).finally(() => this.upgrading.delete(a.key));
+      if (!next || next.choices.find((c) => c.set.ldso === next.ldso)?.mechanism?.name !== 'loader-probe') {
+        if (next) this.disarm(next);
+        this.byKey.set(a.key, a);
+        this.d.log.warn(`loader ${a.ldso}: debug file ${r.path} arrived but ${mech} is still the best mechanism`);
+        return;
+      }
+      for (const pid of a.users) {
+        next.users.add(pid);
+        this.userOf.set(pid, a.key);
+      }
+      next.symbols = `${next.symbols ?? 'debug file'} from debuginfod ${r.url}`;
+      this.disarm(a, false);
+      this.stats.upgraded++;
+      this.d.log.info(`loader ${a.ldso}: debug symbols from debuginfod ${r.url}; ${mech} → loader-probe`);
+    });
+  }
+
+  private disarm(a: ArmedLoader, keyed = true): void {
     const d = this.d;
     for (const f of d.session.removeProbes(a.events)) d.log.error(`removing probes of ${a.ldso}: ${f}`);
     for (const e of a.events) {
@@ -349,9 +415,9 @@ export class LoaderRegistry {
       const i = d.handlers.indexOf(h);
       if (i >= 0) d.handlers.splice(i, 1);
     }
-    this.byKey.delete(a.key);
+    if (keyed && this.byKey.get(a.key) === a) this.byKey.delete(a.key);
     this.stats.disarmed++;
-    d.log.info(`loader ${a.ldso}: no process uses it any more; its ${a.events.length} probes were removed`);
+    if (keyed) d.log.info(`loader ${a.ldso}: no process uses it any more; its ${a.events.length} probes were removed`);
   }
 
   /** Where the loader keeps its object list (glibc `_r_debug`, musl `_dl_debug_addr`). */

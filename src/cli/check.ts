@@ -1,3 +1,4 @@
+import { resolverOptions } from '../agent/agent';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,7 +68,7 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
     if (!caps.ustring) problems.push('the ustring fetch type is not supported (kernel < 5.5): paths cannot be read');
   }
   const inventory = opts.inventory ?? inventoryLibraries(proc);
-  const resolver = new ElfSymbolResolver({ debugRoot: config.debugRoot });
+  const resolver = new ElfSymbolResolver(resolverOptions(config));
   // The same selector `run` and `probes` use: what is reported here is what run installs.
   const plan = await planCapture({ config, resolver, proc, inventory });
   const choiceFor = (file: string) => plan.sets.find((c) => c.set.dir === path.dirname(file));

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { DEFAULT_ALIAS_ROOT, SoloadAgent, stderrLog } from '../agent';
+import { resolverOptions } from '../agent/agent';
 import { ElfSymbolResolver } from '../elf';
 import { ProcReader } from '../host/proc-reader';
 import { planCapture } from '../plan/select';
@@ -63,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'probes': {
         // The same plan `run` installs (mechanism per loader set, calibration included).
-        const plan = await planCapture({ config, resolver: new ElfSymbolResolver({ debugRoot: config.debugRoot }), proc: new ProcReader(config.procRoot) });
+        const plan = await planCapture({ config, resolver: new ElfSymbolResolver(resolverOptions(config)), proc: new ProcReader(config.procRoot) });
         const group = `${config.tracefs.groupPrefix}_${process.pid}`;
         const aliases = probeAliases(plan.specs, path.join(DEFAULT_ALIAS_ROOT, group));
         for (const s of plan.specs) process.stdout.write(buildProbeLine(group, s, aliases.get(s.path)) + '\n');
