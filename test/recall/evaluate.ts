@@ -40,6 +40,19 @@ export interface RunExpectations {
    * carries soload.host_path, it must equal this.
    */
   hostPath: Map<string, string>;
+  /**
+   * The run's root on the host (a program chrooted into a foreign root file system): every object
+   * not in hostPath and not a memfd is expected at hostRoot + its file.path on the host.
+   */
+  hostRoot?: string;
+}
+
+/** The host path expected for `p` (soload.host_path, when the record carries one), if known. */
+export function expectedHostPath(p: string, exp: RunExpectations): string | undefined {
+  const explicit = exp.hostPath.get(p);
+  if (explicit !== undefined) return explicit;
+  if (exp.hostRoot === undefined || p.startsWith(MEMFD_PREFIX)) return undefined;
+  return exp.hostRoot.replace(/\/+$/, '') + p;
 }
 
 /** One soload record reduced to what the arithmetic needs (ok, non-snapshot, this run's pid). */
@@ -101,7 +114,7 @@ export function idealRecord(entry: TruthEntry, exp: RunExpectations): ReportedLo
   const r: ReportedLoad = { path: entry.path, method: expectedMethod(entry, exp) };
   if (entry.deleted) r.deleted = true;
   if (entry.path.startsWith(MEMFD_PREFIX)) r.memfd = true;
-  const host = exp.hostPath.get(entry.path);
+  const host = expectedHostPath(entry.path, exp);
   if (host !== undefined) r.hostPath = host;
   return r;
 }
@@ -322,8 +335,8 @@ export const INFORMATIONAL_MARK = ' (i)';
  * A fixed-width text table: one row per scenario plus a TOTAL row (given by the caller: it excludes
  * informational rows, which are printed with INFORMATIONAL_MARK after their name and a footnote).
  */
-export function formatTable(rows: Array<{ name: string; t: Totals; failed?: number; informational?: boolean }>, total: Totals): string {
-  const head = ['scenario', 'runs', 'truth', 'reported', 'recall %', 'precision %', 'method %', 'flags %', 'hygiene %', 'missed', 'extra', 'dup', 'wrong-method', 'wrong-flags', 'bad-path', 'failed-dlopen'];
+export function formatTable(rows: Array<{ name: string; t: Totals; failed?: number; informational?: boolean }>, total: Totals, opts: { head?: string } = {}): string {
+  const head = [opts.head ?? 'scenario', 'runs', 'truth', 'reported', 'recall %', 'precision %', 'method %', 'flags %', 'hygiene %', 'missed', 'extra', 'dup', 'wrong-method', 'wrong-flags', 'bad-path', 'failed-dlopen'];
   const line = (name: string, t: Totals, failed?: number): string[] => [
     name,
     String(t.runs),

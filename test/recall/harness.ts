@@ -27,17 +27,29 @@
  * against itself must score 100 % on every ratio. Informational scenarios (a known race, measured
  * honestly) are printed with their own row but left out of the totals and the bars.
  *
+ * Environments (rows): by default the corpus is built and run on the host, and the output is one
+ * table. --rows host,bullseye,trixie,musl (or --root bullseye|trixie|<dir>, --musl) builds it in
+ * each environment (see corpus.ts: inside a foreign root with the root's own gcc, or with musl-gcc),
+ * all before soload starts, then runs the environments one after the other and prints one block
+ * of rows per environment under a heading, each with its TOTAL, then a table of the environments'
+ * totals. A non-host environment's first row, first-process, is its first run after soload
+ * started (soload has never seen that loader). The Debian roots come from scripts/make-roots.sh,
+ * which the harness runs first (it returns at once when they are built). The bars are judged per
+ * environment. --only applies to every environment (first-process always runs).
+ *
  * Usage: node dist/test/recall/harness.js [--no-bars] [--json FILE] [--only a,b] [--repeat N]
  *          [--short-lived-runs N] [--settle-ms MS] [--deadline-ms MS] [--max-list N] [--keep]
- *          [--self-check-only]
+ *          [--self-check-only] [--rows host,bullseye,trixie,musl] [--root NAME|DIR]... [--musl]
  * Exit: 0 = bars met (or --no-bars), 1 = below the bars, 2 = the harness or corpus failed.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileExporterConfig, readFileExporterLogs, startCollector, type CollectorHandle, type FlatLogRecord } from '../helpers/collector';
 import { startSoload, type SoloadProcess } from '../helpers/soload';
-import { buildCorpus, expectationsFor, readTruthFile, runScenario, type Corpus, type Run, type Scenario } from './corpus';
+import { buildCorpus, expectationsFor, FIRST_PROCESS, HOST_ENV, readTruthFile, ROOT_CORPUS_PARENT, runScenario, type Corpus, type CorpusEnv, type Run, type Scenario } from './corpus';
+import { ensureRoots, hasMountsUnder, KNOWN_ROOTS, rootDir } from '../helpers/roots';
 import {
   checkBars,
   DEFAULT_BARS,
@@ -71,6 +83,8 @@ export interface RecallOptions {
   selfCheckOnly?: boolean;
   /** Extra soload config merged over the harness's (shallow per top-level key). */
   soloadConfig?: Record<string, unknown>;
+  /** Environments, in the order they run (default ['host']): host, musl, bullseye, trixie, or a root directory. */
+  rows?: string[];
   log?: (msg: string) => void;
 }
 
@@ -95,8 +109,22 @@ export interface ScenarioResult {
   wallMs: { min: number; median: number; max: number };
 }
 
+/** One environment's block of rows. */
+export interface EnvResult {
+  env: CorpusEnv;
+  /** One line about it (root: Debian and glibc versions, interpreter, libc). */
+  about: string;
+  /** Host path of the environment's corpus (in a root: <root>/opt/soload-recall/<run>). */
+  corpusDir: string;
+  scenarios: ScenarioResult[];
+  skipped: Corpus['skipped'];
+  /** Over the non-informational scenarios (first-process included). */
+  totals: Totals;
+}
+
 export interface RecallReport {
   dir: string;
+  /** The first environment's (by default the host's) scenarios, skipped list and totals. */
   scenarios: ScenarioResult[];
   skipped: Corpus['skipped'];
   /** Over the non-informational scenarios. */
@@ -108,6 +136,8 @@ export interface RecallReport {
   attributeCoverage: Record<string, { records: number; requestedName: number; loadedBy: number; enrichmentMissing: number }>;
   soloadStderrTail: string[];
   timings: Record<string, number>;
+  /** Every environment, in run order (one element, the host, by default). */
+  envs: EnvResult[];
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -202,6 +232,18 @@ export function selfCheck(s: Scenario, run: Run, truth: TruthEntry[], exp: RunEx
   return errs;
 }
 
+/** A row's environment: host, musl, a known root's name, or a root directory (pure: unit-tested). */
+export function parseRow(row: string): { kind: CorpusEnv['kind']; name: string; rootArg?: string } {
+  if (row === 'host') return { kind: 'host', name: 'host' };
+  if (row === 'musl') return { kind: 'musl', name: 'musl' };
+  if ((KNOWN_ROOTS as readonly string[]).includes(row)) return { kind: 'root', name: row, rootArg: row };
+  if (row.includes('/')) return { kind: 'root', name: path.basename(path.resolve(row)), rootArg: row };
+  throw new Error(`unknown row ${JSON.stringify(row)}: host, musl, ${KNOWN_ROOTS.join(', ')} or a root directory (a path with "/")`);
+}
+
+/** Prefixes a note with the environment's name (not for the host: its output stays as it was). */
+const envLabel = (env: CorpusEnv, what: string): string => (env.kind === 'host' ? what : `${env.name}/${what}`);
+
 /** Runs the corpus against soload (or against itself with selfCheckOnly) and returns the report. */
 export async function runRecall(opts: RecallOptions = {}): Promise<RecallReport> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`recall: ${m}\n`));
@@ -212,10 +254,35 @@ export async function runRecall(opts: RecallOptions = {}): Promise<RecallReport>
   let soload: SoloadProcess | undefined;
   const harnessErrors: string[] = [];
   const anomalies: string[] = [];
+  const rows = (opts.rows?.length ? opts.rows : ['host']).map(parseRow);
+  const names = rows.map((r) => r.name);
+  const dupName = names.find((n, i) => names.indexOf(n) !== i);
+  if (dupName) throw new Error(`environment ${dupName} given twice`);
+  const hostOnly = rows.length === 1 && rows[0].kind === 'host';
+  const corpora: Corpus[] = [];
   try {
-    const corpus = await buildCorpus(dir, { repeat: opts.repeat, shortLivedRuns: opts.shortLivedRuns, only: opts.only });
-    timings.buildMs = Date.now() - t0;
-    log(`built ${corpus.scenarios.length} scenarios in ${dir} (${timings.buildMs} ms)${corpus.skipped.map((s) => `; skipped ${s.name}: ${s.reason}`).join('')}`);
+    if (rows.some((r) => r.rootArg && (KNOWN_ROOTS as readonly string[]).includes(r.rootArg))) {
+      timings.makeRootsMs = ensureRoots();
+      log(`scripts/make-roots.sh: roots ready (${timings.makeRootsMs} ms)`);
+    }
+    if (rows.some((r) => r.kind === 'musl') && spawnSync('musl-gcc', ['--version'], { stdio: 'ignore' }).status !== 0) {
+      throw new Error('the musl row needs musl-gcc: apt-get install musl-tools (scripts/make-roots.sh installs it too)');
+    }
+    // Every corpus is built before soload starts: building in a root runs that root's gcc (and so
+    // its loader), which soload must not have seen when the root's first-process row runs.
+    for (const row of rows) {
+      const tb = Date.now();
+      const env: CorpusEnv = row.kind === 'host' ? HOST_ENV : row.kind === 'musl' ? { kind: 'musl', name: 'musl' } : { kind: 'root', name: row.name, root: rootDir(row.rootArg!) };
+      const envDir = hostOnly ? dir : path.join(dir, env.name);
+      if (!hostOnly) fs.mkdirSync(envDir, { recursive: true });
+      const corpus = await buildCorpus(env.kind === 'root' ? `${path.basename(dir)}-${env.name}` : envDir, { repeat: opts.repeat, shortLivedRuns: opts.shortLivedRuns, only: opts.only, env });
+      corpora.push(corpus);
+      const ms = Date.now() - tb;
+      if (hostOnly) timings.buildMs = ms;
+      else timings[`build:${env.name}`] = ms;
+      log(`${hostOnly ? '' : `${env.name}: `}built ${corpus.scenarios.length} scenarios in ${corpus.dir} (${ms} ms)${corpus.skipped.map((s) => `; skipped ${s.name}: ${s.reason}`).join('')}`);
+    }
+    if (!hostOnly) timings.buildMs = Date.now() - t0;
 
     if (!opts.selfCheckOnly) {
       const t1 = Date.now();
@@ -225,38 +292,46 @@ export async function runRecall(opts: RecallOptions = {}): Promise<RecallReport>
       log(`collector ${collector.httpEndpoint} and soload pid ${soload.pid} ready (${timings.startMs} ms)`);
     }
 
-    // Run every scenario.
+    // Run every scenario, environment after environment.
     const t2 = Date.now();
-    const runsBy = new Map<string, Run[]>();
-    for (const s of corpus.scenarios) {
-      const ts = Date.now();
-      const runs = await runScenario(s, path.join(dir, 'truth'));
-      runsBy.set(s.name, runs);
-      log(`ran ${s.name}: ${runs.length} run(s) in ${Date.now() - ts} ms`);
+    const runsBy = new Map<Scenario, Run[]>();
+    for (const corpus of corpora) {
+      const te = Date.now();
+      const truthDir = path.join(corpus.hostDir, 'truth');
+      for (const s of corpus.scenarios) {
+        const ts = Date.now();
+        const runs = await runScenario(s, truthDir, corpus.launcher);
+        runsBy.set(s, runs);
+        log(`ran ${envLabel(corpus.env, s.name)}: ${runs.length} run(s) in ${Date.now() - ts} ms`);
+      }
+      if (!hostOnly) timings[`run:${corpus.env.name}`] = Date.now() - te;
     }
     timings.runMs = Date.now() - t2;
     const lastRunEnd = Date.now();
 
     // Truth, expectations, corpus checks.
     const truthOf = new Map<Run, TruthEntry[]>();
-    const expOf = new Map<string, RunExpectations>();
+    const expOf = new Map<Scenario, RunExpectations>();
     const pids = new Map<number, Run>();
-    for (const s of corpus.scenarios) {
-      const exp = expectationsFor(s, corpus.interpreter);
-      expOf.set(s.name, exp);
-      for (const run of runsBy.get(s.name)!) {
-        if (run.status !== 0) harnessErrors.push(`${s.name}#${run.index}: exit ${run.status}: ${run.stderr.trim().slice(0, 300)}`);
-        if (run.pid <= 0) harnessErrors.push(`${s.name}#${run.index}: no pid`);
-        if (pids.has(run.pid)) harnessErrors.push(`${s.name}#${run.index}: pid ${run.pid} reused (also ${pids.get(run.pid)!.scenario}#${pids.get(run.pid)!.index})`);
-        pids.set(run.pid, run);
-        let truth: TruthEntry[] = [];
-        try {
-          truth = readTruthFile(run.truthFile);
-        } catch (err) {
-          harnessErrors.push(`${s.name}#${run.index}: no truth: ${(err as Error).message}`);
+    for (const corpus of corpora) {
+      for (const s of corpus.scenarios) {
+        const exp = expectationsFor(s, corpus.interpreter);
+        expOf.set(s, exp);
+        const label = envLabel(corpus.env, s.name);
+        for (const run of runsBy.get(s)!) {
+          if (run.status !== 0) harnessErrors.push(`${label}#${run.index}: exit ${run.status}: ${run.stderr.trim().slice(0, 300)}`);
+          if (run.pid <= 0) harnessErrors.push(`${label}#${run.index}: no pid`);
+          if (pids.has(run.pid)) harnessErrors.push(`${label}#${run.index}: pid ${run.pid} reused (also ${pids.get(run.pid)!.scenario}#${pids.get(run.pid)!.index})`);
+          pids.set(run.pid, run);
+          let truth: TruthEntry[] = [];
+          try {
+            truth = readTruthFile(run.truthFile);
+          } catch (err) {
+            harnessErrors.push(`${label}#${run.index}: no truth: ${(err as Error).message}`);
+          }
+          truthOf.set(run, truth);
+          harnessErrors.push(...selfCheck(s, run, truth, exp).map((e) => envLabel(corpus.env, e)));
         }
-        truthOf.set(run, truth);
-        harnessErrors.push(...selfCheck(s, run, truth, exp));
       }
     }
     const allRuns = [...truthOf.keys()];
@@ -305,7 +380,6 @@ export async function runRecall(opts: RecallOptions = {}): Promise<RecallReport>
     // Evaluate.
     const recsByPid = byPid(recs);
     const coverage: RecallReport['attributeCoverage'] = {};
-    const scenarios: ScenarioResult[] = [];
     let faults = 0;
     for (const r of recs) if (JSON.stringify(r.attributes).includes('(fault)')) faults++;
     if (faults) anomalies.push(`${faults} record(s) carry "(fault)"`);
@@ -321,71 +395,93 @@ export async function runRecall(opts: RecallOptions = {}): Promise<RecallReport>
       foreignBad.set(what, (foreignBad.get(what) ?? 0) + 1);
     }
     for (const [what, n] of foreignBad) anomalies.push(`other process: unclean file.path ${what} ×${n}`);
-    for (const s of corpus.scenarios) {
-      const exp = expOf.get(s.name)!;
-      const results: RunResult[] = [];
-      let outOfWindow = 0;
-      let noPath = 0;
-      for (const run of runsBy.get(s.name)!) {
-        const truth = truthOf.get(run)!;
-        let rep: ReturnType<typeof reportedFor>;
-        if (opts.selfCheckOnly) {
-          rep = { reported: truth.map((t) => idealRecord(t, exp)), failed: s.failedDlopens ?? 0, outOfWindow: 0, noPath: 0 };
-        } else {
-          const own = recsByPid.get(run.pid) ?? [];
-          rep = reportedFor(run, own);
-          for (const r of own) {
-            if (!isOk(r) || !inWindow(r, run)) continue;
-            const m = String(r.attributes['soload.load.method']);
-            const c = (coverage[m] ??= { records: 0, requestedName: 0, loadedBy: 0, enrichmentMissing: 0 });
-            c.records++;
-            if (r.attributes['soload.requested_name'] !== undefined) c.requestedName++;
-            if (r.attributes['soload.loaded_by'] !== undefined) c.loadedBy++;
-            if (r.attributes['soload.enrichment.missing'] !== undefined) c.enrichmentMissing++;
-            if (!(METHODS as readonly string[]).includes(m)) anomalies.push(`${s.name}#${run.index}: unknown soload.load.method ${JSON.stringify(m)}`);
+    const envs: EnvResult[] = [];
+    for (const corpus of corpora) {
+      const scenarios: ScenarioResult[] = [];
+      for (const s of corpus.scenarios) {
+        const label = envLabel(corpus.env, s.name);
+        const exp = expOf.get(s)!;
+        const results: RunResult[] = [];
+        let outOfWindow = 0;
+        let noPath = 0;
+        for (const run of runsBy.get(s)!) {
+          const truth = truthOf.get(run)!;
+          let rep: ReturnType<typeof reportedFor>;
+          if (opts.selfCheckOnly) {
+            rep = { reported: truth.map((t) => idealRecord(t, exp)), failed: s.failedDlopens ?? 0, outOfWindow: 0, noPath: 0 };
+          } else {
+            const own = recsByPid.get(run.pid) ?? [];
+            rep = reportedFor(run, own);
+            for (const r of own) {
+              if (!isOk(r) || !inWindow(r, run)) continue;
+              const m = String(r.attributes['soload.load.method']);
+              const c = (coverage[m] ??= { records: 0, requestedName: 0, loadedBy: 0, enrichmentMissing: 0 });
+              c.records++;
+              if (r.attributes['soload.requested_name'] !== undefined) c.requestedName++;
+              if (r.attributes['soload.loaded_by'] !== undefined) c.loadedBy++;
+              if (r.attributes['soload.enrichment.missing'] !== undefined) c.enrichmentMissing++;
+              if (!(METHODS as readonly string[]).includes(m)) anomalies.push(`${label}#${run.index}: unknown soload.load.method ${JSON.stringify(m)}`);
+            }
           }
+          outOfWindow += rep.outOfWindow;
+          noPath += rep.noPath;
+          const ev = evaluateRun(truth, rep.reported, exp);
+          // unclean paths fail their own bar and are listed as anomalies, with what is wrong
+          for (const n of ev.badPath) anomalies.push(`${label}#${run.index}: unclean file.path ${JSON.stringify(n.path)}: ${n.reported}`);
+          results.push({ run, truth, expectations: exp, reported: rep.reported, failedRecords: rep.failed, eval: ev });
         }
-        outOfWindow += rep.outOfWindow;
-        noPath += rep.noPath;
-        const ev = evaluateRun(truth, rep.reported, exp);
-        // unclean paths fail their own bar and are listed as anomalies, with what is wrong
-        for (const n of ev.badPath) anomalies.push(`${s.name}#${run.index}: unclean file.path ${JSON.stringify(n.path)}: ${n.reported}`);
-        results.push({ run, truth, expectations: exp, reported: rep.reported, failedRecords: rep.failed, eval: ev });
+        if (outOfWindow) anomalies.push(`${label}: ${outOfWindow} record(s) for the runs' pids outside their lifetime ±${WINDOW_SLACK_MS} ms (ignored; pid reuse or wrong timestamps)`);
+        if (noPath) anomalies.push(`${label}: ${noPath} ok record(s) without file.path (ignored)`);
+        const failedRecords = results.reduce((n, r) => n + r.failedRecords, 0);
+        const expectedFailed = (s.failedDlopens ?? 0) * results.length;
+        if (!opts.selfCheckOnly && failedRecords !== expectedFailed) anomalies.push(`${label}: ${failedRecords} soload.result=failed record(s), expected ${expectedFailed}`);
+        const walls = results.map((r) => r.run.wallMs);
+        scenarios.push({
+          name: s.name,
+          description: s.description,
+          informational: s.informational === true,
+          runs: results,
+          totals: totals(results.map((r) => r.eval)),
+          failedRecords,
+          expectedFailedRecords: expectedFailed,
+          wallMs: { min: Math.min(...walls), median: median(walls), max: Math.max(...walls) },
+        });
       }
-      if (outOfWindow) anomalies.push(`${s.name}: ${outOfWindow} record(s) for the runs' pids outside their lifetime ±${WINDOW_SLACK_MS} ms (ignored; pid reuse or wrong timestamps)`);
-      if (noPath) anomalies.push(`${s.name}: ${noPath} ok record(s) without file.path (ignored)`);
-      const failedRecords = results.reduce((n, r) => n + r.failedRecords, 0);
-      const expectedFailed = (s.failedDlopens ?? 0) * results.length;
-      if (!opts.selfCheckOnly && failedRecords !== expectedFailed) anomalies.push(`${s.name}: ${failedRecords} soload.result=failed record(s), expected ${expectedFailed}`);
-      const walls = results.map((r) => r.run.wallMs);
-      scenarios.push({
-        name: s.name,
-        description: s.description,
-        informational: s.informational === true,
-        runs: results,
-        totals: totals(results.map((r) => r.eval)),
-        failedRecords,
-        expectedFailedRecords: expectedFailed,
-        wallMs: { min: Math.min(...walls), median: median(walls), max: Math.max(...walls) },
+      envs.push({
+        env: corpus.env,
+        about: corpus.about,
+        corpusDir: corpus.hostDir,
+        scenarios,
+        skipped: corpus.skipped,
+        totals: totals(scenarios.filter((s) => !s.informational).flatMap((s) => s.runs.map((r) => r.eval))),
       });
     }
     const soloadStderr = soload ? soload.stderr().split('\n').filter((l) => /\b(warn|error)\b|search-list probes/i.test(l)) : [];
     timings.totalMs = Date.now() - t0;
     return {
       dir,
-      scenarios,
-      skipped: corpus.skipped,
-      totals: totals(scenarios.filter((s) => !s.informational).flatMap((s) => s.runs.map((r) => r.eval))),
+      scenarios: envs[0].scenarios,
+      skipped: envs[0].skipped,
+      totals: envs[0].totals,
       harnessErrors,
       anomalies,
       attributeCoverage: coverage,
       soloadStderrTail: soloadStderr.slice(-20),
       timings,
+      envs,
     };
   } finally {
     await soload?.stop('SIGKILL').catch(() => undefined);
     await collector?.stop().catch(() => undefined);
-    if (!opts.keep && process.env.SOLOAD_KEEP_TEST_DIRS !== '1') fs.rmSync(dir, { recursive: true, force: true });
+    if (!opts.keep && process.env.SOLOAD_KEEP_TEST_DIRS !== '1') {
+      fs.rmSync(dir, { recursive: true, force: true });
+      // a root's corpus lives in the root (cached across runs): remove this run's, never through a mount
+      for (const c of corpora) {
+        if (c.env.kind !== 'root' || !c.hostDir.includes(ROOT_CORPUS_PARENT)) continue;
+        if (hasMountsUnder(c.hostDir)) log(`not removing ${c.hostDir}: something is mounted under it`);
+        else fs.rmSync(c.hostDir, { recursive: true, force: true });
+      }
+    }
   }
 }
 
@@ -409,16 +505,32 @@ export function aggregateNotes(sr: ScenarioResult): Record<NoteKind, Array<{ pat
   return out;
 }
 
-export function printReport(rep: RecallReport, opts: { maxList?: number; bars?: Bars | null; out?: (s: string) => void } = {}): string[] {
-  const out = opts.out ?? ((s: string) => process.stdout.write(`${s}\n`));
-  const maxList = opts.maxList ?? 10;
+/** The bars' verdict on one environment's totals, as printed (and the failures, prefixed with the environment unless it is the only one, the host). */
+function barsLine(t: Totals, bars: Bars, prefix: string): { line: string; failures: string[] } {
+  const failures = checkBars(t, bars);
+  const line = failures.length
+    ? `${prefix}BELOW BARS: ${failures.join('; ')}`
+    : `${prefix}bars met: recall ${fmtPct(t.recall)} % ≥ ${bars.recall}, precision ${fmtPct(t.precision)} % ≥ ${bars.precision}, method ${fmtPct(t.methodAccuracy)} % ≥ ${bars.methodAccuracy}, flags ${fmtPct(t.flagAccuracy)} % ≥ ${bars.flagAccuracy}, path hygiene ${fmtPct(t.pathHygiene)} % ≥ ${bars.pathHygiene}`;
+  return { line, failures: failures.map((f) => `${prefix}${f}`) };
+}
+
+/** One environment's rows: the table, skipped scenarios, short-lived wall times, per-object notes. */
+function printEnvBlock(e: EnvResult, out: (s: string) => void, maxList: number, heading: boolean): void {
   out('');
-  out(formatTable(rep.scenarios.map((s) => ({ name: s.name, t: s.totals, failed: s.failedRecords, informational: s.informational })), rep.totals));
-  for (const s of rep.skipped) out(`skipped ${s.name}: ${s.reason}`);
-  const sl = rep.scenarios.find((s) => s.name.startsWith('short-lived'));
+  if (heading) {
+    out(`=== ${e.env.name}: ${e.about} ===`);
+    const first = e.scenarios.find((s) => s.name === FIRST_PROCESS);
+    if (first) {
+      const t = first.totals;
+      out(`first process of a fresh ${e.env.kind === 'root' ? 'root' : 'environment'} (row ${FIRST_PROCESS}, counted in TOTAL): recall ${fmtPct(t.recall)} % (${t.matched}/${t.truth}), precision ${fmtPct(t.precision)} %, method ${fmtPct(t.methodAccuracy)} %`);
+    }
+  }
+  out(formatTable(e.scenarios.map((s) => ({ name: s.name, t: s.totals, failed: s.failedRecords, informational: s.informational })), e.totals));
+  for (const s of e.skipped) out(`skipped ${s.name}: ${s.reason}`);
+  const sl = e.scenarios.find((s) => s.name.startsWith('short-lived'));
   if (sl) out(`short-lived wall time spawn→exit (ms): min ${sl.wallMs.min.toFixed(1)}, median ${sl.wallMs.median.toFixed(1)}, max ${sl.wallMs.max.toFixed(1)}`);
   out('');
-  for (const s of rep.scenarios) {
+  for (const s of e.scenarios) {
     const notes = aggregateNotes(s);
     const label = { missed: 'missed', extra: 'extra', duplicate: 'duplicate record', wrongMethod: 'wrong method', wrongFlags: 'wrong file flag', badPath: 'unclean file.path' } as const;
     for (const kind of ['missed', 'extra', 'duplicate', 'wrongMethod', 'wrongFlags', 'badPath'] as const) {
@@ -438,6 +550,21 @@ export function printReport(rep: RecallReport, opts: { maxList?: number; bars?: 
       }
       if (list.length > maxList) out(`  … ${list.length - maxList} more`);
     }
+  }
+}
+
+export function printReport(rep: RecallReport, opts: { maxList?: number; bars?: Bars | null; out?: (s: string) => void } = {}): string[] {
+  const out = opts.out ?? ((s: string) => process.stdout.write(`${s}\n`));
+  const maxList = opts.maxList ?? 10;
+  const envs: EnvResult[] = rep.envs?.length ? rep.envs : [{ env: HOST_ENV, about: 'the host', corpusDir: rep.dir, scenarios: rep.scenarios, skipped: rep.skipped, totals: rep.totals }];
+  const hostOnly = envs.length === 1 && envs[0].env.kind === 'host';
+  for (const e of envs) printEnvBlock(e, out, maxList, !hostOnly);
+  if (envs.length > 1) {
+    out('');
+    out('per environment (TOTAL rows above):');
+    const all = totals(envs.flatMap((e) => e.scenarios.filter((s) => !s.informational).flatMap((s) => s.runs.map((r) => r.eval))));
+    const failed = (e: EnvResult): number => e.scenarios.reduce((n, s) => n + (s.informational ? 0 : s.failedRecords), 0);
+    out(formatTable(envs.map((e) => ({ name: e.env.name, t: e.totals, failed: failed(e) })), all, { head: 'environment' }));
   }
   if (Object.keys(rep.attributeCoverage).length) {
     out('');
@@ -461,13 +588,13 @@ export function printReport(rep: RecallReport, opts: { maxList?: number; bars?: 
     out(`HARNESS/CORPUS ERRORS (${rep.harnessErrors.length}): the numbers above are not trustworthy`);
     for (const e of rep.harnessErrors.slice(0, 30)) out(`  ${e}`);
   } else out('self-check: every truth has its expected paths and scores 100 % on every ratio against itself');
-  const failures = opts.bars ? checkBars(rep.totals, opts.bars) : [];
+  const failures: string[] = [];
   if (opts.bars) {
-    out(
-      failures.length
-        ? `BELOW BARS: ${failures.join('; ')}`
-        : `bars met: recall ${fmtPct(rep.totals.recall)} % ≥ ${opts.bars.recall}, precision ${fmtPct(rep.totals.precision)} % ≥ ${opts.bars.precision}, method ${fmtPct(rep.totals.methodAccuracy)} % ≥ ${opts.bars.methodAccuracy}, flags ${fmtPct(rep.totals.flagAccuracy)} % ≥ ${opts.bars.flagAccuracy}, path hygiene ${fmtPct(rep.totals.pathHygiene)} % ≥ ${opts.bars.pathHygiene}`,
-    );
+    for (const e of envs) {
+      const b = barsLine(e.totals, opts.bars, hostOnly ? '' : `${e.env.name}: `);
+      out(b.line);
+      failures.push(...b.failures);
+    }
   }
   return failures;
 }
@@ -496,11 +623,22 @@ export function reportJson(rep: RecallReport, bars: Bars | null): unknown {
     attributeCoverage: rep.attributeCoverage,
     soloadStderrTail: rep.soloadStderrTail,
     timings: rep.timings,
+    environments: rep.envs.map((e) => ({
+      name: e.env.name,
+      kind: e.env.kind,
+      root: e.env.root,
+      about: e.about,
+      barFailures: bars ? checkBars(e.totals, bars) : [],
+      totals: e.totals,
+      scenarios: e.scenarios.map((s) => ({ name: s.name, informational: s.informational, totals: s.totals, failedRecords: s.failedRecords, expectedFailedRecords: s.expectedFailedRecords, wallMs: s.wallMs, notes: aggregateNotes(s) })),
+      skipped: e.skipped,
+    })),
   };
 }
 
-function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json?: string; maxList: number } {
+export function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json?: string; maxList: number } {
   const o: RecallOptions & { bars: boolean; json?: string; maxList: number } = { bars: true, maxList: 10 };
+  const rows: string[] = [];
   const num = (i: number): number => {
     const v = Number(argv[i]);
     if (!Number.isFinite(v) || v < 0) throw new Error(`${argv[i - 1]} needs a number`);
@@ -539,11 +677,23 @@ function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json?: stri
       case '--self-check-only':
         o.selfCheckOnly = true;
         break;
+      case '--rows':
+        rows.push(...(argv[++i] ?? '').split(',').filter(Boolean));
+        break;
+      case '--root':
+        if (!argv[i + 1]) throw new Error('--root needs bullseye, trixie or a root directory');
+        rows.push(argv[++i]);
+        break;
+      case '--musl':
+        rows.push('musl');
+        break;
       case '-h':
       case '--help':
         process.stdout.write(
           'usage: node dist/test/recall/harness.js [--no-bars] [--json FILE] [--only a,b] [--repeat N] [--short-lived-runs N]\n' +
-            '         [--settle-ms MS] [--deadline-ms MS] [--max-list N] [--keep] [--self-check-only]\n',
+            '         [--settle-ms MS] [--deadline-ms MS] [--max-list N] [--keep] [--self-check-only]\n' +
+            '         [--rows host,bullseye,trixie,musl] [--root bullseye|trixie|DIR]... [--musl]\n' +
+            '  rows: the environments to build and run the corpus in, in order (default: host only)\n',
         );
         process.exit(0);
       // falls through (unreachable)
@@ -551,6 +701,7 @@ function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json?: stri
         throw new Error(`unknown argument ${a} (try --help)`);
     }
   }
+  if (rows.length) o.rows = rows;
   return o;
 }
 
@@ -564,7 +715,7 @@ async function main(): Promise<number> {
     fs.writeFileSync(o.json, `${JSON.stringify(reportJson(rep, bars), null, 2)}\n`);
     process.stderr.write(`recall: wrote ${o.json}\n`);
   }
-  if (o.keep) process.stderr.write(`recall: kept ${rep.dir}\n`);
+  if (o.keep) process.stderr.write(`recall: kept ${[rep.dir, ...rep.envs.filter((e) => e.env.kind === 'root').map((e) => e.corpusDir)].join(', ')}\n`);
   if (rep.harnessErrors.length) return 2;
   return failures.length ? 1 : 0;
 }
