@@ -10,7 +10,7 @@ import type { ProcReader } from '../host/proc-reader';
 import type { HandlerOptions, MechanismHandler } from '../mechanisms';
 import { isMuslLoaderName } from '../mechanisms/musl';
 import type { LinkMapLayout } from '../plan/calibrate';
-import { loadBase } from '../plan/calibrate';
+import { isCalibrationHelper, loadBase } from '../plan/calibrate';
 import { LOADER_LOCATIONS, loaderKey, loaderSetFiles, type LibraryFile, type LoaderRoot } from '../plan/discover';
 import { globToRegExp } from '../plan/discover';
 import { planCapture, type CapturePlan, type SetChoice } from '../plan/select';
@@ -96,6 +96,8 @@ export class LoaderRegistry {
   private readonly interpCache = new Map<string, string>();
   /** Host path of an interpreter → the name programs ask for it by (PT_INTERP). */
   private readonly interpNames = new Map<string, string>();
+  /** view prefix + exe path → its host path (to tell, at recovery, that the image is still that one). */
+  private readonly exeHosts = new Map<string, string>();
   /** Processes whose recovered loads are being merged with probe records: names already out. */
   private readonly merged = new Map<number, Set<string>>();
   private seq = 0;
@@ -164,6 +166,8 @@ export class LoaderRegistry {
   /** A process image was replaced: its loader is looked up (cheap when known) and armed if new. */
   onExec(pid: number, filename: string | undefined): void {
     this.drop(pid);
+    this.merged.delete(pid);
+    if (isCalibrationHelper(pid)) return;
     const found = this.loaderOf(pid, filename);
     if (!found) return;
     const known = this.byKey.get(found.key);
@@ -173,6 +177,9 @@ export class LoaderRegistry {
     }
     void this.arm(found.key, found.files, found.origin).then((armed) => {
       if (!armed) return;
+      // Still the image this exec started? It may have exec'd again while the loader was armed
+      // (that exec then recovers its own image).
+      if (found.exeIno !== undefined && statOf(path.join(this.d.proc.root, String(pid), 'exe'))?.ino !== found.exeIno && this.d.proc.readProcess(pid) !== undefined) return;
       this.use(pid, armed.key);
       this.recover(pid, armed);
     });
@@ -238,7 +245,7 @@ export class LoaderRegistry {
    * The loader `pid` runs under: its program's PT_INTERP, resolved in its view. Undefined for
    * static programs and when nothing can be read. Cost when known: one stat.
    */
-  private loaderOf(pid: number, filename: string | undefined): { key: string; files: () => LibraryFile[]; origin: ArmedLoader['origin'] } | undefined {
+  private loaderOf(pid: number, filename: string | undefined): { key: string; files: () => LibraryFile[]; origin: ArmedLoader['origin']; exeIno?: number } | undefined {
     const prefix = this.d.paths.hostPathOf(pid, '');
     const inView = (p: string) => {
       // Symlinks inside another root point into that root, not the host's (resolved in the view).
@@ -260,7 +267,11 @@ export class LoaderRegistry {
       if (!interpHost) return undefined;
       this.interpNames.set(interpHost, interp);
       if (this.interpNames.size > 4096) this.interpNames.delete(this.interpNames.keys().next().value as string);
-      if (filename?.startsWith('/')) this.interpCache.set(cacheKey, interpHost);
+      if (filename?.startsWith('/')) {
+        this.interpCache.set(cacheKey, interpHost);
+        if (exe) this.exeHosts.set(cacheKey, exe);
+        if (this.exeHosts.size > 4096) this.exeHosts.delete(this.exeHosts.keys().next().value as string);
+      }
       if (this.interpCache.size > 4096) this.interpCache.delete(this.interpCache.keys().next().value as string);
     }
     const interp = interpHost.slice(prefix.length);
@@ -270,7 +281,9 @@ export class LoaderRegistry {
     const root: LoaderRoot | undefined = prefix === '' ? undefined : { prefix, origin: this.d.paths.isChrootView(pid) ? 'chroot' : 'process', pids: [pid] };
     const origin: ArmedLoader['origin'] = root ? root.origin : 'process';
     const named = this.interpNames.get(interpHost);
-    return { key, origin, files: () => loaderSetFiles(root, interp, this.fileOps(), pid, named) };
+    const exeHost = filename?.startsWith('/') ? this.exeHosts.get(cacheKey) : undefined;
+    const exeIno = exeHost ? statOf(exeHost)?.ino : undefined;
+    return { key, origin, ...(exeIno !== undefined ? { exeIno } : {}), files: () => loaderSetFiles(root, interp, this.fileOps(), pid, named) };
   }
 
   private fileOps() {

@@ -187,6 +187,7 @@ export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMap
     );
   }
   const child = spawn(cmd.file, cmd.args, { stdio: 'ignore' });
+  if (child.pid !== undefined) noteHelper(child.pid);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.once('error', () => undefined);
   try {
@@ -205,6 +206,20 @@ export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMap
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+/** Pids of calibration helpers soload ran recently (their execs are soload's own, not the host's). */
+const helpers = new Map<number, number>();
+
+function noteHelper(pid: number): void {
+  const now = Date.now();
+  for (const [p, at] of helpers) if (now - at > 60_000) helpers.delete(p);
+  helpers.set(pid, now);
+}
+
+/** True for a calibration helper soload started in the last minute. */
+export function isCalibrationHelper(pid: number): boolean {
+  return helpers.has(pid);
 }
 
 /** The helper command line: the host's loader runs /bin/sleep; a foreign one only its root's files. */

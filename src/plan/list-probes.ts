@@ -64,7 +64,9 @@ export function startupListProbes(stateProbe: ProbeSpec, layout: LinkMapLayout, 
   if (!state) throw new SoloadError(ErrorCodes.PROBE_INVALID, `${stateProbe.event} has no state fetch argument (a loader_state probe must fetch _r_debug.r_state as "state")`);
   const mainMap = `@+0x${rMapFetch.toString(16)}`;
   return sliceProbes(stateProbe, 'loader.list', layout, opts, (first) => ({
-    fetch: [state, ...listFetch(mainMap, layout, first, opts.sliceSize)],
+    // comm at probe time: the line header's comm is looked up when the line is read, by which time
+    // the process may have exec'd something else.
+    fetch: [state, { name: 'comm', arg: '$comm' }, ...listFetch(mainMap, layout, first, opts.sliceSize)],
     // RT_ADD hits and slices past the end of the list are dropped in the kernel.
     filter: first === 0 ? 'state == 0' : `state == 0 && n > ${first}`,
   }));
