@@ -10,7 +10,25 @@ import type { CaptureMechanism, HandlerOptions, HandlerStats, LoaderSet, Mechani
  */
 export const DSO_NAME = 8;
 export const DSO_NEXT = 24;
+/**
+ * `struct dso **deps` and `size_t ndeps_direct`: private, but the struct's layout up to them has
+ * not changed since musl 1.1.22 (2019; checked through 1.2.5) on LP64. For the program's own dso
+ * at start-up, deps holds the preloads and the program's DT_NEEDED objects, in order — a flat
+ * array, so it is read by index, not by walking the list.
+ */
+export const DSO_DEPS = 176;
+export const DSO_NDEPS = 192;
 const DEBUG_HEAD = 8;
+/** Entries of the program's deps array per probe, and probes (8 × 8 = 64 direct dependencies). */
+export const DEPS_SLICE = 8;
+export const DEPS_SLICES = 8;
+
+/** Fetches `n` (ndeps_direct) and `d<k>`, the names of deps[first .. first+DEPS_SLICE) of `dso`. */
+export function depsFetch(dso: string, first: number): ProbeSpec['fetch'] {
+  const fetch: ProbeSpec['fetch'] = [{ name: 'n', arg: `+${DSO_NDEPS}(${dso}):u64` }];
+  for (let k = 0; k < DEPS_SLICE; k++) fetch.push({ name: `d${k}`, arg: `+0(+${DSO_NAME}(+${8 * (first + k)}(+${DSO_DEPS}(${dso})))):ustring` });
+  return fetch;
+}
 
 /** Longest fetch argument the kernel accepts (MAX_ARGSTR_LEN, type suffix included). */
 export const MAX_FETCH_ARG = 63;
@@ -75,11 +93,21 @@ export const muslMechanism: CaptureMechanism = {
         ...state,
         event: state.event.replace(/^musl_state/, 'musl_list'),
         role: 'loader.list',
-        fetch: [stateArg, { name: 'comm', arg: '$comm' }, ...chainFetch(head)],
+        fetch: [stateArg, { name: 'comm', arg: '$comm' }, ...chainFetch(head), ...depsFetch(head, 0)],
         filter: 'state == 0',
         slice: { first: 0, size: 7 },
       },
     ];
+    for (let j = 1; j < DEPS_SLICES; j++) {
+      out.push({
+        ...state,
+        event: state.event.replace(/^musl_state/, `musl_deps${j}`),
+        role: 'loader.list',
+        fetch: [stateArg, ...depsFetch(head, j * DEPS_SLICE)],
+        filter: `state == 0 && n > ${j * DEPS_SLICE}`,
+        slice: { first: j * DEPS_SLICE, size: DEPS_SLICE },
+      });
+    }
     for (const s of set.specs) {
       if (s.role === 'dlopen.entry') out.push(s);
       if (s.role === 'dlopen.return') {
@@ -107,6 +135,7 @@ export class MuslHandler implements MechanismHandler {
   readonly tracker: LoaderTracker;
   private readonly opts: HandlerOptions;
   private readonly appNames = new Map<number, string>();
+  private readonly parts = new Map<number, { chain: string[]; more: boolean; n: number; deps: Map<number, string[]> }>();
   private truncated = 0;
 
   constructor(_set: LoaderSet, opts: HandlerOptions) {
@@ -127,14 +156,24 @@ export class MuslHandler implements MechanismHandler {
     const pid = rec.tgid ?? rec.tid;
     switch (role) {
       case 'loader.list': {
-        const { synth, names, more } = listRecord(rec);
+        const part = this.collect(pid, rec, _spec);
+        if (!part) return [];
+        const { chain, deps, more } = part;
+        // The walk gives load order (program, preloads, dependencies breadth-first) as far as it
+        // reaches; the program's deps array adds its direct dependencies past that.
+        const names = [...chain, ...deps.filter((d) => !chain.includes(d))];
         if (names.length === 0) return [];
         this.appNames.set(pid, names[0]!);
+        const fields: Record<string, string | null> = { ...rec.fields, n: String(names.length) };
+        names.forEach((n, k) => {
+          fields[`p${k}`] = n;
+          fields[`q${k}`] = n.includes('/') ? path.basename(n) : n;
+        });
         const ldso = names.find((n) => isMuslLoaderName(n)) ?? '/lib/ld-musl.so.1';
-        const out = t.onList(synth, { first: 0, size: names.length }, ldso);
+        const out = t.onList({ ...rec, fields }, { first: 0, size: names.length }, ldso);
         if (more && out.length > 0) {
           this.truncated++;
-          const rest = this.opts.recoverList?.(pid, names.length) ?? [];
+          const rest = this.opts.recoverList?.(pid, chain.length) ?? [];
           for (const ev of rest) if (ev.path && t.noteKnown(pid, ev.path)) out.push(ev);
         }
         return out;
@@ -161,7 +200,30 @@ export class MuslHandler implements MechanismHandler {
     }
   }
 
+  /**
+   * Gathers one start-up hit's records (the list walk plus its deps slices; slices past the
+   * array's length are filtered out in the kernel). Returns the whole once every slice is in.
+   */
+  private collect(pid: number, rec: TraceRecord, spec: ProbeSpec): { chain: string[]; deps: string[]; more: boolean } | undefined {
+    const first = spec.slice?.first ?? 0;
+    let st = this.parts.get(pid);
+    if (first === 0) {
+      const { names, more } = listRecord(rec);
+      st = { chain: names, more, n: Number(rec.fields.n ?? 0), deps: new Map() };
+      this.parts.set(pid, st);
+    }
+    if (!st) return undefined;
+    st.deps.set(first, depNames(rec));
+    const n = Number.isFinite(st.n) ? Math.min(st.n, DEPS_SLICE * DEPS_SLICES) : 0;
+    for (let f = 0; f < n; f += DEPS_SLICE) if (!st.deps.has(f)) return undefined;
+    this.parts.delete(pid);
+    const deps: string[] = [];
+    for (let f = 0; f < Math.max(n, 1); f += DEPS_SLICE) deps.push(...(st.deps.get(f) ?? []));
+    return { chain: st.chain, deps: deps.slice(0, n), more: st.more };
+  }
+
   onExec(pid: number): void {
+    this.parts.delete(pid);
     this.appNames.delete(pid);
     this.tracker.onExec(pid);
   }
@@ -171,6 +233,7 @@ export class MuslHandler implements MechanismHandler {
   }
 
   onExit(pid: number): void {
+    this.parts.delete(pid);
     this.appNames.delete(pid);
     this.tracker.onExit(pid);
   }
@@ -182,6 +245,17 @@ export class MuslHandler implements MechanismHandler {
   stats(): HandlerStats {
     return { ...this.tracker.stats, listTruncated: this.truncated, tracked: this.tracker.tracked };
   }
+}
+
+/** Names `d<k>` of a deps slice, up to the first unreadable one. */
+function depNames(rec: TraceRecord): string[] {
+  const out: string[] = [];
+  for (let k = 0; k < DEPS_SLICE; k++) {
+    const v = rec.fields[`d${k}`];
+    if (v === undefined || v === null) break;
+    out.push(v);
+  }
+  return out;
 }
 
 /**

@@ -42,6 +42,8 @@ interface Truth {
   pid: number;
   comm: string;
   paths: Set<string>;
+  /** Wall-clock window of the run that printed it (ms since the epoch). */
+  window?: [number, number];
 }
 
 /** Parses `pid N` + maps dumps written by the programs run through {@link TRUTH_SH}. */
@@ -73,6 +75,14 @@ const TRUTH_SH = [
   'echo "== sh $$"; cat /proc/$$/maps',
 ].join('; ');
 
+/** The truths of one run, each with that run's time window. */
+async function truthsOfRun(root: string, opts: { pidNs?: boolean; overlay?: boolean } = {}): Promise<Truth[]> {
+  const start = Date.now();
+  const out = await runInRootAsync(root, opts);
+  const window: [number, number] = [start, Date.now()];
+  return parseTruths(out).map((t) => ({ ...t, window }));
+}
+
 /** Runs TRUTH_SH (or `script`) in `root`; resolves with its stdout once it exited. */
 async function runInRootAsync(root: string, opts: { pidNs?: boolean; overlay?: boolean; script?: string } = {}): Promise<string> {
   const cmd = inRoot(root, ['/bin/sh', '-c', opts.script ?? TRUTH_SH], opts);
@@ -102,6 +112,11 @@ function recordsOf(s: SoloadProcess, t: Truth, pidNs: boolean): ConsoleLine[] {
     // The root's loader only (probes planned for it carry an `_l<N>` suffix; memory reads say
     // `recovered`): the host's sh and chroot(8) ran in the same pid on the way in.
     if (pidNs && !/_l\d+($|_)|^recovered$/.test(str(r, 'soload.probe') ?? '')) return false;
+    if (t.window) {
+      // Another program of the same name elsewhere on the host is not this one.
+      const ms = Number(BigInt(r.timeUnixNano) / 1_000_000n);
+      if (ms < t.window[0] - 100 || ms > t.window[1] + 100) return false;
+    }
     if (!pidNs) return num(r, 'process.pid') === t.pid;
     const nsPid = num(r, 'soload.process.ns_pid');
     return nsPid === undefined || nsPid === t.pid;
@@ -132,7 +147,7 @@ test('Debian 11 in new mount + pid namespaces, loader never seen before: the fir
   const root = rootDir('bullseye');
   const s = await startSoload(config());
   try {
-    const truths = parseTruths(await runInRootAsync(root, { pidNs: true }));
+    const truths = await truthsOfRun(root, { pidNs: true });
     assert.deepEqual(truths.map((t) => t.comm), ['cat', 'perl', 'sh'], 'the corpus ran');
     const got = await expectExact(s, truths, true, 'bullseye');
     const sh = got.get('sh')!;
@@ -166,7 +181,7 @@ test('Debian 13 through an overlayfs (root as the lower layer, as a container ru
   const s = await startSoload(config({ imageLayers: [path.join(ROOTS_DIR, '*')] }), { readyTimeoutMs: 60_000 });
   try {
     assert.match(s.stderr(), /loader \S+trixie\/usr\/lib\/x86_64-linux-gnu\/ld-linux-x86-64\.so\.2 \(layer\)/, 'the layer was pre-armed at start');
-    const truths = parseTruths(await runInRootAsync(root, { pidNs: true, overlay: true }));
+    const truths = await truthsOfRun(root, { pidNs: true, overlay: true });
     const got = await expectExact(s, truths, true, 'trixie overlay');
     for (const [comm, recs] of got) assert.ok(recs.every((r) => r.attributes['soload.load.recovered'] === undefined), `${comm}: reported by the pre-armed probes, nothing recovered`);
     assert.deepEqual(methodOf(got.get('perl')!, /POSIX\.so$/), ['dlopen']);
@@ -176,7 +191,7 @@ test('Debian 13 through an overlayfs (root as the lower layer, as a container ru
   }
 });
 
-test('musl: DT_NEEDED, LD_PRELOAD and dlopen of a musl-gcc program are reported with the same methods as glibc, exact paths', async (t) => {
+test('musl: 13 DT_NEEDED, LD_PRELOAD and dlopen of a musl-gcc program are reported with the same methods as glibc, exact paths', async (t) => {
   const dir = tmpDir('soload-musl-');
   const c = (name: string, src: string) => fs.writeFileSync(path.join(dir, name), src);
   c('a.c', 'int a_fn(void){return 1;}\n');
@@ -202,8 +217,11 @@ test('musl: DT_NEEDED, LD_PRELOAD and dlopen of a musl-gcc program are reported 
     const r = spawnSync('musl-gcc', args, { cwd: dir, encoding: 'utf8' });
     assert.equal(r.status, 0, `musl-gcc ${args.join(' ')}: ${r.stderr}`);
   };
-  for (const l of ['a', 'b', 'pre']) mgcc(['-shared', '-fPIC', '-o', `lib${l}.so`, `${l}.c`]);
-  mgcc(['-o', 'main', 'main.c', '-L.', '-la', `-Wl,-rpath,${dir}`]);
+  // Twelve more direct dependencies: past what one walk of musl's list reaches (7 entries).
+  const many = Array.from({ length: 12 }, (_, i) => `m${i}`);
+  for (const m of many) c(`${m}.c`, `int ${m}_fn(void){return 0;}\n`);
+  for (const l of ['a', 'b', 'pre', ...many]) mgcc(['-shared', '-fPIC', '-o', `lib${l}.so`, `${l}.c`]);
+  mgcc(['-o', 'main', 'main.c', '-Wl,--no-as-needed', '-L.', '-la', ...many.map((m) => `-l${m}`), `-Wl,-rpath,${dir}`]);
   const s = await startSoload(config());
   try {
     assert.match(s.stderr(), /x86_64-linux-musl: musl-lists/, 'the host musl loader got the musl mechanism');
@@ -214,6 +232,7 @@ test('musl: DT_NEEDED, LD_PRELOAD and dlopen of a musl-gcc program are reported 
     const recs = got.get('main')!;
     assert.deepEqual(methodOf(recs, /libpre\.so$/), ['preload']);
     assert.deepEqual(methodOf(recs, /liba\.so$/), ['needed']);
+    assert.deepEqual(methodOf(recs, /libm\d+\.so$/), many.map(() => 'needed'), 'all twelve more DT_NEEDED objects, from the program\'s deps array');
     assert.deepEqual(methodOf(recs, /libb\.so$/), ['dlopen']);
     assert.deepEqual(methodOf(recs, /musl\/libc\.so$/), ['interpreter'], 'musl\'s libc is its loader: reported once, as the interpreter');
     assert.deepEqual(methodOf(recs, /\/main$/), ['executable']);
