@@ -11,8 +11,8 @@ import type { HandlerOptions, MechanismHandler } from '../mechanisms';
 import { isMuslLoaderName } from '../mechanisms/musl';
 import type { LinkMapLayout } from '../plan/calibrate';
 import { isCalibrationHelper, loadBase } from '../plan/calibrate';
-import { LOADER_LOCATIONS, loaderKey, loaderSetFiles, type LibraryFile, type LoaderRoot } from '../plan/discover';
-import { globToRegExp } from '../plan/discover';
+import { loaderKey, loaderSetFiles, type LibraryFile, type LoaderRoot } from '../plan/discover';
+import { expandGlobs, layerLoaders, loaderFileOps, statFile } from '../plan/roots';
 import { planCapture, type CapturePlan, type SetChoice } from '../plan/select';
 import type { ProbeSchema } from '../pipe';
 import type { TracefsSession } from '../tracefs/session';
@@ -180,8 +180,8 @@ export class LoaderRegistry {
       // Still the image this exec started? It may have exec'd again while the loader was armed
       // (that exec then recovers its own image).
       if (found.exeIno !== undefined && statOf(path.join(this.d.proc.root, String(pid), 'exe'))?.ino !== found.exeIno && this.d.proc.readProcess(pid) !== undefined) return;
-      this.use(pid, armed.key);
-      this.recover(pid, armed);
+      // A process whose exit was already seen must not keep the loader alive.
+      if (this.recover(pid, armed)) this.use(pid, armed.key);
     });
   }
 
@@ -287,16 +287,7 @@ export class LoaderRegistry {
   }
 
   private fileOps() {
-    return {
-      canonical: (prefix: string, file: string) => {
-        const r = resolveInView(prefix, file, this.d.proc);
-        return r.exists ? r.path : undefined;
-      },
-      stat: (p: string) => {
-        const st = statOf(p);
-        return st ? { ...st, isFile: true } : undefined;
-      },
-    };
+    return loaderFileOps(this.d.proc);
   }
 
   /** Plans and installs probes for one loader installation (once per key, concurrent calls share). */
@@ -451,15 +442,15 @@ export class LoaderRegistry {
    * Reads what `pid` loaded before its loader had probes, from its memory, and reports it; from
    * now on its records are merged with what was recovered. A process already gone is counted.
    */
-  private recover(pid: number, a: ArmedLoader): void {
+  private recover(pid: number, a: ArmedLoader): boolean {
     const d = this.d;
-    if (this.merged.has(pid)) return;
+    if (this.merged.has(pid)) return true;
     const base = a.anchor ? loadBase(d.proc.mappings(pid), a.ldsoIno) : undefined;
     const list = base !== undefined && a.anchor ? readLoaderList((at, n) => d.proc.readMemory(pid, at, n), base, a.anchor) : [];
     if (list.length === 0) {
       this.stats.missedProcesses++;
       d.log.warn(`pid ${pid} started under ${a.ldso} before soload had probes on it and exited before its loads could be read: its start-up loads are not reported (pre-arm image layers with discovery.imageLayers)`);
-      return;
+      return false;
     }
     const loaderNames = new Set([...a.names, ...a.names.map((n) => path.basename(n))]);
     const isLoader = (name: string) => loaderNames.has(name) || loaderNames.has(path.basename(name)) || (a.choices.some((c) => c.mechanism?.name === 'musl-lists') && isMuslLoaderName(name));
@@ -494,6 +485,7 @@ export class LoaderRegistry {
       seen.add(mergeKey(ev));
       d.emit(ev);
     }
+    return true;
   }
 
   /**
@@ -522,16 +514,15 @@ export class LoaderRegistry {
 
   /** Loader files in image layers (each layer a root); new layers are armed as they appear. */
   private async scanLayers(globs: readonly string[]): Promise<void> {
-    for (const dir of expandGlobs(globs)) {
-      if (this.layersSeen.has(dir) || this.closed) continue;
-      this.layersSeen.add(dir);
-      for (const loc of LOADER_LOCATIONS) {
-        const st = statOf(path.join(dir, loc));
-        if (!st) continue;
-        const key = loaderKey(st);
-        if (this.byKey.has(key)) continue;
-        const root: LoaderRoot = { prefix: dir, origin: 'layer', pids: [] };
-        await this.arm(key, () => loaderSetFiles(root, '/' + loc, this.fileOps()), 'layer');
+    const fresh = expandGlobs(globs).filter((d) => !this.layersSeen.has(d));
+    for (const d of fresh) {
+      const found = layerLoaders([d], this.d.proc, new Set(this.byKey.keys()));
+      // A layer being unpacked may show its directory before its files: look again until it
+      // has a loader or has not changed for a minute.
+      if (found.length > 0 || Date.now() - (dirMtime(d) ?? 0) > 60_000) this.layersSeen.add(d);
+      for (const l of found) {
+        if (this.closed) return;
+        await this.arm(l.key, () => l.files, 'layer');
       }
     }
   }
@@ -544,45 +535,14 @@ function mergeKey(ev: LoadEvent): string {
   return ev.loaderPath ?? ev.path ?? '';
 }
 
-function statOf(p: string): { ino: number; dev: number; size: number; mtimeMs: number } | undefined {
+const statOf = statFile;
+
+function dirMtime(d: string): number | undefined {
   try {
-    const st = fs.statSync(p);
-    return st.isFile() ? { ino: st.ino, dev: st.dev, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+    return fs.statSync(d).mtimeMs;
   } catch {
     return undefined;
   }
 }
 
-/** Directories matching `*`-globs (one readdir per starred component). */
-export function expandGlobs(globs: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const g of globs) {
-    let dirs = ['/'];
-    for (const part of g.split('/').filter(Boolean)) {
-      const next: string[] = [];
-      for (const d of dirs) {
-        if (!/[*?[]/.test(part)) {
-          next.push(path.join(d, part));
-          continue;
-        }
-        const re = globToRegExp(part);
-        let names: string[] = [];
-        try {
-          names = fs.readdirSync(d);
-        } catch {
-          continue;
-        }
-        for (const n of names) if (re.test(n)) next.push(path.join(d, n));
-      }
-      dirs = next;
-    }
-    for (const d of dirs) {
-      try {
-        if (fs.statSync(d).isDirectory()) out.push(d);
-      } catch {
-        /* not there (yet) */
-      }
-    }
-  }
-  return out;
-}
+export { expandGlobs } from '../plan/roots';

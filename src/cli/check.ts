@@ -1,9 +1,12 @@
-import { resolverOptions } from '../agent/agent';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { inventoryLibraries, type LibraryFile } from '../plan/discover';
-import { planCapture } from '../plan/select';
+import { resolverOptions } from '../agent/agent';
+import { DebuginfodClient, debuginfodUrlsFromEnv } from '../elf/debuginfod';
+import { inventoryLibraries, loaderKey, type LibraryFile } from '../plan/discover';
+import { expandGlobs, layerLoaders, processLoaders, statFile } from '../plan/roots';
+import type { LinkMapLayout } from '../plan/calibrate';
+import { planCapture, type CapturePlan } from '../plan/select';
 import type { SoloadConfig } from '../config/schema';
 import { ElfSymbolResolver } from '../elf';
 import { ProcReader } from '../host/proc-reader';
@@ -17,6 +20,10 @@ export interface LoaderFileReport {
   symbols: Array<{ symbol: string; found: boolean; table?: string; fileOffset?: string; error?: string }>;
   /** Which capture mechanism this file gets, and why. */
   mechanism: string;
+  /** The root it belongs to when not the host's: a container's, a chroot, an image layer. */
+  root?: { prefix: string; origin: string };
+  /** Debug symbols fetched for it from debuginfod by this check (URL), or why not. */
+  debuginfod?: string;
 }
 
 /** Everything `soload check` reports. */
@@ -40,7 +47,8 @@ const WANTED: Record<LoaderFileReport['kind'], string[]> = {
 function kindOf(p: string): LoaderFileReport['kind'] | undefined {
   const b = path.basename(p);
   if (/^ld-musl/.test(b) || /^libc\.musl/.test(b)) return 'musl';
-  if (/^ld-linux.*\.so/.test(b) || /^ld\.so/.test(b) || /^ld64\.so/.test(b)) return 'ld.so';
+  if (/^ld-linux.*\.so/.test(b) || /^ld\.so/.test(b) || /^ld64\.so/.test(b) || /^ld-2\.\d+\.so$/.test(b)) return 'ld.so';
+  if (b === 'libc.so' && /musl/.test(p)) return 'musl';
   if (/^libc\.so\.6$/.test(b) || /^libc-2\.\d+\.so$/.test(b)) return 'libc';
   if (/^libdl\.so\.2$/.test(b) || /^libdl-2\.\d+\.so$/.test(b)) return 'libdl';
   return undefined;
@@ -67,13 +75,48 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
     if (!caps.returnProbes) problems.push('return uprobes are not supported: dlopen results cannot be captured');
     if (!caps.ustring) problems.push('the ustring fetch type is not supported (kernel < 5.5): paths cannot be read');
   }
-  const inventory = opts.inventory ?? inventoryLibraries(proc);
+  const discovery = config.discovery.enabled && !opts.inventory;
+  const inventory = opts.inventory ?? inventoryLibraries(proc, undefined, undefined, !config.discovery.enabled);
   const resolver = new ElfSymbolResolver(resolverOptions(config));
+  const layouts = new Map<string, Promise<LinkMapLayout>>();
+  const urls = config.debuginfod.urls.length > 0 ? config.debuginfod.urls : debuginfodUrlsFromEnv();
+  const client = config.debuginfod.enabled && urls.length > 0 ? new DebuginfodClient({ urls, cacheDir: config.debuginfod.cacheDir, timeoutMs: config.debuginfod.timeoutMs, maxBytes: config.debuginfod.maxBytes }) : undefined;
+  // Loaders of other roots (running containers and chroots, image layers), as `run` arms them.
+  const hostKeys = new Set<string>();
+  for (const f of inventory) {
+    const st = statFile(f.path);
+    if (st) hostKeys.add(loaderKey(st));
+  }
+  const foreign = discovery ? [...processLoaders(proc, resolver, hostKeys), ...layerLoaders(expandGlobs(config.discovery.imageLayers), proc, new Set(hostKeys))] : [];
+  const fetched = new Map<string, string>();
+  if (client) {
+    // What `run` would do in the background, done here before reporting: symbols by build-id.
+    for (const f of [...inventory, ...foreign.flatMap((l) => l.files)]) {
+      if (kindOf(f.path) !== 'ld.so' && !f.aliases.some((a) => kindOf(a) === 'ld.so')) continue;
+      try {
+        resolver.lookup(f.path, '_dl_add_to_namespace_list');
+        continue;
+      } catch {
+        /* no local symbols: ask debuginfod */
+      }
+      const id = safeBuildId(resolver, f.path);
+      if (!id) continue;
+      const r = await client.fetch(id);
+      fetched.set(f.path, r.ok ? `fetched from ${r.url}` : `not available: ${r.reason}`);
+    }
+  }
   // The same selector `run` and `probes` use: what is reported here is what run installs.
-  const plan = await planCapture({ config, resolver, proc, inventory });
-  const choiceFor = (file: string) => plan.sets.find((c) => c.set.dir === path.dirname(file));
+  const plan = await planCapture({ config, resolver, proc, inventory, layouts });
   const loaders: LoaderFileReport[] = [];
-  for (const lib of inventory) {
+  report(inventory, plan, undefined);
+  let n = 0;
+  for (const l of foreign) {
+    const p = await planCapture({ config, resolver, proc, inventory: l.files, layouts, eventSuffix: `_l${++n}` });
+    report(l.files, p, { prefix: l.files[0]!.root?.prefix ?? '', origin: l.origin });
+  }
+  function report(files: LibraryFile[], plan: CapturePlan, root: LoaderFileReport['root']): void {
+  const choiceFor = (file: string) => plan.sets.find((c) => c.set.dir === path.dirname(file));
+  for (const lib of files) {
     const kind = kindOf(lib.path);
     if (!kind) continue;
     const symbols = WANTED[kind].map((symbol) => {
@@ -89,10 +132,10 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
     });
     const choice = choiceFor(lib.path);
     let mechanism: string;
-    if (kind === 'musl') mechanism = 'not supported yet: musl loads are not captured';
-    else if (kind === 'libdl' && plan.stubs.includes(lib.path)) {
+    const extra = { ...(root ? { root } : {}), ...(fetched.has(lib.path) ? { debuginfod: fetched.get(lib.path)! } : {}) };
+    if (kind === 'libdl' && plan.stubs.includes(lib.path)) {
       // glibc ≥ 2.34 keeps libdl.so.2 only as a stub for old binaries: nothing to probe, by design.
-      loaders.push({ path: lib.path, kind, processes: lib.usedBy.length, symbols: [], mechanism: 'none needed: a glibc ≥ 2.34 stub (dlopen lives in libc.so.6 next to it)' });
+      loaders.push({ path: lib.path, kind, processes: lib.usedBy.length, symbols: [], mechanism: 'none needed: a glibc ≥ 2.34 stub (dlopen lives in libc.so.6 next to it)', ...extra });
       continue;
     } else if (!choice) mechanism = 'none: no probe could be planned on this file (see skipped probes)';
     else if (!choice.mechanism) mechanism = `NONE: ${choice.rejected.map((r) => `${r.mechanism}: ${r.reason}`).join('; ')}`;
@@ -100,7 +143,8 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
       const passed = choice.rejected.map((r) => `${r.mechanism} not used: ${r.reason}`).join('; ');
       mechanism = `${choice.mechanism.name} (${choice.reason}) — ${choice.description}${passed ? ` [${passed}]` : ''}`;
     }
-    loaders.push({ path: lib.path, kind, processes: lib.usedBy.length, symbols, mechanism });
+    loaders.push({ path: lib.path, kind, processes: lib.usedBy.length, symbols, mechanism, ...extra });
+  }
   }
   if (plan.specs.length === 0) problems.push('no probe can be planned on this host (see skipped probes)');
   return {
@@ -115,6 +159,14 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
     },
     problems,
   };
+}
+
+function safeBuildId(resolver: ElfSymbolResolver, file: string): string | undefined {
+  try {
+    return resolver.inspect(file).buildId;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Human-readable rendering of a CheckReport. */
@@ -139,7 +191,8 @@ export function formatCheck(r: CheckReport): string {
   ];
   if (r.loaders.length === 0) lines.push('  (none found)');
   for (const l of r.loaders) {
-    lines.push(`  ${l.path} [${l.kind}] used by ${l.processes}${l.processes >= 16 ? '+' : ''} processes`);
+    lines.push(`  ${l.path} [${l.kind}]${l.root ? ` (${l.root.origin} root ${l.root.prefix})` : ''} used by ${l.processes}${l.processes >= 16 ? '+' : ''} processes`);
+    if (l.debuginfod) lines.push(`    debuginfod: ${l.debuginfod}`);
     for (const s of l.symbols) {
       lines.push(s.found ? `    ${s.symbol}: found in ${s.table} at ${s.fileOffset}` : `    ${s.symbol}: NOT FOUND (${s.error})`);
     }

@@ -1,5 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ErrorCodes, SoloadError } from '../errors';
 import type { Mapping, ProcReader } from '../host/proc-reader';
 import type { LoaderRoot } from './discover';
@@ -147,7 +149,7 @@ export const ROOT_HELPERS: ReadonlyArray<{ file: string; args: string[] }> = [
  * One look at a process that uses `ldsoIno`: when its loader is at RT_CONSISTENT with a list of
  * at least three objects, the offsets found in its link_maps (read-only, /proc/<pid>/mem).
  */
-export function calibrateFromProcess(pid: number, ldsoIno: number, rDebugVaddr: number, proc: ProcReader): LinkMapLayout | undefined {
+export function calibrateFromProcess(pid: number, ldsoIno: number, rDebugVaddr: number, proc: ProcReader, what = 'a live process'): LinkMapLayout | undefined {
   const read: MemoryReader = (a, n) => proc.readMemory(pid, a, n);
   const base = loadBase(proc.mappings(pid), ldsoIno);
   if (base === undefined) return undefined;
@@ -160,7 +162,7 @@ export function calibrateFromProcess(pid: number, ldsoIno: number, rDebugVaddr: 
   const off = findSearchlistOffset(read, head, list);
   if (off === undefined) return undefined;
   const fileId = findFileIdOffset(read, identities(read, list, pid, proc));
-  return { searchlist: off, ...(fileId !== undefined ? { fileId } : {}), source: `calibrated against pid ${pid} (${list.length} objects)` };
+  return { searchlist: off, ...(fileId !== undefined ? { fileId } : {}), source: `calibrated against pid ${pid}, ${what} (${list.length} objects)` };
 }
 
 /**
@@ -179,23 +181,41 @@ export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMap
     if (found) return found;
   }
   const cmd = helperCommand(input);
+  const held = cmd ? undefined : blockedStdout();
   if (!cmd) {
+    const self = selfHelper(input);
+    if (self && held) return runHelper(input, ino, self, held, timeoutMs);
+    held?.close();
     throw new SoloadError(
       ErrorCodes.CALIBRATION_FAILED,
       `cannot calibrate ${input.ldso}: no live process uses it yet and its root (${input.root?.prefix}) has none of ${ROOT_HELPERS.map((h) => h.file).join(', ')} to run under its own loader; install its debug symbols (or serve them by debuginfod) for the complete mechanism`,
       { ldso: input.ldso },
     );
   }
-  const child = spawn(cmd.file, cmd.args, { stdio: 'ignore' });
+  return runHelper(input, ino, cmd, undefined, timeoutMs);
+}
+
+/**
+ * Runs a calibration helper, reads its link_maps once its loader is done, kills it. With `held`,
+ * the helper's stdout is a pipe soload filled up beforehand, so its first write blocks: a program
+ * that would print and exit (libc.so.6 run as a program) waits there, start-up complete.
+ */
+async function runHelper(input: CalibrationInput, ino: number, cmd: { file: string; args: string[] }, held: HeldPipe | undefined, timeoutMs: number): Promise<LinkMapLayout> {
+  // Nothing of soload's environment (LD_PRELOAD, LD_LIBRARY_PATH) reaches the helper's loader.
+  const child = spawn(cmd.file, cmd.args, { stdio: ['ignore', held ? held.writeFd : 'ignore', 'ignore'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  held?.closeWriter();
   if (child.pid !== undefined) noteHelper(child.pid);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.once('error', () => undefined);
+  // A helper that could not be started emits 'error' and never 'exit'.
+  const exited = new Promise<void>((r) => {
+    child.once('exit', () => r());
+    child.once('error', () => r());
+  });
   try {
     const pid = child.pid;
     if (pid === undefined) throw new SoloadError(ErrorCodes.CALIBRATION_FAILED, `cannot run ${cmd.file} ${cmd.args.join(' ')} to calibrate ${input.ldso}`, { ldso: input.ldso });
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const found = calibrateFromProcess(pid, ino, input.rDebugVaddr, input.proc);
+      const found = calibrateFromProcess(pid, ino, input.rDebugVaddr, input.proc, `helper \`${cmd.file === 'chroot' ? `chroot ${input.root?.prefix} ` : ''}${cmd.file === 'chroot' ? cmd.args.slice(1).join(' ') : [cmd.file, ...cmd.args].join(' ')}\``);
       if (found) return found;
       if (Date.now() > deadline) {
         throw new SoloadError(ErrorCodes.CALIBRATION_FAILED, `could not find l_searchlist in ${input.ldso}'s link_map within ${timeoutMs} ms: install its debug symbols (libc6-dbg / glibc-debuginfo) for the complete mechanism`, { ldso: input.ldso });
@@ -205,7 +225,74 @@ export async function calibrateLinkMap(input: CalibrationInput): Promise<LinkMap
   } finally {
     child.kill('SIGKILL');
     await exited;
+    held?.close();
   }
+}
+
+/** A pipe whose buffer soload filled: a writer blocks on it until soload reads (it never does). */
+interface HeldPipe {
+  writeFd: number;
+  closeWriter(): void;
+  close(): void;
+}
+
+/**
+ * A FIFO in a private temp dir, its buffer filled through a non-blocking descriptor, and a second,
+ * blocking write descriptor for the helper (O_NONBLOCK belongs to the open file, so the helper's
+ * own descriptor must be a separate open).
+ */
+function blockedStdout(): HeldPipe | undefined {
+  let dir: string | undefined;
+  const fds: number[] = [];
+  try {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-cal-'));
+    const fifo = path.join(dir, 'out');
+    if (spawnSync('mkfifo', ['-m', '600', fifo]).status !== 0) throw new Error('mkfifo failed');
+    const r = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    fds.push(r);
+    const fill = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    fds.push(fill);
+    // One write of the default pipe capacity (16 pages) fills it; a second write on a full
+    // non-blocking pipe would only spin on EAGAIN.
+    fs.writeSync(fill, Buffer.alloc(65536, 0x20));
+    const w = fs.openSync(fifo, fs.constants.O_WRONLY);
+    const d = dir;
+    let writerOpen = true;
+    return {
+      writeFd: w,
+      closeWriter: () => {
+        if (writerOpen) fs.closeSync(w);
+        writerOpen = false;
+      },
+      close: () => {
+        if (writerOpen) fs.closeSync(w);
+        writerOpen = false;
+        for (const fd of fds.splice(0)) fs.closeSync(fd);
+        fs.rmSync(d, { recursive: true, force: true });
+      },
+    };
+  } catch {
+    for (const fd of fds) fs.closeSync(fd);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+}
+
+/**
+ * A root with no program to run (a distroless image, a layer holding only the C library): its
+ * loader runs its own libc.so.6 as the program (glibc's libc prints its version and exits; its
+ * only dependency is that loader), inside the root, so only the files being probed ever run.
+ */
+function selfHelper(input: CalibrationInput): { file: string; args: string[] } | undefined {
+  if (!input.root || !input.ldsoInRoot) return undefined;
+  const libc = path.join(path.dirname(input.ldsoInRoot), 'libc.so.6');
+  try {
+    if (!fs.statSync(input.root.prefix + libc).isFile()) return undefined;
+  } catch {
+    return undefined;
+  }
+  const rootDir = input.root.prefix.replace(/^\/proc\/self\//, `/proc/${process.pid}/`);
+  return { file: 'chroot', args: [rootDir, input.ldsoInRoot, libc] };
 }
 
 /** Pids of calibration helpers soload ran recently (their execs are soload's own, not the host's). */

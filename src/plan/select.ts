@@ -122,10 +122,12 @@ export function mechanismContext(deps: PlanDeps): MechanismContext {
     proc: deps.proc,
     info: deps.info ?? (() => undefined),
     calibrate(ldso: string): Promise<LinkMapLayout> {
-      // One calibration per loader file, whatever path reaches it (/proc/<pid>/root of each container).
+      // One calibration per loader build: the layout is the build's, so a copy of the same build
+      // (another image's layer, an upgrade to the same package) reuses it — by build-id, else per
+      // file, whatever path reaches it (/proc/<pid>/root of each container).
       let key = ldso;
       try {
-        key = loaderKey(fs.statSync(ldso));
+        key = deps.resolver.inspect(ldso).buildId ?? loaderKey(fs.statSync(ldso));
       } catch {
         /* unreadable: calibration fails below with the reason */
       }

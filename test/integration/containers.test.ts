@@ -164,7 +164,7 @@ test('Debian 11 in new mount + pid namespaces, loader never seen before: the fir
       assert.notEqual(num(r, 'process.pid'), num(r, 'soload.process.ns_pid'));
       assert.equal(typeof num(r, 'soload.process.mnt_ns'), 'number');
     }
-    assert.match(s.stderr(), /loader \S+ld-2\.31\.so \(process\): \S+: search-lists \(link_map\.l_searchlist at offset \d+ \(calibrated against pid \d+/, 'no debug symbols: search lists, calibrated against the live process of that root (no helper from the host)');
+    assert.match(s.stderr(), /loader \S+ld-2\.31\.so \(process\): \S+: search-lists \(link_map\.l_searchlist at offset \d+ \(calibrated against pid \d+, a live process/, 'no debug symbols: search lists, calibrated against the live process of that root (no helper from the host)');
     // Sweep: nothing uses that loader any more → its probes go.
     const until = Date.now() + 5000;
     while (!/ld-2\.31\.so: no process uses it any more/.test(s.stderr()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
@@ -181,6 +181,7 @@ test('Debian 13 through an overlayfs (root as the lower layer, as a container ru
   const s = await startSoload(config({ imageLayers: [path.join(ROOTS_DIR, '*')] }), { readyTimeoutMs: 60_000 });
   try {
     assert.match(s.stderr(), /loader \S+trixie\/usr\/lib\/x86_64-linux-gnu\/ld-linux-x86-64\.so\.2 \(layer\)/, 'the layer was pre-armed at start');
+    assert.match(s.stderr(), /trixie\/usr\/lib\/x86_64-linux-gnu: search-lists \(link_map\.l_searchlist at offset \d+ \(calibrated against pid \d+, helper `chroot \S+trixie \/usr\/lib\/x86_64-linux-gnu\/ld-linux-x86-64\.so\.2 \/bin\/sleep 10`/, 'no process yet: calibrated against the layer\'s own sleep under its own loader');
     const truths = await truthsOfRun(root, { pidNs: true, overlay: true });
     const got = await expectExact(s, truths, true, 'trixie overlay');
     for (const [comm, recs] of got) assert.ok(recs.every((r) => r.attributes['soload.load.recovered'] === undefined), `${comm}: reported by the pre-armed probes, nothing recovered`);
@@ -271,5 +272,102 @@ test('debuginfod: with DEBUGINFOD_URLS a symbol-less foreign loader is upgraded 
   } finally {
     await s?.stop();
     await server.stop();
+  }
+});
+
+/** Shell run as pid 1 of new mount + pid namespaces: overlay of `lowers` (colon list), /proc, chroot. */
+function overlayCommand(lowers: string, tmp: string, script: string): { file: string; args: string[] } {
+  for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(tmp, d), { recursive: true });
+  const sh = [
+    'set -eu',
+    `mount -t overlay soload-overlay -o "lowerdir=${lowers},upperdir=${tmp}/upper,workdir=${tmp}/work" "${tmp}/merged"`,
+    `mount -t proc proc "${tmp}/merged/proc"`,
+    `exec chroot "${tmp}/merged" /bin/sh -c "$1"`,
+  ].join('\n');
+  return { file: 'unshare', args: ['--mount', '--propagation', 'private', '--pid', '--fork', '/bin/sh', '-c', sh, 'soload-overlay', script] };
+}
+
+function runCommand(cmd: { file: string; args: string[] }, input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd.file, cmd.args, { env: cleanHostEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}\n${err}`))));
+    if (input !== undefined) c.stdin.end(input);
+    else c.stdin.end();
+  });
+}
+
+test('an image layer that appears after start is noticed and pre-armed before its first container runs: that container\'s first process is complete from the probes', async () => {
+  const trixie = rootDir('trixie');
+  const layers = tmpDir('soload-layers-');
+  const s = await startSoload(config({ imageLayers: [path.join(layers, '*')] }));
+  const tmp = tmpDir('soload-ovl-');
+  try {
+    // A new layer with its own copy of the loader and libc (new inodes, as an upgrade layer has).
+    const layer = path.join(layers, 'sha256-0001');
+    const lib = path.join(layer, 'usr/lib/x86_64-linux-gnu');
+    fs.mkdirSync(lib + '.tmp', { recursive: true });
+    for (const f of ['ld-linux-x86-64.so.2', 'libc.so.6']) fs.copyFileSync(path.join(trixie, 'usr/lib/x86_64-linux-gnu', f), path.join(lib + '.tmp', f));
+    fs.mkdirSync(path.join(layer, 'usr/lib'), { recursive: true });
+    fs.renameSync(lib + '.tmp', lib);
+    const until = Date.now() + 10_000;
+    const armed = new RegExp(`loader ${layer.replace(/[/.]/g, '\\$&')}/usr/lib/x86_64-linux-gnu/ld-linux-x86-64\\.so\\.2 \\(layer\\)`);
+    while (!armed.test(s.stderr()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.match(s.stderr(), armed, 'the new layer was noticed and its loader armed');
+    const start = Date.now();
+    const out = await runCommand(overlayCommand(`${layer}:${trixie}`, tmp, TRUTH_SH));
+    const window: [number, number] = [start, Date.now()];
+    const truths = parseTruths(out).map((t) => ({ ...t, window }));
+    const got = await expectExact(s, truths, true, 'new layer');
+    for (const [comm, recs] of got) assert.ok(recs.every((r) => r.attributes['soload.load.recovered'] === undefined), `${comm}: from the pre-armed probes`);
+    assert.doesNotMatch(s.stderr(), /exited before its loads could be read/);
+  } finally {
+    await s.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(layers, { recursive: true, force: true });
+  }
+});
+
+test('a loader and libc upgraded in place while a process keeps the old ones mapped: new processes get probes on the new files, the old process still reports its dlopens, and each loader\'s probes go with its last process', async () => {
+  const trixie = rootDir('trixie');
+  const s = await startSoload(config());
+  const tmp = tmpDir('soload-upg-');
+  try {
+    // Inside one container: perl waits (old ld.so/libc mapped); the "package upgrade" writes new
+    // files over the old names (rename: new inodes, in the overlay's upper layer); a new process
+    // runs; then the old perl dlopens POSIX.
+    const fifo = '/tmp/go';
+    const script = [
+      `mkfifo ${fifo}`,
+      `perl -e 'print "== perl $$\n"; open(G, "<", "${fifo}"); <G>; require POSIX; open(F, "/proc/self/maps"); print <F>;' &`,
+      'sleep 0.8',
+      'for f in ld-linux-x86-64.so.2 libc.so.6; do cp /usr/lib/x86_64-linux-gnu/$f /usr/lib/x86_64-linux-gnu/.$f.new && mv /usr/lib/x86_64-linux-gnu/.$f.new /usr/lib/x86_64-linux-gnu/$f; done',
+      'sh -c \'sleep 0.6; cat /proc/self/stat /proc/self/maps | sed "1s/^\\([0-9]*\\) (\\([^)]*\\)).*/== \\2 \\1/"\'',
+      `echo go > ${fifo}`,
+      'wait',
+    ].join('\n');
+    const start = Date.now();
+    const out = await runCommand(overlayCommand(trixie, tmp, script));
+    const window: [number, number] = [start, Date.now()];
+    const truths = parseTruths(out).map((t) => ({ ...t, window }));
+    assert.deepEqual(truths.map((t) => t.comm).sort(), ['cat', 'perl']);
+    const lds = (s.stderr().match(/loader (\S+ld-linux-x86-64\.so\.2) \(process\)/g) ?? []);
+    assert.equal(lds.length, 2, `two loaders armed (the old file, then the new one):\n${s.stderr()}`);
+    const got = await expectExact(s, truths.filter((t) => t.comm === 'cat'), true, 'after the upgrade');
+    assert.ok(got.get('cat')!.length > 0);
+    const perl = truths.find((t) => t.comm === 'perl')!;
+    const posix = [...perl.paths].find((p) => p.endsWith('/POSIX.so'))!;
+    const hits = await s.waitFor((r) => str(r, 'soload.comm') === 'perl' && str(r, 'file.path') === posix, 8000);
+    assert.equal(hits.length, 1, 'the old process\'s dlopen after the upgrade is still reported (probes on the old inode)');
+    assert.equal(str(hits[0]!, 'soload.load.method'), 'dlopen');
+    const until = Date.now() + 6000;
+    while ((s.stderr().match(/ld-linux-x86-64\.so\.2: no process uses it any more/g) ?? []).length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.equal((s.stderr().match(/ld-linux-x86-64\.so\.2: no process uses it any more/g) ?? []).length, 2, 'both the old and the new loader lost their probes after their last process');
+  } finally {
+    await s.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
