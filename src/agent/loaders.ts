@@ -504,9 +504,11 @@ export class LoaderRegistry {
     const now = d.nowNs();
     const { comm } = d.proc.commandOf(pid);
     const out: LoadEvent[] = [];
+    const loaderNames = new Set(a!.names.map((n) => path.basename(n)));
     for (const o of list.slice(from)) {
       if (!o.name.includes('/')) continue;
-      out.push({ timestampNs: now, pid, tid: pid, comm: comm ?? '', method: 'needed', path: o.name, requestedName: path.basename(o.name), result: 'ok', probe: 'recovered', recovered: true });
+      const isLoader = loaderNames.has(path.basename(o.name)) || isMuslLoaderName(o.name);
+      out.push({ timestampNs: now, pid, tid: pid, comm: comm ?? '', method: isLoader ? 'interpreter' : 'needed', path: o.name, requestedName: path.basename(o.name), result: 'ok', probe: 'recovered', recovered: true });
     }
     this.stats.recoveredLoads += out.length;
     return out;

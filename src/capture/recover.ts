@@ -88,6 +88,6 @@ export function classifyRecovered(list: readonly ListedObject[], ctx: ClassifyCo
     loads.push({ method, path: name, requestedName: method === 'needed' ? base : name });
   }
   // Start-up is over once every DT_NEEDED name of the program is on the list.
-  for (const n of [...wanted]) if (loads.some((l) => path.basename(l.path) === n || ctx.isLoader(n))) wanted.delete(n);
+  for (const n of [...wanted]) if (loads.some((l) => path.basename(l.path) === n || (l.method === 'interpreter' && ctx.isLoader(n)))) wanted.delete(n);
   return { loads, startupComplete: wanted.size === 0 && list.length > 1 };
 }

@@ -247,7 +247,7 @@ function blockedStdout(): HeldPipe | undefined {
   try {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-cal-'));
     const fifo = path.join(dir, 'out');
-    if (spawnSync('mkfifo', ['-m', '600', fifo]).status !== 0) throw new Error('mkfifo failed');
+    if (spawnSync('mkfifo', ['-m', '600', fifo]).status !== 0) throw new SoloadError(ErrorCodes.CALIBRATION_FAILED, `mkfifo ${fifo} failed`);
     const r = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     fds.push(r);
     const fill = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);

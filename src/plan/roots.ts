@@ -75,7 +75,9 @@ export function layerLoaders(dirs: readonly string[], proc: ProcReader, seen = n
   const out: ForeignLoader[] = [];
   for (const dir of dirs) {
     for (const loc of LOADER_LOCATIONS) {
-      const st = statFile(path.join(dir, loc));
+      // Links in a layer point into that layer's root (musl's /lib/ld-musl-*.so.1 is absolute).
+      const canon = resolveInView(dir, '/' + loc, proc);
+      const st = canon.exists ? statFile(dir + canon.path) : undefined;
       if (!st) continue;
       const key = loaderKey(st);
       if (seen.has(key)) continue;

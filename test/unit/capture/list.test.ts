@@ -58,7 +58,7 @@ test('list probes: constant-depth fetch arguments within the kernel limit, in-ke
   assert.equal(probes[0]!.filter, 'state == 0');
   assert.equal(probes[2]!.filter, 'state == 0 && n > 16');
   const line = buildProbeLine('g', probes[15]!);
-  assert.match(line, /^p:g\/loader_state_list15 \/lib\/ld-linux-x86-64\.so\.2:0x2060 state=@\+0x34130:s32 n=\+736\(@\+0x34120\):u32 p0=\+0\(\+8\(\+960\(\+728\(@\+0x34120\)\)\)\):ustring q0=/);
+  assert.match(line, /^p:g\/loader_state_list15 \/lib\/ld-linux-x86-64\.so\.2:0x2060 state=@\+0x34130:s32 comm=\$comm n=\+736\(@\+0x34120\):u32 p0=\+0\(\+8\(\+960\(\+728\(@\+0x34120\)\)\)\):ustring q0=/);
   for (const p of probes) for (const f of p.fetch) assert.ok(f.arg.length <= 63, `${f.name}=${f.arg} is ${f.arg.length} chars`);
   const ret: ProbeSpec = { event: 'dlopen_return', kind: 'return', path: '/lib/libc.so.6', offset: 0x85500, role: 'dlopen.return', fetch: [] };
   const dl = dlopenListProbes(ret, layout, { sliceSize: 8, slices: 4 });
