@@ -39,10 +39,17 @@ export function chainExpr(start: string, depth: number): string {
 }
 
 /**
- * Fetch arguments naming the dsos of musl's list from `start` on: `p<k>` is the name of the k-th,
- * `more` the pointer after the last one read (non-zero: the list goes on). The list is a linked
- * list, so each step nests one more dereference, and the kernel's 63-character limit on a fetch
- * argument sets how far one probe can see (7 entries from `_dl_debug_addr`, 9 from a register).
+ * Fetch arguments naming the dsos of musl's list from `start` on: `x<k>` is the k-th dso's address,
+ * `p<k>` its name, `more` the address after the last one read (non-zero: the list goes on). The
+ * list is a linked list, so each step nests one more dereference, and the kernel's 63-character
+ * limit on a fetch argument sets how far one probe can see (7 entries from `_dl_debug_addr`, 9
+ * from a register).
+ *
+ * Why the addresses: a fetch that dereferences NULL is not reliably printed as `(fault)` — the
+ * event is assembled in a per-CPU buffer, and a value whose fetch failed keeps what the previous
+ * event left there (strings included). `x<k>` is read through dso k-1, which is valid whenever
+ * `x<k-1>` is non-zero, so the addresses are right up to and including the first zero; every
+ * field after that is ignored.
  */
 export function chainFetch(start: string): ProbeSpec['fetch'] {
   const fetch: ProbeSpec['fetch'] = [];
@@ -52,6 +59,7 @@ export function chainFetch(start: string): ProbeSpec['fetch'] {
       fetch.push({ name: 'more', arg: `${chainExpr(start, d)}:x64` });
       return fetch;
     }
+    fetch.push({ name: `x${d}`, arg: `${chainExpr(start, d)}:x64` });
     fetch.push({ name: `p${d}`, arg });
   }
 }
@@ -213,7 +221,7 @@ export class MuslHandler implements MechanismHandler {
       this.parts.set(pid, st);
     }
     if (!st) return undefined;
-    st.deps.set(first, depNames(rec));
+    st.deps.set(first, depNames(rec, first, st.n));
     const n = Number.isFinite(st.n) ? Math.min(st.n, DEPS_SLICE * DEPS_SLICES) : 0;
     for (let f = 0; f < n; f += DEPS_SLICE) if (!st.deps.has(f)) return undefined;
     this.parts.delete(pid);
@@ -247,10 +255,13 @@ export class MuslHandler implements MechanismHandler {
   }
 }
 
-/** Names `d<k>` of a deps slice, up to the first unreadable one. */
-function depNames(rec: TraceRecord): string[] {
+/**
+ * Names `d<k>` of the deps slice starting at `first`: only indexes below `n` (ndeps_direct, read
+ * from the program's own dso, always valid); past it the slots hold stale bytes, not faults.
+ */
+function depNames(rec: TraceRecord, first: number, n: number): string[] {
   const out: string[] = [];
-  for (let k = 0; k < DEPS_SLICE; k++) {
+  for (let k = 0; k < DEPS_SLICE && first + k < n; k++) {
     const v = rec.fields[`d${k}`];
     if (v === undefined || v === null) break;
     out.push(v);
@@ -259,25 +270,33 @@ function depNames(rec: TraceRecord): string[] {
 }
 
 /**
- * The entries of a chain record up to the first unreadable one (a NULL `next` reads as a fault),
- * as the `n`/`p<k>`/`q<k>` fields list slices carry. musl names a library found on its search path
+ * The entries of a chain record up to the first zero address (see chainFetch), as the
+ * `n`/`p<k>`/`q<k>` fields list slices carry. musl names a library found on its search path
  * `<dir>/<requested name>`, so the basename stands for the requested (DT_NEEDED) name.
  */
 export function listRecord(rec: TraceRecord): { synth: TraceRecord; names: string[]; more: boolean } {
   const names: string[] = [];
-  for (let k = 0; ; k++) {
+  let k = 0;
+  for (; ; k++) {
     const v = rec.fields[`p${k}`];
-    if (v === undefined || v === null) break;
+    if (v === undefined) break;
+    const x = rec.fields[`x${k}`];
+    if (x !== undefined && (x === null || isZero(x))) break;
+    if (v === null) break;
     names.push(v);
   }
   const fields: Record<string, string | null> = { ...rec.fields, n: String(names.length) };
-  names.forEach((n, k) => {
-    fields[`q${k}`] = n.includes('/') ? path.basename(n) : n;
+  names.forEach((n, i) => {
+    fields[`q${i}`] = n.includes('/') ? path.basename(n) : n;
   });
-  // An integer fetch through a NULL pointer is not printed as a fault (the slot keeps stale bytes),
-  // so `more` means something only when every name before it was read.
+  // `more` is read through the last dso walked: meaningful only when the walk reached the end of
+  // the probe's reach without meeting a zero address.
   const m = rec.fields.more;
   const complete = rec.fields[`p${names.length}`] === undefined;
-  const more = complete && names.length > 0 && m !== undefined && m !== null && !/^(0x)?0+$/.test(m);
+  const more = complete && names.length > 0 && m !== undefined && m !== null && !isZero(m);
   return { synth: { ...rec, fields }, names, more };
+}
+
+function isZero(v: string): boolean {
+  return /^(0x)?0+$/.test(v);
 }

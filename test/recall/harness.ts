@@ -83,6 +83,8 @@ export interface RecallOptions {
   selfCheckOnly?: boolean;
   /** Extra soload config merged over the harness's (shallow per top-level key). */
   soloadConfig?: Record<string, unknown>;
+  /** Give soload the roots directory as image layers (default true; false: loaders met at exec only). */
+  prearm?: boolean;
   /** Environments, in the order they run (default ['host']): host, musl, bullseye, trixie, or a root directory. */
   rows?: string[];
   log?: (msg: string) => void;
@@ -287,7 +289,11 @@ export async function runRecall(opts: RecallOptions = {}): Promise<RecallReport>
     if (!opts.selfCheckOnly) {
       const t1 = Date.now();
       collector = await startCollector({ configYaml: fileExporterConfig(), workDir: path.join(dir, 'otelcol') });
-      soload = await startSoload(harnessSoloadConfig(collector.httpEndpoint, opts.soloadConfig), { readyTimeoutMs: 60_000 });
+      // The roots stand for images a container runtime has unpacked: their directory is the layer
+      // store soload pre-arms (as /var/lib/containerd/.../snapshots/*/fs would be on a node).
+      const layers = opts.prearm !== false && rows.some((r) => r.kind === 'root') ? { discovery: { imageLayers: [...new Set(corpora.filter((c) => c.env.kind === 'root').map((c) => path.dirname((c.env as { root: string }).root) + '/*'))] } } : {};
+      soload = await startSoload(harnessSoloadConfig(collector.httpEndpoint, { ...layers, ...opts.soloadConfig }), { readyTimeoutMs: 60_000 });
+      if (Object.keys(layers).length) log(`soload pre-arms image layers ${JSON.stringify(layers.discovery!.imageLayers)}`);
       timings.startMs = Date.now() - t1;
       log(`collector ${collector.httpEndpoint} and soload pid ${soload.pid} ready (${timings.startMs} ms)`);
     }
@@ -687,12 +693,17 @@ export function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json
       case '--musl':
         rows.push('musl');
         break;
+      case '--prearm':
+        o.prearm = argv[++i] === 'on';
+        break;
       case '-h':
       case '--help':
         process.stdout.write(
           'usage: node dist/test/recall/harness.js [--no-bars] [--json FILE] [--only a,b] [--repeat N] [--short-lived-runs N]\n' +
             '         [--settle-ms MS] [--deadline-ms MS] [--max-list N] [--keep] [--self-check-only]\n' +
-            '         [--rows host,bullseye,trixie,musl] [--root bullseye|trixie|DIR]... [--musl]\n' +
+            '         [--rows host,bullseye,trixie,musl] [--root bullseye|trixie|DIR]... [--musl] [--prearm on|off]\n' +
+            '  prearm: the roots directory is given to soload as image layers (default on), as a container\n' +
+            '          runtime\'s layer store would be; off measures loaders soload meets only at an exec\n' +
             '  rows: the environments to build and run the corpus in, in order (default: host only)\n',
         );
         process.exit(0);

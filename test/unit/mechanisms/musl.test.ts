@@ -20,7 +20,7 @@ const ctx = {} as MechanismContext; // musl-lists reads nothing but the set
 
 /** What `soload probes` printed for that installation (group renamed). */
 const RECORDED_LINES = [
-  'p:soload_21121/musl_list /usr/lib/x86_64-linux-musl/libc.so:0x720b0 state=+24(@+0xac3d8):s32 comm=$comm p0=+0(+8(+8(@+0xac3d8))):ustring p1=+0(+8(+24(+8(@+0xac3d8)))):ustring p2=+0(+8(+24(+24(+8(@+0xac3d8))))):ustring p3=+0(+8(+24(+24(+24(+8(@+0xac3d8)))))):ustring p4=+0(+8(+24(+24(+24(+24(+8(@+0xac3d8))))))):ustring p5=+0(+8(+24(+24(+24(+24(+24(+8(@+0xac3d8)))))))):ustring p6=+0(+8(+24(+24(+24(+24(+24(+24(+8(@+0xac3d8))))))))):ustring more=+24(+24(+24(+24(+24(+24(+24(+8(@+0xac3d8)))))))):x64 n=+192(+8(@+0xac3d8)):u64 d0=+0(+8(+0(+176(+8(@+0xac3d8))))):ustring d1=+0(+8(+8(+176(+8(@+0xac3d8))))):ustring d2=+0(+8(+16(+176(+8(@+0xac3d8))))):ustring d3=+0(+8(+24(+176(+8(@+0xac3d8))))):ustring d4=+0(+8(+32(+176(+8(@+0xac3d8))))):ustring d5=+0(+8(+40(+176(+8(@+0xac3d8))))):ustring d6=+0(+8(+48(+176(+8(@+0xac3d8))))):ustring d7=+0(+8(+56(+176(+8(@+0xac3d8))))):ustring',
+  'p:soload_21121/musl_list /usr/lib/x86_64-linux-musl/libc.so:0x720b0 state=+24(@+0xac3d8):s32 comm=$comm x0=+8(@+0xac3d8):x64 p0=+0(+8(+8(@+0xac3d8))):ustring x1=+24(+8(@+0xac3d8)):x64 p1=+0(+8(+24(+8(@+0xac3d8)))):ustring x2=+24(+24(+8(@+0xac3d8))):x64 p2=+0(+8(+24(+24(+8(@+0xac3d8))))):ustring x3=+24(+24(+24(+8(@+0xac3d8)))):x64 p3=+0(+8(+24(+24(+24(+8(@+0xac3d8)))))):ustring x4=+24(+24(+24(+24(+8(@+0xac3d8))))):x64 p4=+0(+8(+24(+24(+24(+24(+8(@+0xac3d8))))))):ustring x5=+24(+24(+24(+24(+24(+8(@+0xac3d8)))))):x64 p5=+0(+8(+24(+24(+24(+24(+24(+8(@+0xac3d8)))))))):ustring x6=+24(+24(+24(+24(+24(+24(+8(@+0xac3d8))))))):x64 p6=+0(+8(+24(+24(+24(+24(+24(+24(+8(@+0xac3d8))))))))):ustring more=+24(+24(+24(+24(+24(+24(+24(+8(@+0xac3d8)))))))):x64 n=+192(+8(@+0xac3d8)):u64 d0=+0(+8(+0(+176(+8(@+0xac3d8))))):ustring d1=+0(+8(+8(+176(+8(@+0xac3d8))))):ustring d2=+0(+8(+16(+176(+8(@+0xac3d8))))):ustring d3=+0(+8(+24(+176(+8(@+0xac3d8))))):ustring d4=+0(+8(+32(+176(+8(@+0xac3d8))))):ustring d5=+0(+8(+40(+176(+8(@+0xac3d8))))):ustring d6=+0(+8(+48(+176(+8(@+0xac3d8))))):ustring d7=+0(+8(+56(+176(+8(@+0xac3d8))))):ustring',
   'p:soload_21121/musl_deps1 /usr/lib/x86_64-linux-musl/libc.so:0x720b0 state=+24(@+0xac3d8):s32 n=+192(+8(@+0xac3d8)):u64 d0=+0(+8(+64(+176(+8(@+0xac3d8))))):ustring d1=+0(+8(+72(+176(+8(@+0xac3d8))))):ustring d2=+0(+8(+80(+176(+8(@+0xac3d8))))):ustring d3=+0(+8(+88(+176(+8(@+0xac3d8))))):ustring d4=+0(+8(+96(+176(+8(@+0xac3d8))))):ustring d5=+0(+8(+104(+176(+8(@+0xac3d8))))):ustring d6=+0(+8(+112(+176(+8(@+0xac3d8))))):ustring d7=+0(+8(+120(+176(+8(@+0xac3d8))))):ustring',
   'p:soload_21121/musl_deps2 /usr/lib/x86_64-linux-musl/libc.so:0x720b0 state=+24(@+0xac3d8):s32 n=+192(+8(@+0xac3d8)):u64 d0=+0(+8(+128(+176(+8(@+0xac3d8))))):ustring d1=+0(+8(+136(+176(+8(@+0xac3d8))))):ustring d2=+0(+8(+144(+176(+8(@+0xac3d8))))):ustring d3=+0(+8(+152(+176(+8(@+0xac3d8))))):ustring d4=+0(+8(+160(+176(+8(@+0xac3d8))))):ustring d5=+0(+8(+168(+176(+8(@+0xac3d8))))):ustring d6=+0(+8(+176(+176(+8(@+0xac3d8))))):ustring d7=+0(+8(+184(+176(+8(@+0xac3d8))))):ustring',
   'p:soload_21121/musl_deps3 /usr/lib/x86_64-linux-musl/libc.so:0x720b0 state=+24(@+0xac3d8):s32 n=+192(+8(@+0xac3d8)):u64 d0=+0(+8(+192(+176(+8(@+0xac3d8))))):ustring d1=+0(+8(+200(+176(+8(@+0xac3d8))))):ustring d2=+0(+8(+208(+176(+8(@+0xac3d8))))):ustring d3=+0(+8(+216(+176(+8(@+0xac3d8))))):ustring d4=+0(+8(+224(+176(+8(@+0xac3d8))))):ustring d5=+0(+8(+232(+176(+8(@+0xac3d8))))):ustring d6=+0(+8(+240(+176(+8(@+0xac3d8))))):ustring d7=+0(+8(+248(+176(+8(@+0xac3d8))))):ustring',
@@ -30,28 +30,31 @@ const RECORDED_LINES = [
   'p:soload_21121/musl_deps7 /usr/lib/x86_64-linux-musl/libc.so:0x720b0 state=+24(@+0xac3d8):s32 n=+192(+8(@+0xac3d8)):u64 d0=+0(+8(+448(+176(+8(@+0xac3d8))))):ustring d1=+0(+8(+456(+176(+8(@+0xac3d8))))):ustring d2=+0(+8(+464(+176(+8(@+0xac3d8))))):ustring d3=+0(+8(+472(+176(+8(@+0xac3d8))))):ustring d4=+0(+8(+480(+176(+8(@+0xac3d8))))):ustring d5=+0(+8(+488(+176(+8(@+0xac3d8))))):ustring d6=+0(+8(+496(+176(+8(@+0xac3d8))))):ustring d7=+0(+8(+504(+176(+8(@+0xac3d8))))):ustring',
   'p:soload_21121/musl_dlopen_entry /usr/lib/x86_64-linux-musl/libc.so:0x75af0 name=+0(%di):ustring flags=%si:x32 comm=$comm',
   'r:soload_21121/musl_dlopen_return /usr/lib/x86_64-linux-musl/libc.so:0x75af0 handle=$retval:x64 comm=$comm path=+0(+8($retval)):ustring',
-  'r:soload_21121/musl_dlopen_deps /usr/lib/x86_64-linux-musl/libc.so:0x75af0 handle=$retval:x64 p0=+0(+8($retval)):ustring p1=+0(+8(+24($retval))):ustring p2=+0(+8(+24(+24($retval)))):ustring p3=+0(+8(+24(+24(+24($retval))))):ustring p4=+0(+8(+24(+24(+24(+24($retval)))))):ustring p5=+0(+8(+24(+24(+24(+24(+24($retval))))))):ustring p6=+0(+8(+24(+24(+24(+24(+24(+24($retval)))))))):ustring p7=+0(+8(+24(+24(+24(+24(+24(+24(+24($retval))))))))):ustring p8=+0(+8(+24(+24(+24(+24(+24(+24(+24(+24($retval)))))))))):ustring more=+24(+24(+24(+24(+24(+24(+24(+24(+24($retval))))))))):x64',
+  'r:soload_21121/musl_dlopen_deps /usr/lib/x86_64-linux-musl/libc.so:0x75af0 handle=$retval:x64 x0=$retval:x64 p0=+0(+8($retval)):ustring x1=+24($retval):x64 p1=+0(+8(+24($retval))):ustring x2=+24(+24($retval)):x64 p2=+0(+8(+24(+24($retval)))):ustring x3=+24(+24(+24($retval))):x64 p3=+0(+8(+24(+24(+24($retval))))):ustring x4=+24(+24(+24(+24($retval)))):x64 p4=+0(+8(+24(+24(+24(+24($retval)))))):ustring x5=+24(+24(+24(+24(+24($retval))))):x64 p5=+0(+8(+24(+24(+24(+24(+24($retval))))))):ustring x6=+24(+24(+24(+24(+24(+24($retval)))))):x64 p6=+0(+8(+24(+24(+24(+24(+24(+24($retval)))))))):ustring x7=+24(+24(+24(+24(+24(+24(+24($retval))))))):x64 p7=+0(+8(+24(+24(+24(+24(+24(+24(+24($retval))))))))):ustring x8=+24(+24(+24(+24(+24(+24(+24(+24($retval)))))))):x64 p8=+0(+8(+24(+24(+24(+24(+24(+24(+24(+24($retval)))))))))):ustring more=+24(+24(+24(+24(+24(+24(+24(+24(+24($retval))))))))):x64',
 ];
 
-test('chainFetch from _dl_debug_addr: p0..p6 then more, each argument within the kernel limit (63 incl. type)', () => {
+test('chainFetch from _dl_debug_addr: x0/p0..x6/p6 then more, each argument within the kernel limit (63 incl. type)', () => {
   const f = chainFetch('+8(@+0xac3d8)');
-  assert.deepEqual(f.map((a) => a.name), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'more']);
+  assert.deepEqual(f.map((a) => a.name), ['x0', 'p0', 'x1', 'p1', 'x2', 'p2', 'x3', 'p3', 'x4', 'p4', 'x5', 'p5', 'x6', 'p6', 'more']);
   for (const a of f) assert.ok(a.arg.length <= MAX_FETCH_ARG, `${a.name}=${a.arg} is ${a.arg.length} characters`);
   assert.equal(MAX_FETCH_ARG, 63);
-  assert.equal(f[0]!.arg, '+0(+8(+8(@+0xac3d8))):ustring');
-  assert.equal(f[2]!.arg, '+0(+8(+24(+24(+8(@+0xac3d8))))):ustring');
-  assert.equal(f[6]!.arg, '+0(+8(+24(+24(+24(+24(+24(+24(+8(@+0xac3d8))))))))):ustring');
-  assert.equal(f[6]!.arg.length, 59, 'p6 fits; a p7 (five characters more) would not');
-  assert.equal(f[7]!.arg, '+24(+24(+24(+24(+24(+24(+24(+8(@+0xac3d8)))))))):x64', 'more: the next pointer after p6');
+  const arg = (n: string) => f.find((a) => a.name === n)!.arg;
+  assert.equal(arg('x0'), '+8(@+0xac3d8):x64', 'x0: the head dso\'s address');
+  assert.equal(arg('p0'), '+0(+8(+8(@+0xac3d8))):ustring');
+  assert.equal(arg('p2'), '+0(+8(+24(+24(+8(@+0xac3d8))))):ustring');
+  assert.equal(arg('p6'), '+0(+8(+24(+24(+24(+24(+24(+24(+8(@+0xac3d8))))))))):ustring');
+  assert.equal(arg('p6').length, 59, 'p6 fits; a p7 (five characters more) would not');
+  assert.equal(arg('more'), '+24(+24(+24(+24(+24(+24(+24(+8(@+0xac3d8)))))))):x64', 'more: the next pointer after p6');
 });
 
-test('chainFetch from $retval reaches p0..p8 (a shorter start leaves room for two more steps)', () => {
+test('chainFetch from $retval reaches x8/p8 (a shorter start leaves room for two more steps)', () => {
   const f = chainFetch('$retval');
-  assert.deepEqual(f.map((a) => a.name), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8', 'more']);
+  assert.deepEqual(f.map((a) => a.name), ['x0', 'p0', 'x1', 'p1', 'x2', 'p2', 'x3', 'p3', 'x4', 'p4', 'x5', 'p5', 'x6', 'p6', 'x7', 'p7', 'x8', 'p8', 'more']);
   for (const a of f) assert.ok(a.arg.length <= MAX_FETCH_ARG, `${a.name}=${a.arg} is ${a.arg.length} characters`);
-  assert.equal(f[0]!.arg, '+0(+8($retval)):ustring');
-  assert.equal(f[8]!.arg, '+0(+8(+24(+24(+24(+24(+24(+24(+24(+24($retval)))))))))):ustring');
-  assert.equal(f[9]!.arg, `${'+24('.repeat(9)}$retval${')'.repeat(9)}:x64`);
+  const arg = (n: string) => f.find((a) => a.name === n)!.arg;
+  assert.equal(arg('p0'), '+0(+8($retval)):ustring');
+  assert.equal(arg('p8'), '+0(+8(+24(+24(+24(+24(+24(+24(+24(+24($retval)))))))))):ustring');
+  assert.equal(arg('more'), `${'+24('.repeat(9)}$retval${')'.repeat(9)}:x64`);
 });
 
 test('depsFetch: n = ndeps_direct at +192, d<k> = name of deps[first+k] (pointer array at +176)', () => {
@@ -322,4 +325,21 @@ test('MuslHandler: onExec drops a half-collected start-up (the next image starts
   h.handle('loader.list', rec('musl_list', 900, listFields([APP, ...libs.slice(0, 6)], '0x55d0c0a03000', 9, libs.slice(0, 8))), probes.get('musl_list')!);
   h.onExec(900);
   assert.deepEqual(h.handle('loader.list', rec('musl_deps1', 900, depsSliceFields(9, libs.slice(8))), probes.get('musl_deps1')!), [], 'a slice of the old image completes nothing');
+});
+
+test('listRecord: a walk past the last dso keeps stale bytes from the previous event — strings too — so the end is the first zero address', () => {
+  // Recorded: musl 1.2.3, a program with one DT_NEEDED library; p4..p6 repeat what an earlier
+  // event left in the per-CPU buffer although dso 4 does not exist.
+  const rec = {
+    comm: 'prog', tid: 9, tgid: 9, cpu: 1, timestampNs: 1n, event: 'musl_list', location: '',
+    fields: {
+      state: '0', comm: 'prog',
+      x0: '0x5620b466c860', p0: '/tmp/mt/prog', x1: '0x7f5ce43a1b60', p1: '/tmp/mt/liba.so', x2: '0x7f5ce43a2f40', p2: '/lib/ld-musl-x86_64.so.1',
+      x3: '0x7f5ce43a2c80', p3: '', x4: '0x0', p4: '/tmp/mt/liba.so', x5: '0x7f5ce43a1b60', p5: '/tmp/mt/liba.so', x6: '0x7f5ce43a1b60', p6: '/tmp/mt/liba.so',
+      more: '0x28382b28302b3d36',
+    },
+  };
+  const { names, more } = listRecord(rec);
+  assert.deepEqual(names, ['/tmp/mt/prog', '/tmp/mt/liba.so', '/lib/ld-musl-x86_64.so.1', '']);
+  assert.equal(more, false, 'the walk ended inside the probe\'s reach');
 });
