@@ -143,7 +143,7 @@ export class MuslHandler implements MechanismHandler {
   readonly tracker: LoaderTracker;
   private readonly opts: HandlerOptions;
   private readonly appNames = new Map<number, string>();
-  private readonly parts = new Map<number, { chain: string[]; more: boolean; n: number; deps: Map<number, string[]> }>();
+  private readonly parts = new Map<number, { chain?: string[]; more?: boolean; n: number; deps: Map<number, string[]> }>();
   private truncated = 0;
 
   constructor(_set: LoaderSet, opts: HandlerOptions) {
@@ -214,20 +214,27 @@ export class MuslHandler implements MechanismHandler {
    */
   private collect(pid: number, rec: TraceRecord, spec: ProbeSpec): { chain: string[]; deps: string[]; more: boolean } | undefined {
     const first = spec.slice?.first ?? 0;
+    // Probes on one address fire in no promised order (the kernel runs the newest consumer
+    // first): slices are gathered whatever comes first, and the walk may come last.
+    const n0 = Number(rec.fields.n ?? 0);
     let st = this.parts.get(pid);
-    if (first === 0) {
-      const { names, more } = listRecord(rec);
-      st = { chain: names, more, n: Number(rec.fields.n ?? 0), deps: new Map() };
+    if (!st || st.n !== n0) {
+      st = { n: n0, deps: new Map() };
       this.parts.set(pid, st);
     }
-    if (!st) return undefined;
+    if (first === 0) {
+      const { names, more } = listRecord(rec);
+      st.chain = names;
+      st.more = more;
+    }
     st.deps.set(first, depNames(rec, first, st.n));
+    if (!st.chain) return undefined;
     const n = Number.isFinite(st.n) ? Math.min(st.n, DEPS_SLICE * DEPS_SLICES) : 0;
     for (let f = 0; f < n; f += DEPS_SLICE) if (!st.deps.has(f)) return undefined;
     this.parts.delete(pid);
     const deps: string[] = [];
     for (let f = 0; f < Math.max(n, 1); f += DEPS_SLICE) deps.push(...(st.deps.get(f) ?? []));
-    return { chain: st.chain, deps: deps.slice(0, n), more: st.more };
+    return { chain: st.chain, deps: deps.slice(0, n), more: st.more ?? false };
   }
 
   onExec(pid: number): void {

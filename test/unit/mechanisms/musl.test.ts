@@ -1,9 +1,12 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MECHANISMS, type LoaderSet, type MechanismContext } from '../../../src/mechanisms';
 import type { HandlerOptions } from '../../../src/mechanisms/types';
 import { chainFetch, depsFetch, isMuslLoaderName, listRecord, MAX_FETCH_ARG, muslMechanism, MuslHandler } from '../../../src/mechanisms/musl';
 import { groupLoaderSets } from '../../../src/plan/select';
+import { parseTraceLine } from '../../../src/pipe/parse';
 import { buildProbeLine } from '../../../src/tracefs/probe-line';
 import type { LoadEvent, ProbeRole, ProbeSpec, TraceRecord } from '../../../src/types';
 
@@ -342,4 +345,29 @@ test('listRecord: a walk past the last dso keeps stale bytes from the previous e
   const { names, more } = listRecord(rec);
   assert.deepEqual(names, ['/tmp/mt/prog', '/tmp/mt/liba.so', '/lib/ld-musl-x86_64.so.1', '']);
   assert.equal(more, false, 'the walk ended inside the probe\'s reach');
+});
+
+test('MuslHandler: a recorded 42-library start-up (musl 1.2.3), its slices in the reverse order the kernel delivers them, is reported once, complete', () => {
+  const fixtures = path.join(__dirname, '..', '..', '..', '..', 'test', 'fixtures');
+  const probeLines = fs.readFileSync(path.join(fixtures, 'musl-42-libs.probes'), 'utf8').trim().split('\n');
+  const specs = probeLines.map((l) => {
+    const [head, , ...args] = l.split(' ');
+    const event = head!.split('/')[1]!;
+    const j = /musl_deps(\d)/.exec(event);
+    return { event, slice: { first: j ? 8 * Number(j[1]) : 0, size: 8 }, fetch: args.map((a) => ({ name: a.slice(0, a.indexOf('=')), arg: a.slice(a.indexOf('=') + 1) })) };
+  });
+  const schemas = new Map(specs.map((s) => [s.event, { fields: s.fetch.map((f) => ({ name: f.name, string: /:ustring$/.test(f.arg) || f.arg === '$comm' })) }]));
+  const records = fs.readFileSync(path.join(fixtures, 'musl-42-libs.trace'), 'utf8').split('\n').filter(Boolean).map((l) => {
+    const r = parseTraceLine(l, schemas);
+    assert.ok(r.ok, l);
+    return r.record;
+  });
+  for (const order of [records, [...records].reverse()]) {
+    const h = new MuslHandler({ dir: '/usr/lib/x86_64-linux-musl', files: [], specs: [] }, { reportExecutable: true, neededOf: () => [], canonical: (_p, f) => f, initiallyLoaded: () => [], execOf: () => '/tmp/m42/many', listCapacity: 128 });
+    const out = order.flatMap((r) => h.handle('loader.list', r, specs.find((s) => s.event === r.event) as unknown as ProbeSpec));
+    const libs = out.filter((e) => /libm\d\d\.so$/.test(e.path ?? ''));
+    assert.equal(libs.length, 42, 'all 42 direct dependencies');
+    assert.equal(new Set(libs.map((e) => e.path)).size, 42, 'each once');
+    assert.deepEqual(out.filter((e) => e.method === 'interpreter').map((e) => e.path), ['/lib/ld-musl-x86_64.so.1']);
+  }
 });
