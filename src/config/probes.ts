@@ -106,6 +106,12 @@ export function muslProbes(a0: string, a1: string, ptr: number): ProbeConfig[] {
     { name: 'musl_state', library, symbol: '_dl_debug_state', kind: 'entry', role: 'loader.state', optional: true, fetch: { state: `+${ptr * 3}(@+{_dl_debug_addr}):s32`, comm: '$comm' } },
     { name: 'musl_dlopen_entry', library, symbol: 'dlopen', kind: 'entry', role: 'dlopen.entry', optional: true, fetch: { name: `+0(${a0}):ustring`, flags: `${a1}:x32`, comm: '$comm' } },
     { name: 'musl_dlopen_return', library, symbol: 'dlopen', kind: 'return', role: 'dlopen.return', optional: true, fetch: { handle: `$retval:x${ptr * 8}`, comm: '$comm', path: `+0(+${ptr}($retval)):ustring` } },
+    // The same process facts as glibc's libc gives (cwd, chroot, namespaces, memfds), from musl's.
+    ...[
+      { name: 'chdir_entry', library: 'libc.so.6', symbol: 'chdir', kind: 'entry', role: 'chdir.entry', optional: true, fetch: { path: `+0(${a0}):ustring` } } as ProbeConfig,
+      { name: 'chdir_return', library: 'libc.so.6', symbol: 'chdir', kind: 'return', role: 'chdir.return', optional: true, fetch: { rc: '$retval:s32' } } as ProbeConfig,
+      ...viewProbes(a0, a1),
+    ].map((p) => ({ ...p, name: `musl_${p.name}`, library })),
   ];
 }
 

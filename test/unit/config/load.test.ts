@@ -48,6 +48,16 @@ test('defaults: dlopen probes for libc.so.6 and libdl.so.2, OTLP to localhost:43
     'musl_state:ld-musl-*.so.1:entry:loader.state',
     'musl_dlopen_entry:ld-musl-*.so.1:entry:dlopen.entry',
     'musl_dlopen_return:ld-musl-*.so.1:return:dlopen.return',
+    'musl_chdir_entry:ld-musl-*.so.1:entry:chdir.entry',
+    'musl_chdir_return:ld-musl-*.so.1:return:chdir.return',
+    'musl_chroot_entry:ld-musl-*.so.1:entry:chroot.entry',
+    'musl_chroot_return:ld-musl-*.so.1:return:chroot.return',
+    'musl_unshare_entry:ld-musl-*.so.1:entry:view.entry',
+    'musl_unshare_return:ld-musl-*.so.1:return:view.return',
+    'musl_setns_entry:ld-musl-*.so.1:entry:view.entry',
+    'musl_setns_return:ld-musl-*.so.1:return:view.return',
+    'musl_memfd_entry:ld-musl-*.so.1:entry:memfd.entry',
+    'musl_memfd_return:ld-musl-*.so.1:return:memfd.return',
   ]);
   assert.equal(c.tracefs.traceClock, 'mono');
 });
