@@ -17,6 +17,7 @@
 //     removed by stop().
 //   - Symlinks are not followed without -L (Debian's libc6-dbg ships regular files, so none is needed).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { watchExit } from './exit-watch';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -100,17 +101,8 @@ export async function startDebuginfod(opts: StartDebuginfodOptions): Promise<Deb
   let logs = '';
   proc.stdout?.on('data', (b: Buffer) => (logs += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (logs += b.toString()));
-  let exitInfo: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      exitInfo = `exit code ${code}, signal ${signal}`;
-      resolve();
-    });
-    proc.once('error', (err) => {
-      exitInfo = `spawn error: ${err.message}`;
-      resolve();
-    });
-  });
+  const watch = watchExit(proc);
+  const exited = watch.exited;
   // A test that crashes before stop() must not leave a server behind.
   const killAtExit = (): void => void proc.kill('SIGKILL');
   process.once('exit', killAtExit);
@@ -119,7 +111,7 @@ export async function startDebuginfod(opts: StartDebuginfodOptions): Promise<Deb
   const stop = async (): Promise<void> => {
     if (!stopped) {
       stopped = true;
-      if (!exitInfo) {
+      if (!watch.info()) {
         proc.kill('SIGTERM');
         const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
         await exited;
@@ -133,9 +125,9 @@ export async function startDebuginfod(opts: StartDebuginfodOptions): Promise<Deb
   const deadline = started + (opts.readyTimeoutMs ?? 60_000);
   let last = new Map<string, number>();
   for (;;) {
-    if (exitInfo) {
+    if (watch.info()) {
       await stop();
-      throw new Error(`debuginfod exited before it was ready (${exitInfo}); args ${args.join(' ')}; output:\n${logs}`);
+      throw new Error(`debuginfod exited before it was ready (${watch.info()}); args ${args.join(' ')}; output:\n${logs}`);
     }
     const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) }).then(
       (r) => (r.ok ? r.text() : ''),

@@ -15,6 +15,7 @@
 // All values come back as strings (`process.pid: "1234"`). Quote dotted names in LogsQL:
 //   'process.pid':=1234   or   "soload.load.method":dlopen
 import { spawn, type ChildProcess } from 'node:child_process';
+import { watchExit } from './exit-watch';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -72,17 +73,8 @@ export async function startVictoriaLogs(opts: StartVictoriaLogsOptions = {}): Pr
   ];
   let logs = '';
   const proc: ChildProcess = spawn(bin, args, { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let exitInfo: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      exitInfo = `exit code ${code}, signal ${signal}`;
-      resolve();
-    });
-    proc.once('error', (err) => {
-      exitInfo = `spawn error: ${err.message}`;
-      resolve();
-    });
-  });
+  const watch = watchExit(proc);
+  const exited = watch.exited;
   proc.stdout?.on('data', (b: Buffer) => (logs += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (logs += b.toString()));
 
@@ -92,7 +84,7 @@ export async function startVictoriaLogs(opts: StartVictoriaLogsOptions = {}): Pr
     }
   };
   const stop = async (): Promise<void> => {
-    if (!exitInfo) {
+    if (!watch.info()) {
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
       await exited;
@@ -104,9 +96,9 @@ export async function startVictoriaLogs(opts: StartVictoriaLogsOptions = {}): Pr
   // readiness: /health answers "OK"
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
   for (;;) {
-    if (exitInfo) {
+    if (watch.info()) {
       cleanup();
-      throw new Error(`victoria-logs exited before it was ready (${exitInfo}); args ${args.join(' ')}; output:\n${logs}`);
+      throw new Error(`victoria-logs exited before it was ready (${watch.info()}); args ${args.join(' ')}; output:\n${logs}`);
     }
     if (await canConnect(port)) {
       const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
