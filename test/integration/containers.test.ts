@@ -343,8 +343,10 @@ test('a loader and libc upgraded in place while a process keeps the old ones map
     const fifo = '/tmp/go';
     const script = [
       `mkfifo ${fifo}`,
-      `perl -e 'print "== perl $$\n"; open(G, "<", "${fifo}"); <G>; require POSIX; open(F, "/proc/self/maps"); print <F>;' &`,
-      'sleep 0.8',
+      // perl says when its start-up (under the old files) is done; only then comes the upgrade.
+      `perl -e 'print "== perl $$\n"; open(R, ">", "/tmp/ready"); close(R); open(G, "<", "${fifo}"); <G>; require POSIX; open(F, "/proc/self/maps"); print <F>;' &`,
+      'while [ ! -e /tmp/ready ]; do sleep 0.05; done',
+      'sleep 0.5',
       'for f in ld-linux-x86-64.so.2 libc.so.6; do cp /usr/lib/x86_64-linux-gnu/$f /usr/lib/x86_64-linux-gnu/.$f.new && mv /usr/lib/x86_64-linux-gnu/.$f.new /usr/lib/x86_64-linux-gnu/$f; done',
       'sh -c \'sleep 0.6; cat /proc/self/stat /proc/self/maps | sed "1s/^\\([0-9]*\\) (\\([^)]*\\)).*/== \\2 \\1/"\'',
       `echo go > ${fifo}`,
@@ -362,7 +364,7 @@ test('a loader and libc upgraded in place while a process keeps the old ones map
     const perl = truths.find((t) => t.comm === 'perl')!;
     const posix = [...perl.paths].find((p) => p.endsWith('/POSIX.so'))!;
     const hits = await s.waitFor((r) => str(r, 'soload.comm') === 'perl' && str(r, 'file.path') === posix, 8000);
-    assert.equal(hits.length, 1, 'the old process\'s dlopen after the upgrade is still reported (probes on the old inode)');
+    assert.equal(hits.length, 1, `the old process's dlopen after the upgrade is still reported (probes on the old inode):\n${s.stderr()}`);
     assert.equal(str(hits[0]!, 'soload.load.method'), 'dlopen');
     const until = Date.now() + 6000;
     while ((s.stderr().match(/ld-linux-x86-64\.so\.2: no process uses it any more/g) ?? []).length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
