@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Route } from '../capture/router';
-import { classifyRecovered, readLoaderList, type ListAnchor } from '../capture/recover';
+import { classifyRecovered, readLoaderList, type ListAnchor, type ListedObject } from '../capture/recover';
 import type { SoloadConfig } from '../config/schema';
 import type { ElfSymbolResolver } from '../elf';
 import type { LoadPathResolver } from '../enrich/paths';
-import { resolveInView } from '../enrich/canonical';
 import type { ProcReader } from '../host/proc-reader';
 import type { HandlerOptions, MechanismHandler } from '../mechanisms';
 import { isMuslLoaderName } from '../mechanisms/musl';
@@ -92,12 +91,11 @@ export class LoaderRegistry {
   private readonly byKey = new Map<string, ArmedLoader>();
   private readonly pending = new Map<string, Promise<ArmedLoader | undefined>>();
   private readonly userOf = new Map<number, string>();
-  /** view prefix + exe path → host path of its interpreter (static programs are not cached). */
-  private readonly interpCache = new Map<string, string>();
-  /** Host path of an interpreter → the name programs ask for it by (PT_INTERP). */
-  private readonly interpNames = new Map<string, string>();
-  /** view prefix + exe path → its host path (to tell, at recovery, that the image is still that one). */
-  private readonly exeHosts = new Map<string, string>();
+  /**
+   * view prefix + exe path → the interpreter's host path, the name the program asks for it by
+   * (PT_INTERP) and the program's host path (static programs are not cached).
+   */
+  private readonly interpCache = new Map<string, { interpHost: string; requested: string; exeHost?: string }>();
   /** Processes whose recovered loads are being merged with probe records: names already out. */
   private readonly merged = new Map<number, Set<string>>();
   private seq = 0;
@@ -120,7 +118,7 @@ export class LoaderRegistry {
   registerPlan(plan: CapturePlan, handlers: Map<SetChoice, MechanismHandler>): void {
     for (const c of plan.sets) {
       if (!c.set.ldso || !c.mechanism) continue;
-      const st = statOf(c.set.ldso);
+      const st = statFile(c.set.ldso);
       if (!st) continue;
       const key = loaderKey(st);
       const file = plan.inventory.find((f) => f.path === c.set.ldso);
@@ -175,11 +173,13 @@ export class LoaderRegistry {
       this.use(pid, found.key);
       return;
     }
+    // Only a new loader needs the program's identity: to tell, once armed, that the image is still it.
+    const exeIno = found.exeHost ? statFile(found.exeHost)?.ino : undefined;
     void this.arm(found.key, found.files, found.origin).then((armed) => {
       if (!armed) return;
       // Still the image this exec started? It may have exec'd again while the loader was armed
       // (that exec then recovers its own image).
-      if (found.exeIno !== undefined && statOf(path.join(this.d.proc.root, String(pid), 'exe'))?.ino !== found.exeIno && this.d.proc.readProcess(pid) !== undefined) return;
+      if (exeIno !== undefined && statFile(path.join(this.d.proc.root, String(pid), 'exe'))?.ino !== exeIno && this.d.proc.readProcess(pid) !== undefined) return;
       // A process whose exit was already seen must not keep the loader alive.
       if (this.recover(pid, armed)) this.use(pid, armed.key);
     });
@@ -245,49 +245,44 @@ export class LoaderRegistry {
    * The loader `pid` runs under: its program's PT_INTERP, resolved in its view. Undefined for
    * static programs and when nothing can be read. Cost when known: one stat.
    */
-  private loaderOf(pid: number, filename: string | undefined): { key: string; files: () => LibraryFile[]; origin: ArmedLoader['origin']; exeIno?: number } | undefined {
+  private loaderOf(pid: number, filename: string | undefined): { key: string; files: () => LibraryFile[]; origin: ArmedLoader['origin']; exeHost?: string } | undefined {
     const prefix = this.d.paths.hostPathOf(pid, '');
+    const ops = loaderFileOps(this.d.proc);
+    // Symlinks inside another root point into that root, not the host's (resolved in the view).
     const inView = (p: string) => {
-      // Symlinks inside another root point into that root, not the host's (resolved in the view).
-      const r = resolveInView(prefix, p, this.d.proc);
-      return r.exists ? prefix + r.path : undefined;
+      const canon = ops.canonical(prefix, p);
+      return canon === undefined ? undefined : prefix + canon;
     };
-    const cacheKey = `${prefix}\0${filename ?? ''}`;
-    let interpHost = filename?.startsWith('/') ? this.interpCache.get(cacheKey) : undefined;
-    if (interpHost === undefined) {
-      const exe = filename && filename.startsWith('/') ? inView(filename) : path.join(this.d.proc.root, String(pid), 'exe');
-      let interp: string | undefined;
+    const absolute = filename?.startsWith('/') ? filename : undefined;
+    const cacheKey = `${prefix}\0${absolute ?? ''}`;
+    let hit = absolute ? this.interpCache.get(cacheKey) : undefined;
+    if (!hit) {
+      const exeHost = absolute ? inView(absolute) : path.join(this.d.proc.root, String(pid), 'exe');
+      let requested: string | undefined;
       try {
-        interp = exe ? this.d.resolver.dynamicInfo(exe).interp : undefined;
+        requested = exeHost ? this.d.resolver.dynamicInfo(exeHost).interp : undefined;
       } catch {
-        interp = undefined;
+        requested = undefined;
       }
-      if (!interp) return undefined;
-      interpHost = inView(interp);
-      if (!interpHost) return undefined;
-      this.interpNames.set(interpHost, interp);
-      if (this.interpNames.size > 4096) this.interpNames.delete(this.interpNames.keys().next().value as string);
-      if (filename?.startsWith('/')) {
-        this.interpCache.set(cacheKey, interpHost);
-        if (exe) this.exeHosts.set(cacheKey, exe);
-        if (this.exeHosts.size > 4096) this.exeHosts.delete(this.exeHosts.keys().next().value as string);
+      const interpHost = requested ? inView(requested) : undefined;
+      if (!requested || !interpHost) return undefined;
+      hit = { interpHost, requested, ...(absolute && exeHost ? { exeHost } : {}) };
+      if (absolute) {
+        this.interpCache.set(cacheKey, hit);
+        if (this.interpCache.size > 4096) this.interpCache.delete(this.interpCache.keys().next().value as string);
       }
-      if (this.interpCache.size > 4096) this.interpCache.delete(this.interpCache.keys().next().value as string);
     }
-    const interp = interpHost.slice(prefix.length);
-    const st = statOf(interpHost);
+    const st = statFile(hit.interpHost);
     if (!st) return undefined;
-    const key = loaderKey(st);
     const root: LoaderRoot | undefined = prefix === '' ? undefined : { prefix, origin: this.d.paths.isChrootView(pid) ? 'chroot' : 'process', pids: [pid] };
-    const origin: ArmedLoader['origin'] = root ? root.origin : 'process';
-    const named = this.interpNames.get(interpHost);
-    const exeHost = filename?.startsWith('/') ? this.exeHosts.get(cacheKey) : undefined;
-    const exeIno = exeHost ? statOf(exeHost)?.ino : undefined;
-    return { key, origin, ...(exeIno !== undefined ? { exeIno } : {}), files: () => loaderSetFiles(root, interp, this.fileOps(), pid, named) };
-  }
-
-  private fileOps() {
-    return loaderFileOps(this.d.proc);
+    const interp = hit.interpHost.slice(prefix.length);
+    const { requested, exeHost } = hit;
+    return {
+      key: loaderKey(st),
+      origin: root ? root.origin : 'process',
+      ...(exeHost ? { exeHost } : {}),
+      files: () => loaderSetFiles(root, interp, ops, pid, requested),
+    };
   }
 
   /** Plans and installs probes for one loader installation (once per key, concurrent calls share). */
@@ -333,7 +328,7 @@ export class LoaderRegistry {
       for (const s of c.specs) if (accepted.has(s.event)) d.routes.set(s.event, { role: s.role, spec: s, handler: h });
     }
     for (const s of plan.other) if (accepted.has(s.event)) d.routes.set(s.event, { role: s.role, spec: s });
-    const st = statOf(ldsoPath);
+    const st = statFile(ldsoPath);
     const armed: ArmedLoader = {
       id,
       key,
@@ -445,15 +440,13 @@ export class LoaderRegistry {
   private recover(pid: number, a: ArmedLoader): boolean {
     const d = this.d;
     if (this.merged.has(pid)) return true;
-    const base = a.anchor ? loadBase(d.proc.mappings(pid), a.ldsoIno) : undefined;
-    const list = base !== undefined && a.anchor ? readLoaderList((at, n) => d.proc.readMemory(pid, at, n), base, a.anchor) : [];
+    const list = this.listOf(pid, a);
     if (list.length === 0) {
       this.stats.missedProcesses++;
       d.log.warn(`pid ${pid} started under ${a.ldso} before soload had probes on it and exited before its loads could be read: its start-up loads are not reported (pre-arm image layers with discovery.imageLayers)`);
       return false;
     }
-    const loaderNames = new Set([...a.names, ...a.names.map((n) => path.basename(n))]);
-    const isLoader = (name: string) => loaderNames.has(name) || loaderNames.has(path.basename(name)) || (a.choices.some((c) => c.mechanism?.name === 'musl-lists') && isMuslLoaderName(name));
+    const isLoader = loaderTest(a);
     const prefix = d.paths.hostPathOf(pid, '');
     const { loads, startupComplete } = classifyRecovered(list, {
       isLoader,
@@ -495,8 +488,7 @@ export class LoaderRegistry {
   recoverTail(pid: number, from: number): LoadEvent[] {
     const a = this.byKey.get(this.userOf.get(pid) ?? '');
     const d = this.d;
-    const base = a?.anchor ? loadBase(d.proc.mappings(pid), a.ldsoIno) : undefined;
-    const list = a?.anchor && base !== undefined ? readLoaderList((at, n) => d.proc.readMemory(pid, at, n), base, a.anchor) : [];
+    const list = a ? this.listOf(pid, a) : [];
     if (list.length === 0) {
       this.stats.missedProcesses++;
       return [];
@@ -504,14 +496,20 @@ export class LoaderRegistry {
     const now = d.nowNs();
     const { comm } = d.proc.commandOf(pid);
     const out: LoadEvent[] = [];
-    const loaderNames = new Set(a!.names.map((n) => path.basename(n)));
+    const isLoader = loaderTest(a!);
     for (const o of list.slice(from)) {
       if (!o.name.includes('/')) continue;
-      const isLoader = loaderNames.has(path.basename(o.name)) || isMuslLoaderName(o.name);
-      out.push({ timestampNs: now, pid, tid: pid, comm: comm ?? '', method: isLoader ? 'interpreter' : 'needed', path: o.name, requestedName: path.basename(o.name), result: 'ok', probe: 'recovered', recovered: true });
+      out.push({ timestampNs: now, pid, tid: pid, comm: comm ?? '', method: isLoader(o.name) ? 'interpreter' : 'needed', path: o.name, requestedName: path.basename(o.name), result: 'ok', probe: 'recovered', recovered: true });
     }
     this.stats.recoveredLoads += out.length;
     return out;
+  }
+
+  /** `pid`'s loader list read from its memory now (empty when gone or unreadable). */
+  private listOf(pid: number, a: ArmedLoader): ListedObject[] {
+    const proc = this.d.proc;
+    const base = a.anchor ? loadBase(proc.mappings(pid), a.ldsoIno) : undefined;
+    return a.anchor && base !== undefined ? readLoaderList((at, n) => proc.readMemory(pid, at, n), base, a.anchor) : [];
   }
 
   /** Loader files in image layers (each layer a root); new layers are armed as they appear. */
@@ -530,6 +528,13 @@ export class LoaderRegistry {
   }
 }
 
+/** Tells the loader's own entry in its list: by the names it is known by; musl's also as `libc.so`. */
+function loaderTest(a: ArmedLoader): (name: string) => boolean {
+  const names = new Set(a.names.map((n) => path.basename(n)));
+  const musl = a.choices.some((c) => c.mechanism?.name === 'musl-lists');
+  return (name) => names.has(path.basename(name)) || (musl && isMuslLoaderName(name));
+}
+
 /** Same object for merging: the program and the loader by role, the rest by the loader's name. */
 function mergeKey(ev: LoadEvent): string {
   if (ev.method === 'executable') return 'exe';
@@ -537,7 +542,6 @@ function mergeKey(ev: LoadEvent): string {
   return ev.loaderPath ?? ev.path ?? '';
 }
 
-const statOf = statFile;
 
 function dirMtime(d: string): number | undefined {
   try {

@@ -291,8 +291,7 @@ function selfHelper(input: CalibrationInput): { file: string; args: string[] } |
   } catch {
     return undefined;
   }
-  const rootDir = input.root.prefix.replace(/^\/proc\/self\//, `/proc/${process.pid}/`);
-  return { file: 'chroot', args: [rootDir, input.ldsoInRoot, libc] };
+  return { file: 'chroot', args: [helperRoot(input.root), input.ldsoInRoot, libc] };
 }
 
 /** Pids of calibration helpers soload ran recently (their execs are soload's own, not the host's). */
@@ -325,9 +324,12 @@ function helperCommand(input: CalibrationInput): { file: string; args: string[] 
     }
   });
   // chroot(8) is the host's own program under the host's loader; what it execs is the root's.
-  // A pinned root (`/proc/self/fd/N`) is soload's descriptor: the helper must name it by soload's pid.
-  const rootDir = input.root.prefix.replace(/^\/proc\/self\//, `/proc/${process.pid}/`);
-  return helper ? { file: 'chroot', args: [rootDir, inRoot, helper.file, ...helper.args] } : undefined;
+  return helper ? { file: 'chroot', args: [helperRoot(input.root), inRoot, helper.file, ...helper.args] } : undefined;
+}
+
+/** The root as a helper names it: a pinned root (`/proc/self/fd/N`) is soload's descriptor, so by soload's pid. */
+function helperRoot(root: LoaderRoot): string {
+  return root.prefix.replace(/^\/proc\/self\//, `/proc/${process.pid}/`);
 }
 
 /** (map, dev, inode) of the helper's objects that are files (libc; the vDSO and main map have none). */
