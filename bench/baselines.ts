@@ -16,8 +16,10 @@
  * Each condition owns its own tracefs instance and probe group (bench_bare, bench_floor), so it
  * neither sees nor disturbs soload or anyone else tracing on the machine, and removes exactly what
  * it created. Run standalone (`node dist/bench/baselines.js [--quick] [--rounds N]
- * [--soload-pid PID]`) it measures baseline, bare tracefs and bpftrace (and the floor of a running
- * soload with --soload-pid) on every workload and prints a markdown table.
+ * [--wait-quiet S] [--floor-from FILE]`) it measures baseline, bare tracefs and bpftrace (and the
+ * kernel floor at the places listed in FILE, a copy of uprobe_events taken while soload ran) on
+ * every workload and prints a markdown table. `--wait-quiet S` waits up to S seconds before each
+ * condition round for other tracers on the machine to go away.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -316,14 +318,16 @@ export function floorCondition(points: ReadonlyArray<ProbePoint>): Condition {
 }
 
 /**
- * soload's uprobe places, read from uprobe_events (group `soload_<pid>`) while that soload runs.
- * Paths are resolved to the files they name now, so the floor can use them after soload stopped
- * (soload names files with whitespace by a symlink it removes on exit).
+ * soload's uprobe places from a uprobe_events listing (`p:soload_123/name /path:0xOFFSET args...`,
+ * `r:` for a return probe): of group `soload_<pid>`, or of the first soload group listed when `pid`
+ * is not given. Paths are resolved to the files they name now, so the floor can use them after
+ * soload stopped (soload names files with whitespace by a symlink it removes on exit).
  */
-export function soloadProbePoints(pid: number, root = TRACEFS): ProbePoint[] {
-  const group = `soload_${pid}`;
+export function parseSoloadProbePoints(listing: string, pid?: number): ProbePoint[] {
+  const probes = parseProbeListing(listing);
+  const group = pid !== undefined ? `soload_${pid}` : probes.find((p) => /^soload_\d+$/.test(p.group))?.group;
   const out: ProbePoint[] = [];
-  for (const p of parseProbeListing(fs.readFileSync(path.join(root, 'uprobe_events'), 'utf8'))) {
+  for (const p of probes) {
     if (p.group !== group) continue;
     // `PATH:0xOFFSET`, optionally `(0xREFCTR)` for a USDT semaphore, then the fetch arguments.
     const m = /^(\S+):(0x[0-9a-fA-F]+)(?:\(0x[0-9a-fA-F]+\))?(?:\s|$)/.exec(p.rest);
@@ -336,8 +340,17 @@ export function soloadProbePoints(pid: number, root = TRACEFS): ProbePoint[] {
     }
     out.push({ path: file, offset: Number(m[2]), kind: p.type === 'r' ? 'return' : 'entry' });
   }
-  if (out.length === 0) throw new Error(`no uprobes of group ${group} in ${root}/uprobe_events: is soload ${pid} running?`);
+  if (out.length === 0) throw new Error(`no uprobes of group ${group ?? 'soload_<pid>'} in the listing: is soload running?`);
   return out;
+}
+
+/**
+ * The places a running soload probes, from the live uprobe_events. Read them while soload runs,
+ * then stop it before measuring the floor: its own probes at the same places would otherwise be
+ * paid under every condition.
+ */
+export function soloadProbePoints(pid: number, root = TRACEFS): ProbePoint[] {
+  return parseSoloadProbePoints(fs.readFileSync(path.join(root, 'uprobe_events'), 'utf8'), pid);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,16 +474,45 @@ export function leftovers(root = TRACEFS): string[] {
   return out;
 }
 
+/**
+ * Other tracers on the machine right now: uprobe groups not ours (in uprobe_events) and bpftrace
+ * processes not ours (perf-based uprobes are not listed there). A uprobe on libc or ld.so is paid by
+ * every workload under every condition, baseline included, so it shrinks every ratio towards 1.
+ */
+export function foreignTracers(root = TRACEFS): string[] {
+  const out = new Set<string>();
+  for (const p of parseProbeListing(fs.readFileSync(path.join(root, 'uprobe_events'), 'utf8'))) {
+    if (!OWNED_NAMES.includes(p.group)) out.add(`uprobes ${p.group}`);
+  }
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'bpftrace') out.add(`bpftrace pid ${d}`);
+    } catch {
+      /* exited */
+    }
+  }
+  return [...out];
+}
+
 /** Measures `conditions` (one must be baseline) on `workloads`, interleaved (see measure()). */
-export async function measureConditions(workloads: readonly Workload[], conditions: readonly Condition[], rounds: number, onSample?: (c: string, w: string, round: number, ms: number) => void): Promise<Measurement[]> {
+export async function measureConditions(
+  workloads: readonly Workload[],
+  conditions: readonly Condition[],
+  rounds: number,
+  opts: { onSample?: (c: string, w: string, round: number, ms: number) => void; beforeStart?: (c: string) => Promise<void> } = {},
+): Promise<Measurement[]> {
   const byName = new Map(conditions.map((c) => [c.name, c]));
   return measure(
     workloads,
     conditions.map((c) => c.name),
-    (n) => byName.get(n)!.start(),
+    async (n) => {
+      await opts.beforeStart?.(n);
+      await byName.get(n)!.start();
+    },
     (n) => byName.get(n)!.stop(),
     rounds,
-    { onSample },
+    { onSample: opts.onSample },
   );
 }
 
@@ -482,18 +524,40 @@ async function main(argv: string[]): Promise<void> {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const rounds = Number(arg('--rounds') ?? (quick ? 3 : 5));
-  const soloadPid = arg('--soload-pid');
+  const floorFrom = arg('--floor-from');
+  const waitQuietS = Number(arg('--wait-quiet') ?? 0);
   installCleanupHooks();
   ensureBpftrace();
   const conditions: Condition[] = [baselineCondition(), bareTracefsCondition(), bpftraceCondition()];
-  if (soloadPid) conditions.push(floorCondition(soloadProbePoints(Number(soloadPid))));
+  if (floorFrom) conditions.push(floorCondition(parseSoloadProbePoints(fs.readFileSync(floorFrom, 'utf8'))));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-bench-workloads-'));
   try {
     const workloads = await prepareWorkloads(dir, { quick });
     process.stderr.write(`${rounds} rounds × ${conditions.length} conditions × ${workloads.length} workloads${quick ? ' (quick)' : ''}\n`);
-    const results = await measureConditions(workloads, conditions, rounds, (c, w, r, ms) => process.stderr.write(`  round ${r + 1} ${c.padEnd(20)} ${w.padEnd(9)} ${ms.toFixed(1)} ms\n`));
+    // Another tracer's uprobes on libc/ld.so would be in the baseline too: wait for a quiet machine
+    // (up to --wait-quiet seconds per condition round), and say in the output when it never was.
+    const disturbed = new Map<string, number>();
+    let condRounds = 0;
+    const beforeStart = async (): Promise<void> => {
+      condRounds++;
+      const deadline = Date.now() + waitQuietS * 1000;
+      let others = foreignTracers();
+      while (others.length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 1000));
+        others = foreignTracers();
+      }
+      for (const o of others) disturbed.set(o, (disturbed.get(o) ?? 0) + 1);
+    };
+    const onSample = (c: string, w: string, r: number, ms: number): void => {
+      process.stderr.write(`  round ${r + 1} ${c.padEnd(20)} ${w.padEnd(9)} ${ms.toFixed(1)} ms\n`);
+    };
+    const results = await measureConditions(workloads, conditions, rounds, { onSample, beforeStart });
     console.log(`\n${workloads.length} workloads, median of ${rounds} interleaved rounds; ${onlineCpus()} CPUs, kernel ${os.release()}\n`);
     console.log(markdownTable(results, workloads));
+    if (disturbed.size > 0) {
+      const list = [...disturbed].map(([o, n]) => `${o} (${n}/${condRounds} condition rounds)`).join(', ');
+      console.log(`\n**Not a clean machine**: other tracers were active while measuring: ${list}. Their probes are paid under every condition, baseline included, so these ratios understate the conditions' cost.`);
+    }
     console.log('');
     for (const w of workloads) console.log(`- ${w.name}: ${w.description}`);
   } finally {
