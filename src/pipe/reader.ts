@@ -28,28 +28,34 @@ export interface PipeStats {
   callbackErrors: number;
 }
 
-/** Options of {@link TracePipeReader}. */
-export interface TracePipeReaderOptions {
-  /** Path of the `trace_pipe` to read (any readable file or FIFO works, which tests use). */
-  path: string;
+/** Options of {@link TraceStreamParser}: what to do with the text, wherever its bytes come from. */
+export interface TraceStreamParserOptions {
   /** Field lists of the probes, for robust splitting of string values (see {@link ProbeSchemaMap}). */
   schemas?: ProbeSchemaMap;
-  /** Wait after the pipe ran dry (EAGAIN, or EOF on a regular file) before reading again. Default 50. */
-  pollIntervalMs?: number;
   /** Longest line kept, bytes. Default 64 KiB. */
   maxLineLength?: number;
-  /** Size of the single read buffer, bytes. Default 64 KiB. */
-  readBufferSize?: number;
   /** Most physical lines joined into one record when values contain newlines. Default 16. */
   maxJoinedLines?: number;
-  /** On stop(), read what is still buffered (until EAGAIN/EOF, at most 16 MiB) before closing. Default true. */
-  drainOnStop?: boolean;
   /** Called synchronously for each parsed record, in pipe order. */
   onRecord: (record: TraceRecord) => void;
   /** Called for each kernel notice of dropped events (see {@link ParseResult} kind `lost`). */
   onLost?: (info: { cpu: number; lost: number; exact: boolean }) => void;
   /** Called for each line that could not be parsed. */
   onMalformed?: (line: string, reason: string) => void;
+  /** Called with each exception thrown by the callbacks above (caught, counted, parsing goes on). */
+  onCallbackError?: (err: Error) => void;
+}
+
+/** Options of {@link TracePipeReader}. */
+export interface TracePipeReaderOptions extends Omit<TraceStreamParserOptions, 'onCallbackError'> {
+  /** Path of the `trace_pipe` to read (any readable file or FIFO works, which tests use). */
+  path: string;
+  /** Wait after the pipe ran dry (EAGAIN, or EOF on a regular file) before reading again. Default 50. */
+  pollIntervalMs?: number;
+  /** Size of the single read buffer, bytes. Default 64 KiB. */
+  readBufferSize?: number;
+  /** On stop(), read what is still buffered (until EAGAIN/EOF, at most 16 MiB) before closing. Default true. */
+  drainOnStop?: boolean;
   /**
    * Called when reading fails for a reason other than "no data yet" (the reader then stops and
    * closes the fd), and for exceptions thrown by the callbacks above. Default: process.emitWarning.
@@ -60,22 +66,16 @@ export interface TracePipeReaderOptions {
 const FINAL_DRAIN_LIMIT = 16 * 1024 * 1024;
 
 /**
- * Reads a tracefs `trace_pipe` without ever blocking a libuv thread: the fd is opened
- * `O_RDONLY | O_NONBLOCK`, drained with `fs.read` until EAGAIN (trace_pipe) or EOF (a regular file),
- * then read again after `pollIntervalMs`. Records are pushed to the `onRecord` callback (chosen over
- * an async iterator: no backpressure is wanted — the kernel ring buffer is the buffer, and a stalled
- * consumer must show up as LOST events, not as unbounded memory here).
- *
- * trace_pipe is a consuming read: whatever this reader reads is gone for other readers.
+ * The byte stream of a trace_pipe → records: line splitting, parsing, re-joining records whose string
+ * values contained a newline, and the counters. No I/O: {@link TracePipeReader} feeds it what it
+ * reads, and the parser benchmark feeds it recorded bytes, so both measure and run the same path.
  */
-export class TracePipeReader {
-  private readonly opts: TracePipeReaderOptions;
+export class TraceStreamParser {
+  private readonly opts: TraceStreamParserOptions;
   private readonly schemas: ProbeSchemaMap | undefined;
-  private readonly pollMs: number;
   private readonly maxLen: number;
   private readonly maxJoin: number;
   private readonly splitter: LineSplitter;
-  private readonly buf: Buffer;
   private readonly counters: PipeStats = {
     bytes: 0,
     lines: 0,
@@ -88,23 +88,16 @@ export class TracePipeReader {
     lostReports: 0,
     callbackErrors: 0,
   };
-  private fd: number | null = null;
-  private state: 'new' | 'running' | 'stopped' = 'new';
-  private timer: NodeJS.Timeout | null = null;
-  private cycle: Promise<void> | null = null;
-  private stopping: Promise<void> | null = null;
   /** A line that ended inside a quoted value, waiting for its continuation. */
   private pending: string | null = null;
   private pendingLines = 0;
 
-  constructor(options: TracePipeReaderOptions) {
+  constructor(options: TraceStreamParserOptions) {
     this.opts = options;
     this.schemas = options.schemas;
-    this.pollMs = options.pollIntervalMs ?? 50;
     this.maxLen = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
     this.maxJoin = options.maxJoinedLines ?? 16;
     this.splitter = new LineSplitter({ maxLineLength: this.maxLen });
-    this.buf = Buffer.allocUnsafe(options.readBufferSize ?? 64 * 1024);
   }
 
   /** A snapshot of the counters. */
@@ -112,109 +105,16 @@ export class TracePipeReader {
     return { ...this.counters };
   }
 
-  /** True between start() and stop() (false after a fatal read error). */
-  get running(): boolean {
-    return this.state === 'running' && this.fd !== null;
+  /** Parses the lines `chunk` completes; keeps its unfinished last line. Never retains `chunk`. */
+  write(chunk: Buffer): void {
+    this.counters.bytes += chunk.length;
+    this.splitter.write(chunk, this.onLine);
   }
 
-  /**
-   * Opens the pipe and starts reading (synchronously opens; reading is asynchronous).
-   * Throws SoloadError `TRACEFS_IO` when the path cannot be opened. Calling it twice is a no-op.
-   */
-  start(): void {
-    if (this.state === 'running') return;
-    if (this.state === 'stopped') throw new SoloadError(ErrorCodes.INTERNAL, 'TracePipeReader cannot be restarted; create a new one');
-    try {
-      this.fd = fs.openSync(this.opts.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    } catch (err) {
-      throw new SoloadError(
-        ErrorCodes.TRACEFS_IO,
-        `cannot open ${this.opts.path} for reading: ${(err as Error).message}; check that the tracefs instance exists and soload runs as root`,
-        { path: this.opts.path },
-        { cause: err },
-      );
-    }
-    this.state = 'running';
-    this.schedule(0);
-  }
-
-  /**
-   * Stops reading: cancels the poll timer, waits for the one in-flight non-blocking read (it cannot
-   * block), optionally drains what the kernel still holds, delivers any final partial line, and closes
-   * the fd. Idempotent; resolves promptly.
-   */
-  stop(): Promise<void> {
-    this.stopping ??= this.doStop();
-    return this.stopping;
-  }
-
-  private async doStop(): Promise<void> {
-    const wasRunning = this.state === 'running';
-    this.state = 'stopped';
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    if (this.cycle) await this.cycle;
-    if (this.fd === null) return;
-    if (wasRunning && this.opts.drainOnStop !== false) await this.drain(FINAL_DRAIN_LIMIT, false);
+  /** End of the stream: the unfinished last line is parsed, a held line is given up as malformed. */
+  end(): void {
     this.splitter.flush(this.onLine);
     this.flushPending();
-    const fd = this.fd;
-    this.fd = null;
-    await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
-  }
-
-  private schedule(ms: number): void {
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.cycle = this.drain(Infinity, true).then(() => {
-        this.cycle = null;
-        if (this.state === 'running' && this.fd !== null) this.schedule(this.pollMs);
-      });
-    }, ms);
-  }
-
-  /**
-   * Reads until the pipe is empty (EAGAIN), EOF, `limit` bytes, a fatal error (which closes the fd),
-   * or — with `whileRunning` — stop() was called (a busy pipe never runs dry, stop must not wait for it).
-   */
-  private async drain(limit: number, whileRunning: boolean): Promise<void> {
-    let total = 0;
-    while (this.fd !== null && total < limit && (!whileRunning || this.state === 'running')) {
-      let n: number;
-      try {
-        n = await readOnce(this.fd, this.buf);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'EINTR') return;
-        await this.fail(err as Error);
-        return;
-      }
-      if (n === 0) return;
-      total += n;
-      this.counters.bytes += n;
-      this.splitter.write(this.buf.subarray(0, n), this.onLine);
-    }
-  }
-
-  private async fail(err: Error): Promise<void> {
-    const fd = this.fd;
-    this.fd = null;
-    if (fd !== null) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
-    this.report(
-      new SoloadError(ErrorCodes.TRACEFS_IO, `reading ${this.opts.path} failed: ${err.message}; stopped reading trace events`, { path: this.opts.path }, { cause: err }),
-    );
-  }
-
-  private report(err: Error): void {
-    if (this.opts.onError) {
-      try {
-        this.opts.onError(err);
-      } catch {
-        // An onError that throws has nowhere left to report to.
-      }
-    } else {
-      process.emitWarning(err);
-    }
   }
 
   private readonly onLine = (line: string, truncated: boolean): void => {
@@ -311,7 +211,150 @@ export class TracePipeReader {
 
   private callbackFailed(err: unknown): void {
     this.counters.callbackErrors++;
-    this.report(err instanceof Error ? err : new Error(String(err)));
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (this.opts.onCallbackError) {
+      try {
+        this.opts.onCallbackError(e);
+      } catch {
+        // An error handler that throws has nowhere left to report to.
+      }
+    }
+  }
+}
+
+/**
+ * Reads a tracefs `trace_pipe` without ever blocking a libuv thread: the fd is opened
+ * `O_RDONLY | O_NONBLOCK`, drained with `fs.read` until EAGAIN (trace_pipe) or EOF (a regular file),
+ * then read again after `pollIntervalMs`. Records are pushed to the `onRecord` callback (chosen over
+ * an async iterator: no backpressure is wanted — the kernel ring buffer is the buffer, and a stalled
+ * consumer must show up as LOST events, not as unbounded memory here).
+ *
+ * trace_pipe is a consuming read: whatever this reader reads is gone for other readers.
+ */
+export class TracePipeReader {
+  private readonly opts: TracePipeReaderOptions;
+  private readonly pollMs: number;
+  private readonly parser: TraceStreamParser;
+  private readonly buf: Buffer;
+  private fd: number | null = null;
+  private state: 'new' | 'running' | 'stopped' = 'new';
+  private timer: NodeJS.Timeout | null = null;
+  private cycle: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+
+  constructor(options: TracePipeReaderOptions) {
+    this.opts = options;
+    this.pollMs = options.pollIntervalMs ?? 50;
+    this.parser = new TraceStreamParser({ ...options, onCallbackError: (err) => this.report(err) });
+    this.buf = Buffer.allocUnsafe(options.readBufferSize ?? 64 * 1024);
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): PipeStats {
+    return this.parser.stats;
+  }
+
+  /** True between start() and stop() (false after a fatal read error). */
+  get running(): boolean {
+    return this.state === 'running' && this.fd !== null;
+  }
+
+  /**
+   * Opens the pipe and starts reading (synchronously opens; reading is asynchronous).
+   * Throws SoloadError `TRACEFS_IO` when the path cannot be opened. Calling it twice is a no-op.
+   */
+  start(): void {
+    if (this.state === 'running') return;
+    if (this.state === 'stopped') throw new SoloadError(ErrorCodes.INTERNAL, 'TracePipeReader cannot be restarted; create a new one');
+    try {
+      this.fd = fs.openSync(this.opts.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    } catch (err) {
+      throw new SoloadError(
+        ErrorCodes.TRACEFS_IO,
+        `cannot open ${this.opts.path} for reading: ${(err as Error).message}; check that the tracefs instance exists and soload runs as root`,
+        { path: this.opts.path },
+        { cause: err },
+      );
+    }
+    this.state = 'running';
+    this.schedule(0);
+  }
+
+  /**
+   * Stops reading: cancels the poll timer, waits for the one in-flight non-blocking read (it cannot
+   * block), optionally drains what the kernel still holds, delivers any final partial line, and closes
+   * the fd. Idempotent; resolves promptly.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const wasRunning = this.state === 'running';
+    this.state = 'stopped';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.cycle) await this.cycle;
+    if (this.fd === null) return;
+    if (wasRunning && this.opts.drainOnStop !== false) await this.drain(FINAL_DRAIN_LIMIT, false);
+    this.parser.end();
+    const fd = this.fd;
+    this.fd = null;
+    await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.cycle = this.drain(Infinity, true).then(() => {
+        this.cycle = null;
+        if (this.state === 'running' && this.fd !== null) this.schedule(this.pollMs);
+      });
+    }, ms);
+  }
+
+  /**
+   * Reads until the pipe is empty (EAGAIN), EOF, `limit` bytes, a fatal error (which closes the fd),
+   * or — with `whileRunning` — stop() was called (a busy pipe never runs dry, stop must not wait for it).
+   */
+  private async drain(limit: number, whileRunning: boolean): Promise<void> {
+    let total = 0;
+    while (this.fd !== null && total < limit && (!whileRunning || this.state === 'running')) {
+      let n: number;
+      try {
+        n = await readOnce(this.fd, this.buf);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'EINTR') return;
+        await this.fail(err as Error);
+        return;
+      }
+      if (n === 0) return;
+      total += n;
+      this.parser.write(this.buf.subarray(0, n));
+    }
+  }
+
+  private async fail(err: Error): Promise<void> {
+    const fd = this.fd;
+    this.fd = null;
+    if (fd !== null) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
+    this.report(
+      new SoloadError(ErrorCodes.TRACEFS_IO, `reading ${this.opts.path} failed: ${err.message}; stopped reading trace events`, { path: this.opts.path }, { cause: err }),
+    );
+  }
+
+  private report(err: Error): void {
+    if (this.opts.onError) {
+      try {
+        this.opts.onError(err);
+      } catch {
+        // An onError that throws has nowhere left to report to.
+      }
+    } else {
+      process.emitWarning(err);
+    }
   }
 }
 
