@@ -11,6 +11,7 @@ export const PROBE_ROLES = [
   'loader.add',
   'loader.state',
   'loader.list',
+  'libc.init',
   'dlopen.entry',
   'dlopen.return',
   'dlopen.list',

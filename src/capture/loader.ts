@@ -172,17 +172,35 @@ export class LoaderTracker {
       out.push({ ...obj, method, path: lname });
       return out;
     }
-    if (st.batchFirst === undefined) {
+    // A batch ends at RT_CONSISTENT (when _dl_debug_state is probed) or at the next public dlopen's
+    // entry. Without either (libc's own dlopens — NSS, iconv — back to back), an object no object of
+    // the batch names in DT_NEEDED starts the next batch; inside a public dlopen the batch is that
+    // call's, whatever the names say.
+    const opensBatch = st.batchFirst === undefined || (req !== undefined && !st.needed.has(req) && !this.dlopen.peek(rec.tid));
+    if (opensBatch) {
       st.batchFirst = lname;
+      st.needed.clear();
+      this.learnNeeded(st, pid, lname, false);
       this.stats.dlopenBatches++;
       const ev: LoadEvent = { ...obj, method: 'dlopen', path: lname };
       const flags = this.dlopen.peek(rec.tid)?.flags;
       if (flags !== undefined) ev.flags = flags;
       out.push(ev);
     } else {
+      this.learnNeeded(st, pid, lname, false);
       out.push({ ...obj, method: 'needed', path: lname, loadedBy: st.batchFirst });
     }
     return out;
+  }
+
+  /**
+   * libc's start-up hook (`__libc_early_init` / `__libc_init_first`): every start-up object is
+   * mapped, what comes next is a dlopen batch. Stands in for `_dl_debug_state`'s RT_CONSISTENT,
+   * which costs two hits per dlopen and two per dlclose. `ldso` is the set's ld.so (the probe
+   * itself sits in libc).
+   */
+  onLibcInit(rec: TraceRecord, ldso: string): LoadEvent[] {
+    return this.onState({ ...rec, fields: { ...rec.fields, state: String(RT_CONSISTENT) } }, ldso);
   }
 
   /** A `_dl_debug_state` hit. */
@@ -201,6 +219,11 @@ export class LoaderTracker {
 
   /** dlopen entry (libc). */
   onDlopenEntry(rec: TraceRecord): void {
+    const st = this.procs.get(rec.tgid ?? rec.tid);
+    if (st && st.phase === 'running') {
+      st.batchFirst = undefined;
+      st.needed.clear();
+    }
     // The add count at entry rides with the call: a return that finds it unchanged loaded nothing.
     this.dlopen.onEntry(rec, this.procs.get(rec.tgid ?? rec.tid)?.adds ?? 0);
   }

@@ -84,6 +84,7 @@ export function builtinProbes(arch: string = process.arch): ProbeConfig[] {
     entry('libdl.so.2', '_libdl'),
     ret('libdl.so.2', '_libdl'),
     ...loaderProbes(a0, a1, ptr),
+    ...libcInitProbes(),
     // ld.so keeps dlopen("./x.so") relative in l_name; following chdir lets soload make it absolute
     // for processes that are gone before /proc/<pid>/cwd could be read.
     { name: 'chdir_entry', library: 'libc.so.6', symbol: 'chdir', kind: 'entry', role: 'chdir.entry', optional: true, fetch: { path: `+0(${a0}):ustring` } },
@@ -136,6 +137,27 @@ export function viewProbes(a0: string, a1: string): ProbeConfig[] {
     p('memfd_entry', 'memfd_create', 'entry', 'memfd.entry', { name: `+0(${a0}):ustring` }),
     p('memfd_return', 'memfd_create', 'return', 'memfd.return', { fd: '$retval:s32' }),
   ];
+}
+
+/**
+ * The end of a glibc process's start-up, seen from its libc: ld.so calls libc's
+ * `__libc_early_init` (glibc ≥ 2.32) once, after every start-up object is mapped and relocated and
+ * before any constructor runs; older glibc runs `__libc_init_first` from libc's own DT_INIT at the
+ * same point. Either fires once per process (again only for a libc dlmopen'ed into a new
+ * namespace), never on dlopen or dlclose — unlike `_dl_debug_state`, which every dlopen and dlclose
+ * calls twice. The capture mechanisms pick one of the two per libc (the newer when both exist: from
+ * 2.34 on, `__libc_init_first` is a never-called compatibility stub).
+ */
+export function libcInitProbes(): ProbeConfig[] {
+  return ['__libc_early_init', '__libc_init_first'].map((symbol, i) => ({
+    name: i === 0 ? 'libc_init' : 'libc_init_first',
+    library: 'libc.so.6',
+    symbol,
+    kind: 'entry' as const,
+    role: 'libc.init' as const,
+    optional: true,
+    fetch: { comm: '$comm' },
+  }));
 }
 
 /**

@@ -263,14 +263,16 @@ export function configSchema() {
         default: 8,
       },
       listSlices: {
-        doc: 'List mechanism: probes reading the start-up search list; listSlices × listSliceSize objects are read per process start.',
+        doc: 'List mechanism: probes reading the start-up search list once per process (at libc start-up); listSlices × listSliceSize objects are read in the kernel, longer lists are completed from the live process. Every slice costs its fetches on every process start, read or not.',
         format: 'nat',
-        default: 16,
+        default: 6,
       },
-      dlopenListSlices: {
-        doc: 'List mechanism: probes reading a dlopened object’s dependencies (× listSliceSize).',
-        format: 'nat',
-        default: 4,
+      dlopenWalkDepth: {
+        doc: "List mechanism: new dependencies of a dlopen read in the kernel at dlopen's return (1–7, the kernel's fetch-argument length limit); more are completed from the live process.",
+        format: typed<number>((v) => {
+          if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 7) fail('must be an integer from 1 to 7 (one fetch argument reaches 7 maps down the list)');
+        }),
+        default: 3,
       },
     },
     discovery: {

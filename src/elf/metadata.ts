@@ -24,6 +24,7 @@ export const DT_STRSZ = 10;
 export const DT_SONAME = 14;
 export const DT_RPATH = 15;
 export const DT_RUNPATH = 29;
+export const DT_INIT = 12;
 
 /** Strings from the dynamic section. */
 export interface DynamicInfo {
@@ -37,6 +38,8 @@ export interface DynamicInfo {
   readonly runpath?: string;
   /** PT_INTERP: the program interpreter a program asks for (only programs have one). */
   readonly interp?: string;
+  /** DT_INIT: virtual address of the object's initialisation function, run once when it is loaded. */
+  readonly init?: number;
 }
 
 /**
@@ -84,9 +87,10 @@ export function decodeDynamic(image: ElfImage): DynamicInfo {
     if (linked && linked.type === SHT_STRTAB) strings = sectionData(image, linked);
   }
   const hasStrings = entries.some(([t]) => t === DT_NEEDED || t === DT_SONAME || t === DT_RPATH || t === DT_RUNPATH);
+  const init = value(DT_INIT);
   if (!strings) {
     if (hasStrings) throw invalid(image.file, 'the dynamic section names strings but its string table cannot be located');
-    return { needed: [] };
+    return { needed: [], ...(init === undefined ? {} : { init }) };
   }
   const strtab = strings;
   const str = (off: number | undefined): string | undefined =>
@@ -100,6 +104,7 @@ export function decodeDynamic(image: ElfImage): DynamicInfo {
     needed: entries.filter(([t]) => t === DT_NEEDED).map(([, v]) => readCString(strtab, v, image.file)),
     ...(rpath === undefined ? {} : { rpath }),
     ...(runpath === undefined ? {} : { runpath }),
+    ...(init === undefined ? {} : { init }),
   };
 }
 

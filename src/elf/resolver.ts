@@ -6,6 +6,7 @@ import { DebugLink, DynamicInfo, crc32, decodeBuildId, decodeDebugLink, decodeDy
 import { readDynamicInfo } from './dynamic-lite';
 import { toRawBytes } from '../pipe/decode';
 import { SegmentLayout, fetchOffsetFor, vaddrToFileOffset } from './offsets';
+import { globDatSlots } from './relocations';
 import {
   ElfSymbol,
   SymbolIndex,
@@ -39,6 +40,8 @@ export interface ElfInfo extends SegmentLayout {
   readonly needed: readonly string[];
   readonly rpath?: string;
   readonly runpath?: string;
+  /** DT_INIT: vaddr of the object's initialisation function. */
+  readonly init?: number;
   /** PT_INTERP (programs, and glibc's libc.so.6 which is also runnable). */
   readonly interpreter?: string;
   /** NT_GNU_BUILD_ID as lowercase hex. */
@@ -97,6 +100,8 @@ interface Entry {
   readonly info: Omit<ElfInfo, 'file'>;
   readonly dynsym: SymbolIndex;
   readonly symtab: SymbolIndex;
+  /** GOT slots of imported data symbols (GLOB_DAT relocations), by name. */
+  readonly got: ReadonlyMap<string, number>;
 }
 
 interface DebugEntry {
@@ -150,13 +155,14 @@ function decodeEntry(image: ElfImage): Entry {
     needed: Object.freeze([...dyn.needed]),
     ...(dyn.rpath === undefined ? {} : { rpath: dyn.rpath }),
     ...(dyn.runpath === undefined ? {} : { runpath: dyn.runpath }),
+    ...(dyn.init === undefined ? {} : { init: dyn.init }),
     ...(interpreter === undefined ? {} : { interpreter }),
     ...(buildId === undefined ? {} : { buildId }),
     ...(debugLink === undefined ? {} : { debugLink: Object.freeze({ ...debugLink }) }),
     segments: image.segments,
     symbolCounts: Object.freeze({ dynsym: countSymbols(dynsym), symtab: countSymbols(symtab) }),
   };
-  return { info: Object.freeze(info), dynsym, symtab };
+  return { info: Object.freeze(info), dynsym, symtab, got: globDatSlots(image) };
 }
 
 function decodeDebugEntry(image: ElfImage): DebugEntry {
@@ -293,6 +299,22 @@ export class ElfSymbolResolver {
     const probe = this.locate(file, entry, probeSymbol);
     const target = this.locate(file, entry, targetSymbol);
     return fetchOffsetFor({ file, segments: entry.info.segments }, probe.vaddr, target.vaddr);
+  }
+
+  /**
+   * The `@+OFFSET` at which a probe on `probeSymbol` in `file` reads the GOT slot that holds the
+   * address of the imported `importedSymbol` (so `+0(@+OFFSET)` is that variable in the probed
+   * process: how a probe in libc.so.6 reaches ld.so's `_rtld_global`).
+   * @throws SoloadError SYMBOL_NOT_FOUND when `file` imports no such data symbol
+   */
+  gotFetchOffset(file: string, probeSymbol: string, importedSymbol: string): number {
+    const entry = this.entry(file);
+    const slot = entry.got.get(importedSymbol);
+    if (slot === undefined) {
+      throw new SoloadError(ErrorCodes.SYMBOL_NOT_FOUND, `${file} has no GOT slot for ${importedSymbol} (no GLOB_DAT relocation against it): this libc build does not reach the loader's state that way.`, { file, symbol: importedSymbol });
+    }
+    const probe = this.locate(file, entry, probeSymbol);
+    return fetchOffsetFor({ file, segments: entry.info.segments }, probe.vaddr, slot);
   }
 
   /** Cache counters. */

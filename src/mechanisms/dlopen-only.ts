@@ -1,11 +1,12 @@
 import { GlibcHandler } from './glibc-handler';
+import { libcInitProbe } from './search-lists';
 import type { CaptureMechanism } from './types';
 
-const ROLES = ['loader.state', 'dlopen.entry', 'dlopen.return'] as const;
+const ROLES = ['dlopen.entry', 'dlopen.return'] as const;
 
 /**
  * The last resort: dlopen entry/return probes in libc (or libdl before glibc 2.34) report what a
- * program dlopens, with flags and failures; `_dl_debug_state`, where found, adds the interpreter.
+ * program dlopens, with flags and failures; libc's start-up hook (or `_dl_debug_state`) adds the interpreter.
  * DT_NEEDED and LD_PRELOAD objects are not seen.
  */
 export const dlopenOnlyMechanism: CaptureMechanism = {
@@ -18,8 +19,10 @@ export const dlopenOnlyMechanism: CaptureMechanism = {
       : { applies: false, reason: 'no dlopen symbol in this directory' };
   },
 
-  async plan(set) {
-    return set.specs.filter((s) => (ROLES as readonly string[]).includes(s.role));
+  async plan(set, ctx) {
+    // The interpreter comes from libc's start-up hook (once per process) where libc has one.
+    const init = libcInitProbe(set, ctx.resolver);
+    return set.specs.filter((s) => (ROLES as readonly string[]).includes(s.role) || (!init && s.role === 'loader.state'));
   },
 
   describe() {
@@ -27,6 +30,6 @@ export const dlopenOnlyMechanism: CaptureMechanism = {
   },
 
   createHandler(set, opts) {
-    return new GlibcHandler('dlopen', opts, undefined, set.loaderNames);
+    return new GlibcHandler('dlopen', opts, undefined, set.loaderNames, set.ldso);
   },
 };

@@ -1,15 +1,18 @@
 import { fileIdFetch } from '../plan/list-probes';
 import type { ProbeSpec } from '../types';
 import { GlibcHandler } from './glibc-handler';
+import { libcInitProbe } from './search-lists';
 import type { CaptureMechanism } from './types';
 
-const ROLES = ['loader.add', 'loader.state', 'dlopen.entry', 'dlopen.return'] as const;
+const ROLES = ['loader.add', 'dlopen.entry', 'dlopen.return'] as const;
 
 /**
  * glibc with debug symbols for its ld.so (e.g. Debian's libc6-dbg, found by build-id): a uprobe on
  * `_dl_add_to_namespace_list(new, nsid)`, which every object the loader maps passes through exactly
  * once, reading `l_name`/`l_libname->name` (and `l_file_id` when calibrated) in the kernel;
- * `_dl_debug_state` marks start-up and dlopen batches; dlopen entry/return add flags and failures.
+ * libc's start-up hook (once per process) ends start-up; dlopen entry/return add flags and
+ * failures. `_dl_debug_state` — two hits per dlopen and two per dlclose — is probed only when libc
+ * has no start-up hook.
  */
 export const loaderProbeMechanism: CaptureMechanism = {
   name: 'loader-probe',
@@ -31,21 +34,24 @@ export const loaderProbeMechanism: CaptureMechanism = {
     } catch (err) {
       ctx.info(`${ldso}: link_map calibration failed (${(err as Error).message}); file identities come from the file system instead of ld.so`);
     }
+    const init = libcInitProbe(set, ctx.resolver);
     return set.specs
-      .filter((s) => (ROLES as readonly string[]).includes(s.role))
-      .map((s) => (s.role === 'loader.add' ? { ...s, fetch: [...s.fetch, ...extra.add] } : s.role === 'dlopen.return' ? { ...s, fetch: [...s.fetch, ...extra.ret] } : s));
+      .filter((s) => (ROLES as readonly string[]).includes(s.role) || (!init && s.role === 'loader.state'))
+      .map((s) => (s.role === 'loader.add' ? { ...s, fetch: [...s.fetch, ...extra.add] } : s.role === 'dlopen.return' ? { ...s, fetch: [...s.fetch, ...extra.ret] } : s))
+      .concat(init ? [init] : []);
   },
 
-  describe(set) {
+  describe(set, ctx) {
     const add = set.specs.find((s) => s.role === 'loader.add');
     return (
       `complete: a uprobe on _dl_add_to_namespace_list (${add?.symbolSource ?? '?'}) sees every object this loader maps — DT_NEEDED, LD_PRELOAD, ` +
-      'dlopen and dependencies, libc-internal dlopens — with the resolved path read in the kernel; _dl_debug_state (r_state) marks start-up and dlopen batches'
+      'dlopen and dependencies, libc-internal dlopens — with the resolved path read in the kernel; ' +
+      (libcInitProbe(set, ctx.resolver) ? `libc's ${libcInitProbe(set, ctx.resolver)!.symbol} ends start-up (nothing fires on dlclose)` : '_dl_debug_state (r_state) marks start-up and dlopen batches')
     );
   },
 
   createHandler(set, opts) {
-    return new GlibcHandler('loader', opts, undefined, set.loaderNames);
+    return new GlibcHandler('loader', opts, undefined, set.loaderNames, set.ldso);
   },
 };
 

@@ -1,6 +1,5 @@
-import { ErrorCodes, SoloadError } from '../errors';
 import type { ProbeRole, ProbeSpec } from '../types';
-import { LM_LIBNAME, LM_NAME, type LinkMapLayout } from './calibrate';
+import { LM_LIBNAME, LM_NAME, LM_NEXT, type LinkMapLayout } from './calibrate';
 
 /** Options of the list-probe builders. */
 export interface ListProbeOptions {
@@ -54,30 +53,72 @@ function sliceProbes(
 }
 
 /**
- * For an ld.so without `_dl_add_to_namespace_list` symbols: probes on `_dl_debug_state` that read
- * the main map's search list (every object mapped at start-up, main program first) when the loader
- * reaches RT_CONSISTENT. `stateProbe` is the planned `loader_state` probe (its `state` fetch names
- * `_r_debug.r_state` via `@+`); `rMapFetch` is the `@+` offset of `_r_debug.r_map`.
+ * Probes on libc's start-up hook (`__libc_early_init`, or `__libc_init_first` before glibc 2.32;
+ * see libcInitProbes) reading the main map's search list: every object mapped at start-up, main
+ * program first. `gotOffset` is the `@+` offset of libc's GOT slot for ld.so's `_rtld_global`,
+ * whose first word is `_dl_ns[0]._ns_loaded`, the main map (the namespace array has led
+ * `struct rtld_global` since glibc 2.3; the handler checks that entry 0 is the program's unnamed
+ * map). The hook runs once per process, so the list is read once per process, where the old anchor
+ * (`_dl_debug_state`) was hit on every dlopen and dlclose as well.
+ *
+ * Slices past the list's end still cost their fetches (a tracefs filter is evaluated after the
+ * arguments are fetched, so it saves buffer space, not work) — which is why the slice count is
+ * the capacity knob, and lists longer than it are completed from the process's memory.
  */
-export function startupListProbes(stateProbe: ProbeSpec, layout: LinkMapLayout, rMapFetch: number, opts: ListProbeOptions): ProbeSpec[] {
-  const state = stateProbe.fetch.find((f) => f.name === 'state');
-  if (!state) throw new SoloadError(ErrorCodes.PROBE_INVALID, `${stateProbe.event} has no state fetch argument (a loader_state probe must fetch _r_debug.r_state as "state")`);
-  const mainMap = `@+0x${rMapFetch.toString(16)}`;
-  return sliceProbes(stateProbe, 'loader.list', layout, opts, (first) => ({
-    // comm at probe time: the line header's comm is looked up when the line is read, by which time
-    // the process may have exec'd something else.
-    fetch: [state, { name: 'comm', arg: '$comm' }, ...listFetch(mainMap, layout, first, opts.sliceSize)],
-    // RT_ADD hits and slices past the end of the list are dropped in the kernel.
-    filter: first === 0 ? 'state == 0' : `state == 0 && n > ${first}`,
+export function libcInitListProbes(initProbe: ProbeSpec, layout: LinkMapLayout, gotOffset: number, opts: ListProbeOptions): ProbeSpec[] {
+  const mainMap = `+0(@+0x${gotOffset.toString(16)})`;
+  return sliceProbes(initProbe, 'loader.list', layout, opts, (first) => ({
+    fetch: [{ name: 'comm', arg: '$comm' }, ...listFetch(mainMap, layout, first, opts.sliceSize)],
+    filter: first === 0 ? 'n > 0' : `n > ${first}`,
   }));
 }
 
-/** Probes on dlopen's return reading the new object's own search list (itself, then its dependencies). */
-export function dlopenListProbes(returnProbe: ProbeSpec, layout: LinkMapLayout, opts: ListProbeOptions): ProbeSpec[] {
-  return sliceProbes(returnProbe, 'dlopen.list', layout, opts, (first) => ({
-    fetch: [{ name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` }, ...listFetch('$retval', layout, first, opts.sliceSize)],
-    filter: `n > ${first}`,
-  }));
+/** `+24(` × depth around `start`: the map `depth` steps down the l_next chain from `start`. */
+function chainExpr(start: string, depth: number): string {
+  return `${`+${LM_NEXT}(`.repeat(depth)}${start}${')'.repeat(depth)}`;
+}
+
+/**
+ * One probe on dlopen's return walking the `l_next` chain after the returned map: ld.so appends
+ * what it maps to the namespace list, the dlopen target first and then its new dependencies, so the
+ * maps after a newly loaded target are exactly what this dlopen added (dependencies already loaded
+ * sit earlier in the list). `depth` maps are read (`x<k>`: address, `p<k>`/`q<k>`/`i<k>`: l_name,
+ * l_libname->name, inode); `more` is the address after the last (non-zero: more to read, from the
+ * process's memory). The kernel's 63-character limit on one fetch argument caps depth at 7.
+ *
+ * Why addresses: a dereference of NULL is not reliably printed as `(fault)` — the value keeps what
+ * the previous event left in the per-CPU buffer — so an entry counts only while every address
+ * before it was non-zero. Why a walk and not the object's search list: the search list also holds
+ * dependencies loaded long ago, and past its end the array reads heap garbage that can turn into
+ * long strings (an event over one page is dropped whole); past the chain's end every read is NULL.
+ */
+export function dlopenWalkProbe(returnProbe: ProbeSpec, layout: LinkMapLayout | undefined, depth: number): ProbeSpec {
+  const d = Math.max(1, Math.min(7, depth));
+  const fetch: ProbeSpec['fetch'] = [
+    { name: 'handle', arg: '$retval:x64' },
+    { name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` },
+  ];
+  for (let k = 1; k <= d; k++) {
+    const e = chainExpr('$retval', k);
+    fetch.push({ name: `x${k}`, arg: `${e}:x64` });
+    fetch.push({ name: `p${k}`, arg: `+0(+${LM_NAME}(${e})):ustring` });
+    fetch.push({ name: `q${k}`, arg: `+0(+0(+${LM_LIBNAME}(${e}))):ustring` });
+    if (layout?.fileId !== undefined) fetch.push({ name: `i${k}`, arg: `+${layout.fileId + 8}(${e}):u64` });
+  }
+  fetch.push({ name: 'more', arg: `${chainExpr('$retval', d + 1)}:x64` });
+  return {
+    event: `${returnProbe.event}_walk`,
+    kind: returnProbe.kind,
+    path: returnProbe.path,
+    offset: returnProbe.offset,
+    role: 'dlopen.list',
+    symbol: returnProbe.symbol,
+    symbolSource: `${returnProbe.symbolSource}; l_next chain after the returned map`,
+    slice: { first: 0, size: d + 1 },
+    fetch,
+    // A failed dlopen, or a target with nothing after it: nothing new to read.
+    filter: 'handle != 0 && x1 != 0',
+  };
 }
 
 /**

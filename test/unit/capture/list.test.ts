@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findSearchlistOffset, walkLinkMaps, type MemoryReader } from '../../../src/plan/calibrate';
-import { dlopenListProbes, startupListProbes } from '../../../src/plan/list-probes';
+import { dlopenWalkProbe, libcInitListProbes } from '../../../src/plan/list-probes';
+import { walkRecord } from '../../../src/mechanisms/glibc-handler';
 import { LoaderTracker } from '../../../src/capture/loader';
 import { buildProbeLine } from '../../../src/tracefs/probe-line';
 import type { ProbeSpec, TraceRecord } from '../../../src/types';
@@ -46,25 +47,48 @@ test('calibration finds l_searchlist by content (vDSO excluded, main map first),
   assert.equal(findSearchlistOffset(mem.read, 0x1000n, list.slice(0, 1)), undefined);
 });
 
-const stateProbe: ProbeSpec = {
-  event: 'loader_state', kind: 'entry', path: '/lib/ld-linux-x86-64.so.2', offset: 0x2060, role: 'loader.state',
-  fetch: [{ name: 'state', arg: '@+0x34130:s32' }, { name: 'comm', arg: '$comm' }], symbol: '_dl_debug_state', symbolSource: 'dynsym',
+const initProbe: ProbeSpec = {
+  event: 'libc_init', kind: 'entry', path: '/lib/libc.so.6', offset: 0x14fee0, role: 'libc.init',
+  fetch: [{ name: 'comm', arg: '$comm' }], symbol: '__libc_early_init', symbolSource: 'dynsym',
 };
 
-test('list probes: constant-depth fetch arguments within the kernel limit, in-kernel filters', () => {
-  const layout = { searchlist: 728, source: 'test' };
-  const probes = startupListProbes(stateProbe, layout, 0x34120, { sliceSize: 8, slices: 16 });
-  assert.equal(probes.length, 16);
-  assert.equal(probes[0]!.filter, 'state == 0');
-  assert.equal(probes[2]!.filter, 'state == 0 && n > 16');
-  const line = buildProbeLine('g', probes[15]!);
-  assert.match(line, /^p:g\/loader_state_list15 \/lib\/ld-linux-x86-64\.so\.2:0x2060 state=@\+0x34130:s32 comm=\$comm n=\+736\(@\+0x34120\):u32 p0=\+0\(\+8\(\+960\(\+728\(@\+0x34120\)\)\)\):ustring q0=/);
+test('start-up list probes at libc start-up: the main map through libc\'s GOT slot, constant-depth arguments within the kernel limit', () => {
+  const layout = { searchlist: 728, source: 'test', fileId: 1112 };
+  const probes = libcInitListProbes(initProbe, layout, 0x1d2f78, { sliceSize: 8, slices: 6 });
+  assert.equal(probes.length, 6);
+  assert.deepEqual(probes.map((p) => p.filter), ['n > 0', 'n > 8', 'n > 16', 'n > 24', 'n > 32', 'n > 40']);
+  assert.ok(probes.every((p) => p.role === 'loader.list' && p.offset === 0x14fee0 && p.path === '/lib/libc.so.6'));
+  const line = buildProbeLine('g', probes[5]!);
+  assert.match(line, /^p:g\/libc_init_list5 \/lib\/libc\.so\.6:0x14fee0 comm=\$comm n=\+736\(\+0\(@\+0x1d2f78\)\):u32 p0=\+0\(\+8\(\+320\(\+728\(\+0\(@\+0x1d2f78\)\)\)\)\):ustring q0=/);
   for (const p of probes) for (const f of p.fetch) assert.ok(f.arg.length <= 63, `${f.name}=${f.arg} is ${f.arg.length} chars`);
+});
+
+test('dlopen walk probe: the maps after the returned one, up to 7 deep within the 63-character limit, filtered when nothing follows', () => {
   const ret: ProbeSpec = { event: 'dlopen_return', kind: 'return', path: '/lib/libc.so.6', offset: 0x85500, role: 'dlopen.return', fetch: [] };
-  const dl = dlopenListProbes(ret, layout, { sliceSize: 8, slices: 4 });
-  assert.deepEqual(dl.map((p) => p.filter), ['n > 0', 'n > 8', 'n > 16', 'n > 24']);
-  assert.equal(dl[1]!.fetch[0]!.arg, '+0(+8($retval)):ustring');
-  assert.equal(dl[1]!.fetch[2]!.arg, '+0(+8(+64(+728($retval)))):ustring');
+  const w = dlopenWalkProbe(ret, { searchlist: 728, source: 't', fileId: 1112 }, 7);
+  assert.equal(w.event, 'dlopen_return_walk');
+  assert.equal(w.role, 'dlopen.list');
+  assert.equal(w.filter, 'handle != 0 && x1 != 0');
+  const arg = (n: string) => w.fetch.find((f) => f.name === n)!.arg;
+  assert.equal(arg('x1'), '+24($retval):x64');
+  assert.equal(arg('p2'), '+0(+8(+24(+24($retval)))):ustring');
+  assert.equal(arg('q7'), '+0(+0(+56(+24(+24(+24(+24(+24(+24(+24($retval)))))))))):ustring');
+  assert.equal(arg('more'), '+24(+24(+24(+24(+24(+24(+24(+24($retval)))))))):x64');
+  for (const f of w.fetch) assert.ok(f.arg.length <= 63, `${f.name}=${f.arg} is ${f.arg.length} chars`);
+  assert.equal(dlopenWalkProbe(ret, undefined, 99).fetch.filter((f) => f.name.startsWith('x')).length, 7, 'depth is capped at 7');
+});
+
+test('dlopen walk records: entries up to the first zero address (stale bytes after it ignored), `more` only when the walk reached its depth', () => {
+  const base = { comm: 'app', tid: 5, tgid: 5, cpu: 0, timestampNs: 1n, event: 'w', location: '' };
+  const two = walkRecord({ ...base, fields: { handle: '0x10', self: '/p/a.so', x1: '0x20', p1: '/p/b.so', q1: 'b.so', x2: '0x30', p2: '/p/c.so', q2: 'c.so', x3: '0x0', p3: '/stale/x.so', q3: 'x.so', more: '0x99' } });
+  assert.equal(two.size, 3);
+  assert.equal(two.more, false);
+  assert.equal(two.synth.fields.p2, '/p/c.so');
+  assert.equal(two.synth.fields.p3, undefined);
+  const full = walkRecord({ ...base, fields: { handle: '0x10', self: '/p/a.so', x1: '0x20', p1: '/p/b.so', q1: 'b.so', more: '0x40' } });
+  assert.deepEqual([full.size, full.more], [2, true]);
+  const ended = walkRecord({ ...base, fields: { handle: '0x10', self: '/p/a.so', x1: '0x20', p1: '/p/b.so', q1: 'b.so', more: '0x0' } });
+  assert.equal(ended.more, false);
 });
 
 let ts = 1n;

@@ -13,11 +13,12 @@ const spec = (event: string, role: ProbeRole, file: string, fetch: ProbeSpec['fe
 const DLOPEN = [spec('dlopen_entry', 'dlopen.entry', 'libc.so.6'), spec('dlopen_return', 'dlopen.return', 'libc.so.6')];
 const STATE = spec('loader_state', 'loader.state', 'ld-linux-x86-64.so.2', [{ name: 'state', arg: '@+0x34130:s32' }]);
 const ADD = spec('loader_add', 'loader.add', 'ld-linux-x86-64.so.2');
+const INIT = { ...spec('libc_init', 'libc.init', 'libc.so.6', [{ name: 'comm', arg: '$comm' }]), symbol: '__libc_early_init' };
 
 function ctx(layout?: LinkMapLayout): MechanismContext {
   return {
     config: loadConfig({ env: {} }),
-    resolver: { fetchOffset: () => 0x34118 } as unknown as ElfSymbolResolver,
+    resolver: { fetchOffset: () => 0x34118, gotFetchOffset: () => 0x1d2f78 } as unknown as ElfSymbolResolver,
     proc: {} as ProcReader,
     calibrate: async () => {
       if (!layout) throw new Error('no helper');
@@ -35,9 +36,10 @@ async function select(s: LoaderSet, c: MechanismContext) {
 
 test('the selector takes the first mechanism that applies: debug symbols → loader-probe, else search-lists, else dlopen-only', async () => {
   const layout = { searchlist: 0x2d8, fileId: 968, source: 'test' };
-  assert.equal((await select(set([ADD, STATE, ...DLOPEN]), ctx(layout)))?.name, 'loader-probe');
-  assert.equal((await select(set([STATE, ...DLOPEN]), ctx(layout)))?.name, 'search-lists');
-  assert.equal((await select(set([STATE, ...DLOPEN]), ctx(undefined)))?.name, 'dlopen-only', 'calibration failed');
+  assert.equal((await select(set([ADD, STATE, INIT, ...DLOPEN]), ctx(layout)))?.name, 'loader-probe');
+  assert.equal((await select(set([STATE, INIT, ...DLOPEN]), ctx(layout)))?.name, 'search-lists');
+  assert.equal((await select(set([STATE, ...DLOPEN]), ctx(layout)))?.name, 'dlopen-only', 'no libc start-up hook to read the list at');
+  assert.equal((await select(set([STATE, INIT, ...DLOPEN]), ctx(undefined)))?.name, 'dlopen-only', 'calibration failed');
   assert.equal(await select(set([STATE]), ctx(undefined)), undefined, 'nothing applies without dlopen');
 });
 
@@ -46,18 +48,20 @@ test('groupLoaderSets: one set per directory (a container root is its own set); 
   assert.deepEqual(sets.map((s) => [s.dir, s.ldso, s.specs.length]), [[DIR, `${DIR}/ld-linux-x86-64.so.2`, 3], ['/proc/9/root/usr/lib', undefined, 1]]);
 });
 
-test('plans: loader-probe adds l_file_id fetches; search-lists replaces loader_state by list slices and adds dependency lists', async () => {
+test('plans: nothing in ld.so fires on dlopen or dlclose when libc has a start-up hook; search-lists reads the list there and walks dlopen\'s new maps', async () => {
   const layout = { searchlist: 0x2d8, fileId: 968, source: 'test' };
-  const lp = await MECHANISMS.find((m) => m.name === 'loader-probe')!.plan(set([ADD, STATE, ...DLOPEN]), ctx(layout));
+  const lp = await MECHANISMS.find((m) => m.name === 'loader-probe')!.plan(set([ADD, STATE, INIT, ...DLOPEN]), ctx(layout));
   assert.deepEqual(lp.find((s) => s.role === 'loader.add')!.fetch.map((f) => f.arg), ['+968(%di):u64', '+976(%di):u64']);
   assert.ok(lp.find((s) => s.role === 'dlopen.return')!.fetch.some((f) => f.arg === '+976($retval):u64'));
-  const sl = await MECHANISMS.find((m) => m.name === 'search-lists')!.plan(set([STATE, ...DLOPEN]), ctx(layout));
+  assert.deepEqual(lp.map((s) => s.role).sort(), ['dlopen.entry', 'dlopen.return', 'libc.init', 'loader.add']);
+  const old = await MECHANISMS.find((m) => m.name === 'loader-probe')!.plan(set([ADD, STATE, ...DLOPEN]), ctx(layout));
+  assert.ok(old.some((s) => s.role === 'loader.state'), 'without a start-up hook _dl_debug_state marks start-up');
+  const sl = await MECHANISMS.find((m) => m.name === 'search-lists')!.plan(set([STATE, INIT, ...DLOPEN]), ctx(layout));
   const roles = sl.map((s) => s.role);
   assert.ok(!roles.includes('loader.state'));
-  assert.equal(roles.filter((r) => r === 'loader.list').length, 16);
-  assert.equal(roles.filter((r) => r === 'dlopen.list').length, 4);
-  assert.ok(sl.filter((s) => s.role === 'loader.list').every((s) => s.filter?.startsWith('state == 0')));
-  for (const m of MECHANISMS) assert.ok(m.describe(set([ADD, STATE, ...DLOPEN]), ctx(layout)).length > 20, `${m.name} describes itself`);
+  assert.ok(sl.every((s) => !s.path.includes('ld-linux')), 'no probe in ld.so');
+  assert.equal(roles.filter((r) => r === 'loader.list').length, 6);
+  assert.equal(roles.filter((r) => r === 'dlopen.list').length, 1);
+  assert.ok(sl.filter((s) => s.role === 'loader.list').every((s) => s.path.endsWith('libc.so.6') && s.fetch.some((f) => f.arg.includes('@+0x1d2f78'))));
+  for (const m of MECHANISMS) assert.ok(m.describe(set([ADD, STATE, INIT, ...DLOPEN]), ctx(layout)).length > 20, `${m.name} describes itself`);
 });
-
-
