@@ -266,7 +266,8 @@ export class LoaderTracker {
     for (let first = 0; first < capacity; first += slice.size) if (!st.parts.has(first)) return [];
     if (n > capacity) this.stats.listTruncated++;
     const out: LoadEvent[] = [];
-    const base = this.baseEvent(rec, pid);
+    // Slice 0 carries the hit's comm (the others leave it out: one fetch per hit is enough).
+    const base = this.baseEvent(st.parts.get(0) ?? rec, pid);
     for (let i = 0; i < capacity; i++) {
       const part = st.parts.get(i - (i % slice.size))!;
       const p = part.fields[`p${i % slice.size}`] ?? undefined;

@@ -258,14 +258,14 @@ export function configSchema() {
         default: true,
       },
       listSliceSize: {
-        doc: 'List mechanism (ld.so without debug symbols): search-list entries read per probe. Each entry is two strings; the kernel silently drops events larger than a page, so keep this ≤ 8.',
+        doc: "List mechanism (ld.so without debug symbols): search-list entries read per probe. 1 (the default) gives every object its own event: the array is read past the list's end by the probes whose slice lies beyond it (a filter does not stop a fetch), and a garbage pointer there can turn into a string long enough for the kernel to drop the whole event (over one page) — with one entry per event, only events that carry nothing are lost.",
         format: 'nat',
-        default: 8,
+        default: 1,
       },
       listSlices: {
-        doc: 'List mechanism: probes reading the start-up search list once per process (at libc start-up); listSlices × listSliceSize objects are read in the kernel, longer lists are completed from the live process. Every slice costs its fetches on every process start, read or not.',
+        doc: 'List mechanism: probes reading the start-up search list once per process (at libc start-up); listSlices × listSliceSize objects are read in the kernel, longer lists are completed from the live process. Every probe costs its fetches on every process start, read or not.',
         format: 'nat',
-        default: 6,
+        default: 48,
       },
       dlopenWalkDepth: {
         doc: "List mechanism: new dependencies of a dlopen read in the kernel at dlopen's return (1–7, the kernel's fetch-argument length limit); more are completed from the live process.",

@@ -68,7 +68,9 @@ function sliceProbes(
 export function libcInitListProbes(initProbe: ProbeSpec, layout: LinkMapLayout, gotOffset: number, opts: ListProbeOptions): ProbeSpec[] {
   const mainMap = `+0(@+0x${gotOffset.toString(16)})`;
   return sliceProbes(initProbe, 'loader.list', layout, opts, (first) => ({
-    fetch: [{ name: 'comm', arg: '$comm' }, ...listFetch(mainMap, layout, first, opts.sliceSize)],
+    // comm at probe time (the line's own comm is looked up when the line is read, maybe after an
+    // exec): one slice carries it for the whole list.
+    fetch: [...(first === 0 ? [{ name: 'comm', arg: '$comm' }] : []), ...listFetch(mainMap, layout, first, opts.sliceSize)],
     filter: first === 0 ? 'n > 0' : `n > ${first}`,
   }));
 }

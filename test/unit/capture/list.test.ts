@@ -59,8 +59,9 @@ test('start-up list probes at libc start-up: the main map through libc\'s GOT sl
   assert.deepEqual(probes.map((p) => p.filter), ['n > 0', 'n > 8', 'n > 16', 'n > 24', 'n > 32', 'n > 40']);
   assert.ok(probes.every((p) => p.role === 'loader.list' && p.offset === 0x14fee0 && p.path === '/lib/libc.so.6'));
   const line = buildProbeLine('g', probes[5]!);
-  assert.match(line, /^p:g\/libc_init_list5 \/lib\/libc\.so\.6:0x14fee0 comm=\$comm n=\+736\(\+0\(@\+0x1d2f78\)\):u32 p0=\+0\(\+8\(\+320\(\+728\(\+0\(@\+0x1d2f78\)\)\)\)\):ustring q0=/);
+  assert.match(line, /^p:g\/libc_init_list5 \/lib\/libc\.so\.6:0x14fee0 n=\+736\(\+0\(@\+0x1d2f78\)\):u32 p0=\+0\(\+8\(\+320\(\+728\(\+0\(@\+0x1d2f78\)\)\)\)\):ustring q0=/);
   for (const p of probes) for (const f of p.fetch) assert.ok(f.arg.length <= 63, `${f.name}=${f.arg} is ${f.arg.length} chars`);
+  assert.deepEqual(probes.map((p) => p.fetch.some((f) => f.name === 'comm')), [true, false, false, false, false, false], 'one slice carries comm');
 });
 
 test('dlopen walk probe: the maps after the returned one, up to 7 deep within the 63-character limit, filtered when nothing follows', () => {
