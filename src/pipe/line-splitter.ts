@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 import { ErrorCodes, SoloadError } from '../errors';
 import { decodeLineBytes } from './decode';
@@ -65,6 +66,15 @@ export class LineSplitter {
     const len = chunk.length;
     this.bytes += len;
     let pos = 0;
+    // One validation of all the lines that start and end inside this chunk (SIMD in Node, ~free)
+    // instead of scanning each decoded line for U+FFFD: when it passes, toString() is already the
+    // exact decoding (a \n byte is never inside a multi-byte sequence, so every line of a valid
+    // range is valid). A line continued from the previous chunk is outside the range: its first
+    // bytes may finish a sequence begun there.
+    const lastNl = chunk.lastIndexOf(10);
+    let validFrom = 0;
+    if (this.partLen > 0 || this.discarding) validFrom = chunk.indexOf(10) + 1;
+    const valid = lastNl > validFrom && isUtf8(chunk.subarray(validFrom, lastNl));
     while (pos < len) {
       const nl = chunk.indexOf(10, pos);
       const stop = nl === -1 ? len : nl;
@@ -92,7 +102,7 @@ export class LineSplitter {
         return;
       }
       if (this.partLen === 0) {
-        onLine(decodeLineBytes(chunk, pos, nl), false);
+        onLine(valid && pos >= validFrom ? chunk.toString('utf8', pos, nl) : decodeLineBytes(chunk, pos, nl), false);
       } else {
         this.append(chunk, pos, nl);
         this.emitPending(onLine, false);
