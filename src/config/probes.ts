@@ -105,6 +105,9 @@ export function muslProbes(a0: string, a1: string, ptr: number): ProbeConfig[] {
   const library = 'ld-musl-*.so.1';
   return [
     { name: 'musl_state', library, symbol: '_dl_debug_state', kind: 'entry', role: 'loader.state', optional: true, fetch: { state: `+${ptr * 3}(@+{_dl_debug_addr}):s32`, comm: '$comm' } },
+    // Every musl program starts through crt1's call of __libc_start_main, once, with every
+    // start-up object loaded; _dl_debug_state also fires on every dlopen.
+    { name: 'musl_start', library, symbol: '__libc_start_main', kind: 'entry', role: 'libc.init', optional: true, fetch: { state: `+${ptr * 3}(@+{_dl_debug_addr}):s32`, comm: '$comm' } },
     { name: 'musl_dlopen_entry', library, symbol: 'dlopen', kind: 'entry', role: 'dlopen.entry', optional: true, fetch: { name: `+0(${a0}):ustring`, flags: `${a1}:x32`, comm: '$comm' } },
     { name: 'musl_dlopen_return', library, symbol: 'dlopen', kind: 'return', role: 'dlopen.return', optional: true, fetch: { handle: `$retval:x${ptr * 8}`, comm: '$comm', path: `+0(+${ptr}($retval)):ustring` } },
     // The same process facts as glibc's libc gives (cwd, chroot, namespaces, memfds), from musl's.

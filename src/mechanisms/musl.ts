@@ -75,8 +75,9 @@ function isMuslSet(set: LoaderSet): ProbeSpec | undefined {
 }
 
 /**
- * musl's loader (its libc): at `_dl_debug_state` with `debug.state` RT_CONSISTENT the list from
- * `debug.head` holds the program, preloads and DT_NEEDED objects in load order; at dlopen's return
+ * musl's loader (its libc): when the program starts (`__libc_start_main`, called once by crt1; else
+ * `_dl_debug_state` with RT_CONSISTENT, which every dlopen calls too) the list from `debug.head`
+ * holds the program, preloads and DT_NEEDED objects in load order; at dlopen's return
  * the new object and everything loaded after it follow its `next` pointers. One probe reads 7
  * start-up entries (the kernel's argument-length limit); longer lists are completed from the
  * process's memory while it lives, and counted when it is gone first.
@@ -92,14 +93,16 @@ export const muslMechanism: CaptureMechanism = {
   },
 
   async plan(set) {
-    const state = isMuslSet(set)!;
+    // The start-up list is read where a process starts (once), not at _dl_debug_state (also on
+    // every dlopen) when libc exports __libc_start_main.
+    const state = set.specs.find((s) => s.role === 'libc.init' && s.event.startsWith('musl_start')) ?? isMuslSet(set)!;
     const stateArg = state.fetch.find((f) => f.name === 'state')!;
     const debugPtr = /@\+0x[0-9a-f]+/.exec(stateArg.arg)![0];
     const head = `+${DEBUG_HEAD}(${debugPtr})`;
     const out: ProbeSpec[] = [
       {
         ...state,
-        event: state.event.replace(/^musl_state/, 'musl_list'),
+        event: state.event.replace(/^musl_(state|start)/, 'musl_list'),
         role: 'loader.list',
         fetch: [stateArg, { name: 'comm', arg: '$comm' }, ...chainFetch(head), ...depsFetch(head, 0)],
         filter: 'state == 0',
@@ -109,7 +112,7 @@ export const muslMechanism: CaptureMechanism = {
     for (let j = 1; j < DEPS_SLICES; j++) {
       out.push({
         ...state,
-        event: state.event.replace(/^musl_state/, `musl_deps${j}`),
+        event: state.event.replace(/^musl_(state|start)/, `musl_deps${j}`),
         role: 'loader.list',
         fetch: [stateArg, ...depsFetch(head, j * DEPS_SLICE)],
         filter: `state == 0 && n > ${j * DEPS_SLICE}`,
@@ -128,7 +131,7 @@ export const muslMechanism: CaptureMechanism = {
 
   describe() {
     return (
-      'musl: the program, LD_PRELOAD and DT_NEEDED objects from the list at _dl_debug_state (RT_CONSISTENT), dlopen targets, flags and failures ' +
+      'musl: the program, LD_PRELOAD and DT_NEEDED objects from the list when the program starts (__libc_start_main), dlopen targets, flags and failures ' +
       "from dlopen's entry/return, and a dlopen's new dependencies from the list after it; lists longer than one probe reads are completed from the live process"
     );
   },

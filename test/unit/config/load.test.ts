@@ -48,6 +48,7 @@ test('defaults: dlopen probes for libc.so.6 and libdl.so.2, OTLP to localhost:43
     'memfd_entry:libc.so.6:entry:memfd.entry',
     'memfd_return:libc.so.6:return:memfd.return',
     'musl_state:ld-musl-*.so.1:entry:loader.state',
+    'musl_start:ld-musl-*.so.1:entry:libc.init',
     'musl_dlopen_entry:ld-musl-*.so.1:entry:dlopen.entry',
     'musl_dlopen_return:ld-musl-*.so.1:return:dlopen.return',
     'musl_chdir_entry:ld-musl-*.so.1:entry:chdir.entry',
