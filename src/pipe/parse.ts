@@ -131,6 +131,10 @@ function parseLine(line: string, schemas: ProbeSchemaMap | undefined): ParseResu
   if (c0 === LBRACK && line === '[LINE TOO BIG]') {
     return { ok: false, kind: 'lost', reason: 'kernel: line too big', cpu: -1, lost: 1, exact: false };
   }
+  if (len > 17 && line.charCodeAt(16) === DASH) {
+    const r = parseCommon(line, len, schemas);
+    if (r !== null) return r;
+  }
   if (!headerAt(line, len)) {
     let i = 0;
     while (i < len && line.charCodeAt(i) === SP) i++;
@@ -182,6 +186,116 @@ function parseLine(line: string, schemas: ProbeSchemaMap | undefined): ParseResu
   }
   // else: a tracepoint (e.g. sched_process_exec) — no probe location, fields follow directly.
 
+  return finish(line, p, len, schemas, dash, tid, tgid, cpu, ts, event, location);
+}
+
+/**
+ * soload's own layout, as its instance prints it (record-tgid on, no flags column, an ASCII comm
+ * so the dash is at column 16, a `sec.usec` clock): `%16s-%-7d (%7d) [%03d] %5lu.%06lu: `. The
+ * columns up to the cpu are fixed, so they are read in place; the timestamp by a digit loop; the
+ * event name and location by one sticky regular expression. This path is strictly narrower than
+ * the general scan below (fixed columns and single spaces where the scan accepts runs, bounded digit
+ * counts, a closed location), so whatever it accepts the scan parses the same way; anything else
+ * returns null and takes the scan. Measured ~2× faster than the scan on the recorded mix.
+ */
+const EVENT_LOC = /([^: ]+): +(?! )(?:\(([^)]*)\)|(?!\())/y;
+
+function parseCommon(line: string, len: number, schemas: ProbeSchemaMap | undefined): ParseResult | null {
+  if (
+    len < 48 ||
+    line.charCodeAt(24) !== SP ||
+    line.charCodeAt(25) !== LPAREN ||
+    line.charCodeAt(33) !== RPAREN ||
+    line.charCodeAt(34) !== SP ||
+    line.charCodeAt(35) !== LBRACK ||
+    line.charCodeAt(39) !== RBRACK ||
+    line.charCodeAt(40) !== SP
+  ) {
+    return null;
+  }
+  // tid: `%-7d`, digits then space padding up to column 24.
+  let p = 17;
+  let tid = 0;
+  let c = line.charCodeAt(p);
+  while (c >= 48 && c <= 57) {
+    tid = tid * 10 + (c - 48);
+    c = line.charCodeAt(++p);
+  }
+  if (p === 17) return null;
+  while (p < 24 && c === SP) c = line.charCodeAt(++p);
+  if (p !== 24) return null;
+  // tgid: `%7d` in columns 26..32, or `(-------)` when the kernel did not know it.
+  p = 26;
+  c = line.charCodeAt(p);
+  while (c === SP && p < 32) c = line.charCodeAt(++p);
+  let tgid = 0;
+  if (c === DASH) {
+    while (c === DASH) c = line.charCodeAt(++p);
+    tgid = -1;
+  } else {
+    const gs = p;
+    while (c >= 48 && c <= 57) {
+      tgid = tgid * 10 + (c - 48);
+      c = line.charCodeAt(++p);
+    }
+    if (p === gs) return null;
+  }
+  if (p !== 33) return null;
+  // cpu: `%03d` in columns 36..38.
+  const c0 = line.charCodeAt(36) - 48;
+  const c1 = line.charCodeAt(37) - 48;
+  const c2 = line.charCodeAt(38) - 48;
+  if (c0 < 0 || c0 > 9 || c1 < 0 || c1 > 9 || c2 < 0 || c2 > 9) return null;
+  const cpu = c0 * 100 + c1 * 10 + c2;
+  // Timestamp: `%5lu.%06lu: ` from column 41.
+  p = 41;
+  c = line.charCodeAt(p);
+  while (c === SP) c = line.charCodeAt(++p);
+  const ss = p;
+  let sec = 0;
+  while (c >= 48 && c <= 57) {
+    sec = sec * 10 + (c - 48);
+    c = line.charCodeAt(++p);
+  }
+  if (p === ss || p - ss > 15 || c !== DOT) return null;
+  const fs = ++p;
+  let frac = 0;
+  c = line.charCodeAt(p);
+  while (c >= 48 && c <= 57) {
+    frac = frac * 10 + (c - 48);
+    c = line.charCodeAt(++p);
+  }
+  const fd = p - fs;
+  if (fd === 0 || fd > 9 || c !== COLON || line.charCodeAt(p + 1) !== SP) return null;
+  for (let k = fd; k < 9; k++) frac *= 10;
+  // As parseTimestamp: exact in a double below ~104 days of uptime, bigint maths beyond.
+  const ts = sec < 9_000_000 ? BigInt(sec * 1_000_000_000 + frac) : BigInt(sec) * 1_000_000_000n + BigInt(frac);
+  EVENT_LOC.lastIndex = p + 2;
+  const m = EVENT_LOC.exec(line);
+  if (m === null) return null;
+  p = EVENT_LOC.lastIndex;
+  const loc = m[2];
+  if (loc !== undefined && p < len) {
+    if (line.charCodeAt(p) !== SP) return R_BAD_FIELDS;
+    p++;
+  }
+  return finish(line, p, len, schemas, 16, tid, tgid, cpu, ts, m[1], loc === undefined ? '' : loc);
+}
+
+/** Fields and the record, once the header is known (`p`: where the fields start). */
+function finish(
+  line: string,
+  p: number,
+  len: number,
+  schemas: ProbeSchemaMap | undefined,
+  dash: number,
+  tid: number,
+  tgid: number,
+  cpu: number,
+  ts: bigint,
+  event: string,
+  location: string,
+): ParseResult {
   let fields: Record<string, string | null>;
   const schema = schemas === undefined ? undefined : lookup(schemas, event);
   if (schema !== undefined) {
