@@ -314,16 +314,31 @@ export async function benchSustained(opts: { quick?: boolean; rates?: number[] }
       if (row.cpuPct >= GOAL.cpuPct) row.goalFailures.push(`cpu ${row.cpuPct.toFixed(0)}%`);
       if (!(row.p99Ms < GOAL.p99Ms)) row.goalFailures.push(`p99 ${fmtMs(row.p99Ms)}`);
       if (row.rssMaxMiB >= GOAL.rssMiB) row.goalFailures.push(`rss ${row.rssMaxMiB.toFixed(0)} MiB`);
+      if (lost && row.cpuUsPerRecord > 0) {
+        // What bounds it: the CPU soload needs at this rate against what it got on a shared 2-core host
+        const needs = (row.cpuUsPerRecord * row.madeRate) / 1e6;
+        row.notes.push(`at ${row.cpuUsPerRecord.toFixed(0)} µs/record soload needs ≈${needs.toFixed(2)} cores for ${Math.round(row.madeRate)}/s; it got ${(row.cpuPct / 100).toFixed(2)}, host ${row.hostBusyPct.toFixed(0)} % busy`);
+      }
       if (row.missing > 0) {
         // Cross-check: records that never came must show in soload's own loss counters.
         const seen = row.soloadRingOverrun + row.soloadPipeLost;
         if (seen === 0 && row.soloadDropped === 0) row.notes.push(`${row.missing} missing but soload's loss counters show nothing`);
-        else if (pfEventsPerLoad > 0) row.notes.push(`≈${Math.round(row.soloadRingOverrun / pfEventsPerLoad)} loads' worth of overwritten events (overrun ÷ ${pfEventsPerLoad.toFixed(1)} events/load)`);
+        else {
+          // The ring holds every process's events, not only the generators': the share of the step's
+          // events that were overwritten, applied to the loads made, is what the counters predict.
+          const events = ring.readEvents + ring.overrun + ring.entries;
+          const predicted = events ? Math.round((made * row.soloadRingOverrun) / events) : 0;
+          row.notes.push(`soload's overrun predicts ≈${predicted} missing (made × ${row.soloadRingOverrun} overwritten of ${events} events)`);
+        }
       }
       rows.push(row);
     }
 
-    const stop = await soload.stop('SIGINT');
+    // Removing uprobes takes ~0.1 s each on this kernel: more than the helper's 15 s default when
+    // soload armed other roots' loaders met on a shared host
+    const q0 = nowMs();
+    const stop = await soload.stop('SIGINT', 180_000);
+    notes.push(`soload stopped (SIGINT → exit) in ${((nowMs() - q0) / 1000).toFixed(1)} s`);
     const stats = /stats: [^\n]*/.exec(soload.stderr().split('\n').reverse().find((l) => /stats: /.test(l)) ?? '')?.[0];
     if (stats) notes.push(`soload's final ${stats}`);
     if (stop !== 130) notes.push(`soload exited ${stop} after SIGINT (expected 130)`);
