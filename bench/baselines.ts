@@ -153,7 +153,6 @@ const MAX_ARGSTR_LEN = 63;
  */
 class TracefsInstanceCondition implements Condition {
   private cat?: ChildProcess;
-  private events: string[] = [];
   private started = false;
 
   constructor(
@@ -168,9 +167,32 @@ class TracefsInstanceCondition implements Condition {
     return path.join(this.root, 'instances', this.group);
   }
 
+  /** Names are fixed (bench_bare, bench_floor): a lock tells a concurrent run's live state from a dead run's leftovers. */
+  private get lockFile(): string {
+    return path.join(os.tmpdir(), `soload-${this.group}.lock`);
+  }
+
+  private takeLock(): void {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        fs.writeFileSync(this.lockFile, String(process.pid), { flag: 'wx' });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const holder = Number(fs.readFileSync(this.lockFile, 'utf8'));
+      if (holder && holder !== process.pid && !exited(holder)) {
+        throw new Error(`${this.name}: instance ${this.group} is in use by benchmark process ${holder} (${this.lockFile})`);
+      }
+      fs.rmSync(this.lockFile, { force: true }); // its holder is gone: what it left is stale
+    }
+    throw new Error(`${this.name}: cannot take ${this.lockFile}`);
+  }
+
   async start(): Promise<void> {
     if (this.started) return;
     const lines = this.lines();
+    this.takeLock();
     this.started = true;
     live.add(this);
     try {
@@ -186,7 +208,6 @@ class TracefsInstanceCondition implements Condition {
         } catch (err) {
           throw new Error(`${this.name}: the kernel refused ${JSON.stringify(line)}: ${(err as Error).message} (see ${this.root}/error_log)`);
         }
-        this.events.push(ev[2]!);
       }
       fs.writeFileSync(path.join(this.instanceDir, 'events', this.group, 'enable'), '1');
       const devnull = fs.openSync('/dev/null', 'w');
@@ -214,12 +235,13 @@ class TracefsInstanceCondition implements Condition {
   }
 
   cleanupSync(): void {
+    if (!this.started) return; // never touch the names while another run may hold them
     killSync(this.cat);
     this.cat = undefined;
     try {
       this.removeAll();
     } finally {
-      this.events = [];
+      fs.rmSync(this.lockFile, { force: true });
       this.started = false;
       live.delete(this);
     }
@@ -536,8 +558,9 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write(`${rounds} rounds × ${conditions.length} conditions × ${workloads.length} workloads${quick ? ' (quick)' : ''}\n`);
     // Another tracer's uprobes on libc/ld.so would be in the baseline too: wait for a quiet machine
     // (up to --wait-quiet seconds per condition round), and say in the output when it never was.
-    const disturbed = new Map<string, number>();
+    const disturbed = new Set<string>();
     let condRounds = 0;
+    let disturbedRounds = 0;
     const beforeStart = async (): Promise<void> => {
       condRounds++;
       const deadline = Date.now() + waitQuietS * 1000;
@@ -546,7 +569,8 @@ async function main(argv: string[]): Promise<void> {
         await new Promise((r) => setTimeout(r, 1000));
         others = foreignTracers();
       }
-      for (const o of others) disturbed.set(o, (disturbed.get(o) ?? 0) + 1);
+      if (others.length > 0) disturbedRounds++;
+      for (const o of others) disturbed.add(o);
     };
     const onSample = (c: string, w: string, r: number, ms: number): void => {
       process.stderr.write(`  round ${r + 1} ${c.padEnd(20)} ${w.padEnd(9)} ${ms.toFixed(1)} ms\n`);
@@ -555,8 +579,12 @@ async function main(argv: string[]): Promise<void> {
     console.log(`\n${workloads.length} workloads, median of ${rounds} interleaved rounds; ${onlineCpus()} CPUs, kernel ${os.release()}\n`);
     console.log(markdownTable(results, workloads));
     if (disturbed.size > 0) {
-      const list = [...disturbed].map(([o, n]) => `${o} (${n}/${condRounds} condition rounds)`).join(', ');
-      console.log(`\n**Not a clean machine**: other tracers were active while measuring: ${list}. Their probes are paid under every condition, baseline included, so these ratios understate the conditions' cost.`);
+      const list = [...disturbed];
+      const shown = list.length > 6 ? `${list.slice(0, 6).join(', ')} and ${list.length - 6} more` : list.join(', ');
+      console.log(
+        `\n**Not a clean machine**: other tracers were active at the start of ${disturbedRounds} of ${condRounds} condition rounds (${shown}). ` +
+          'Their probes are paid under every condition, baseline included, so these ratios understate the conditions\' cost.',
+      );
     }
     console.log('');
     for (const w of workloads) console.log(`- ${w.name}: ${w.description}`);
