@@ -70,11 +70,14 @@ export interface SoloadProcess {
  * Starts `soload run` with `config` (written to a temp file) and waits for "ready" on stderr.
  * Rejects with soload's stderr when it exits first.
  */
-export async function startSoload(config: object, opts: { env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; args?: string[] } = {}): Promise<SoloadProcess> {
+export async function startSoload(
+  config: object,
+  opts: { env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; args?: string[]; /** node's own flags, e.g. --cpu-prof */ nodeArgs?: string[] } = {},
+): Promise<SoloadProcess> {
   const dir = tmpDir('soload-cfg-');
   const cfgFile = path.join(dir, 'config.json');
   fs.writeFileSync(cfgFile, JSON.stringify(config));
-  const child = spawn(process.execPath, [CLI, 'run', '--config', cfgFile, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, 'run', '--config', cfgFile, ...(opts.args ?? [])], {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
