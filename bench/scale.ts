@@ -51,6 +51,8 @@ export interface ScaleRow {
   /** Probes in soload's group at ready, and after the settle second. */
   probesAtReady: number;
   probes: number;
+  /** Probes when SIGINT was sent (loaders of other processes met during the window add to them). */
+  probesAtStop: number;
   /** Distinct files those probes are placed on. */
   probedFiles: number;
   /** Of those, probes and files inside the benchmark's roots (others' roots on a shared host are not ours). */
@@ -296,6 +298,7 @@ export async function benchScale(opts: { quick?: boolean } = {}): Promise<ScaleR
         const mem = memoryMiB(pid);
         const per = group.pids.size ? [...group.pids].map((p) => counts.get(p) ?? 0) : [0];
         const snap = /snapshot: reported (\d+) objects/.exec(soload.stderr());
+        const probesAtStop = probesOf(pid).length;
         // Removing uprobes is slow on some kernels (~0.1 s each measured here): give it time, and say how long
         const q0 = nowMs();
         const code = await soload.stop('SIGINT', 180_000);
@@ -322,6 +325,7 @@ export async function benchScale(opts: { quick?: boolean } = {}): Promise<ScaleR
           deliveredMs: lastOurs > readyAt ? lastOurs - readyAt : 0,
           probesAtReady,
           probes: probeLines.length,
+          probesAtStop,
           probedFiles: files.size,
           ourRootProbes: probeLines.filter((l) => inOurRoots(fileOf(l))).length,
           ourRootFiles: [...files].filter(inOurRoots).length,
@@ -384,7 +388,7 @@ function formatTable(rows: ScaleRow[], steadyMs: number): string {
     'snapshot objects',
     'our records (per process)',
     'delivered',
-    'probes (ready → +1 s)',
+    'probes (ready → +1 s → stop)',
     'probed files',
     'ours: probes / loaders',
     `idle CPU (${steadyMs / 1000} s)`,
@@ -405,7 +409,7 @@ function formatTable(rows: ScaleRow[], steadyMs: number): string {
     r.snapshotObjects === undefined ? '–' : String(r.snapshotObjects),
     r.n ? `${r.ourRecords} (${r.perProcessMin === r.perProcessMax ? r.perProcessMin : `${r.perProcessMin}–${r.perProcessMax}`})` : '–',
     r.n ? `+${ms(r.deliveredMs)}` : '–',
-    `${r.probesAtReady} → ${r.probes}`,
+    `${r.probesAtReady} → ${r.probes} → ${r.probesAtStop}`,
     String(r.probedFiles),
     r.kind === 'roots' ? `${r.ourRootProbes} / ${r.ourRootFiles}` : '–',
     `${r.idleCpuPct.toFixed(1)} %`,
