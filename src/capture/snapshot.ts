@@ -2,9 +2,14 @@ import path from 'node:path';
 import type { ProcReader } from '../host/proc-reader';
 import type { LoadEvent, LoadMethod } from '../types';
 
-/** What the snapshot needs from the ELF layer. */
+/**
+ * What the snapshot needs from the ELF layer: the dynamic section and PT_INTERP only, read the way
+ * ld.so reads them (a few small reads per file). Parsing every mapped object whole — symbol tables
+ * included — for thousands of processes' libraries took seconds and a hundred-odd MB of heap at
+ * start-up.
+ */
 export interface ElfFacts {
-  inspect(file: string): { needed: readonly string[]; soname?: string; interpreter?: string };
+  dynamicInfo(file: string): { needed: readonly string[]; soname?: string; interp?: string };
 }
 
 /**
@@ -23,11 +28,11 @@ export function classifyMappings(
   preloads: readonly string[] = [],
 ): Map<string, LoadMethod> {
   const out = new Map<string, LoadMethod>();
-  const facts = new Map<string, { needed: readonly string[]; soname?: string; interpreter?: string } | undefined>();
+  const facts = new Map<string, { needed: readonly string[]; soname?: string; interp?: string } | undefined>();
   const info = (p: string) => {
     if (!facts.has(p)) {
       try {
-        facts.set(p, elf.inspect(readable(p)));
+        facts.set(p, elf.dynamicInfo(readable(p)));
       } catch {
         facts.set(p, undefined);
       }
@@ -40,7 +45,7 @@ export function classifyMappings(
     const so = info(p)?.soname;
     if (so && !byName.has(so)) byName.set(so, p);
   }
-  const interp = exe ? info(exe)?.interpreter : undefined;
+  const interp = exe ? info(exe)?.interp : undefined;
   const exeKnown = exe !== undefined && info(exe) !== undefined;
   const closureOf = (roots: string[], into: Set<string>): void => {
     const queue = [...roots];

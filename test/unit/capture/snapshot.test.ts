@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifyMappings } from '../../../src/capture/snapshot';
 
-const FACTS: Record<string, { needed: string[]; soname?: string; interpreter?: string }> = {
-  '/usr/bin/app': { needed: ['libssl.so.3', 'libc.so.6'], interpreter: '/lib64/ld-linux-x86-64.so.2' },
+const FACTS: Record<string, { needed: string[]; soname?: string; interp?: string }> = {
+  '/usr/bin/app': { needed: ['libssl.so.3', 'libc.so.6'], interp: '/lib64/ld-linux-x86-64.so.2' },
   '/usr/lib/libssl.so.3': { needed: ['libcrypto.so.3', 'libc.so.6'], soname: 'libssl.so.3' },
   '/usr/lib/libcrypto.so.3': { needed: ['libc.so.6'], soname: 'libcrypto.so.3' },
   '/usr/lib/libc.so.6': { needed: ['ld-linux-x86-64.so.2'], soname: 'libc.so.6' },
@@ -14,7 +14,7 @@ const FACTS: Record<string, { needed: string[]; soname?: string; interpreter?: s
   '/opt/plugins/libplugdep.so.1.0': { needed: [], soname: 'libplugdep.so.1' },
 };
 const elf = {
-  inspect: (f: string) => {
+  dynamicInfo: (f: string) => {
     const x = FACTS[f];
     if (!x) throw new Error('unreadable');
     return x;
