@@ -14,8 +14,16 @@ import { floorCondition, soloadProbePoints, type Condition, type ProbePoint } fr
 export interface MechanismSetup {
   /** Condition name in the tables, e.g. `soload, loader probe`. */
   name: string;
-  mechanism: 'loader-probe' | 'search-lists';
+  mechanism: 'loader-probe' | 'search-lists' | 'musl-lists';
   config: object;
+}
+
+/**
+ * The text soload's start-up line must contain for `setup`: the host's glibc set (the glibc
+ * mechanisms) or the host's musl set (`musl-lists`) with that mechanism.
+ */
+export function expectedMechanismLine(setup: MechanismSetup): string {
+  return setup.mechanism === 'musl-lists' ? 'x86_64-linux-musl: musl-lists' : `x86_64-linux-gnu: ${setup.mechanism}`;
 }
 
 /** The glibc mechanisms on this host: with the distribution's debug symbols, and with them hidden. */
@@ -57,10 +65,11 @@ export function soloadCondition(setup: MechanismSetup, usage: SoloadUsage): Cond
       running = await startSoload(setup.config, { readyTimeoutMs: 120_000 });
       const line = /tracing \d+ probes in group \S+ \(instance \S+\); (.*)/.exec(running.stderr())?.[1] ?? '';
       usage.mechanisms = line;
-      if (!line.includes(`x86_64-linux-gnu: ${setup.mechanism}`)) {
+      if (!line.includes(expectedMechanismLine(setup))) {
         await running.stop('SIGINT');
         running = undefined;
-        throw new Error(`${setup.name}: soload did not pick ${setup.mechanism} for the host's glibc (${line || 'no tracing line'})`);
+        const libc = setup.mechanism === 'musl-lists' ? 'musl' : 'glibc';
+        throw new Error(`${setup.name}: soload did not pick ${setup.mechanism} for the host's ${libc} (${line || 'no tracing line'})`);
       }
       cpu0 = cpuMs(running.pid);
     },
