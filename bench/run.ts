@@ -6,6 +6,7 @@
  *   cost       what the traced processes pay (bench/workloads.ts × conditions: no monitoring, the
  *              kernel floor at soload's places, the seed's bare tracefs set, bpftrace, soload with
  *              each glibc mechanism), interleaved rounds, ratios of medians to no monitoring
+ *   musl       the same for musl programs (musl-lists mechanism; bench/musl.ts)
  *   parser     trace_pipe parser throughput on a recorded mix vs only splitting lines (bench/parser.ts)
  *   own-cpu    soload's CPU per load record end to end, with and without OTLP export (bench/own-cpu.ts)
  *   sustained  rising load rates against a real Collector: loss, CPU, RSS, latency (bench/sustained.ts)
@@ -17,6 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { baselineCondition, bareTracefsCondition, bpftraceCondition, ensureBpftrace, foreignTracers, installCleanupHooks, leftovers, measureConditions, type Condition } from './baselines';
+import { benchMusl } from './musl';
 import { benchOwnCpu } from './own-cpu';
 import { benchParser } from './parser';
 import { benchPaths } from './paths';
@@ -26,7 +28,7 @@ import { benchSustained } from './sustained';
 import { BASELINE, markdownTable, prepareWorkloads, type Measurement } from './workloads';
 import { soloadLeftovers } from '../test/helpers/soload';
 
-const SECTIONS = ['cost', 'parser', 'own-cpu', 'sustained', 'scale', 'paths'] as const;
+const SECTIONS = ['cost', 'musl', 'parser', 'own-cpu', 'sustained', 'scale', 'paths'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Report {
@@ -144,6 +146,10 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`\n## ${r.title}\n\n${r.body}\n`);
   };
   await timed('cost', () => costSection(quick, rounds));
+  await timed('musl', async () => {
+    const r = await benchMusl({ quick, rounds });
+    return { title: 'Cost to traced musl processes', body: r.table };
+  });
   await timed('parser', async () => {
     const r = await benchParser({ quick });
     return { title: 'trace_pipe parser', body: `${r.table}\n\nfull path ÷ floor: ${(r.ratio * 100).toFixed(0)} % (bar ≥ 50 %); full path ${Math.round(r.rows[r.rows.length - 1]?.linesPerSec ?? 0).toLocaleString('en')} lines/s (bar ≥ 1,000,000)` };
