@@ -30,6 +30,10 @@ import type { Route as RouteT } from '../capture/router';
 import { stderrLog, type DiagLog } from './log';
 import { cleanupStale } from './stale';
 
+/** DT_NEEDED lists are reused this long (ms), like canonical paths (enrich/canonical.ts PathCache). */
+const NEEDED_TTL_MS = 1000;
+const NEEDED_CACHE_MAX = 4096;
+
 /** What the agent is built from. */
 export interface AgentOptions {
   config: SoloadConfig;
@@ -99,6 +103,7 @@ export class SoloadAgent {
   readonly facts: ProcessFacts;
   readonly paths: LoadPathResolver;
   private readonly enricher: ProcessEnricher;
+  private readonly neededCache = new Map<string, { needed: readonly string[]; at: number }>();
   private handlers: MechanismHandler[] = [];
   private readonly routes = new Map<string, RouteT>();
   private readonly schemas = new Map<string, ProbeSchema>();
@@ -256,7 +261,22 @@ export class SoloadAgent {
         routes,
         facts: this.facts,
         handlers: this.handlers,
-        ...(registry ? { lifecycle: registry } : {}),
+        lifecycle: {
+          // The enricher's per-process facts hold for one image of one process: reset at fork and
+          // exec, kept (without further /proc checks) after exit.
+          onExec: (pid, filename) => {
+            this.enricher.onStart(pid);
+            registry?.onExec(pid, filename);
+          },
+          onFork: (parent, child) => {
+            this.enricher.onStart(child);
+            registry?.onFork(parent, child);
+          },
+          onExit: (pid) => {
+            this.enricher.onExit(pid);
+            registry?.onExit(pid);
+          },
+        },
         onLoad: registry ? (ev) => registry.admit(ev) && chain.load(ev) : (ev) => chain.load(ev),
         onCustom: (rec, spec) => chain.custom(rec, spec),
         exitIsGroupDead: exit?.filtered ?? false,
@@ -358,10 +378,20 @@ export class SoloadAgent {
    */
   private neededOf(pid: number, file: string): readonly string[] | undefined {
     const inView = file.startsWith('/') ? this.paths.hostPathOf(pid, file) : path.join(this.proc.root, String(pid), 'exe');
+    // Every process asks for the same few files (libc, its program's libraries): the resolver's
+    // own cache still opens and fstats each time. Reused as long as a canonical path is
+    // (PathCache's TTL): a replaced library is read again at most that much later.
+    const now = Date.now();
+    const hit = this.neededCache.get(inView);
+    if (hit && now - hit.at < NEEDED_TTL_MS) return hit.needed;
     const candidates = inView === file ? [file] : [inView, file];
     for (const c of candidates) {
       try {
-        return this.resolver.dynamicInfo(c).needed;
+        const needed = this.resolver.dynamicInfo(c).needed;
+        if (hit) this.neededCache.delete(inView);
+        else if (this.neededCache.size >= NEEDED_CACHE_MAX) this.neededCache.delete(this.neededCache.keys().next().value as string);
+        this.neededCache.set(inView, { needed, at: now });
+        return needed;
       } catch {
         continue;
       }

@@ -25,7 +25,13 @@ export interface EnrichedLoad {
  * start time when older than `revalidateMs`, so a reused pid never inherits a dead process's facts.
  */
 export class ProcessEnricher {
-  private readonly cache = new Map<number, { info: ProcessInfo; at: number }>();
+  private readonly cache = new Map<number, { info: ProcessInfo; at: number; exited?: boolean }>();
+  /**
+   * Pids /proc did not show, and when: most records are read after their process exited, and each
+   * failed /proc open costs a thrown error. Valid until the pid starts a new process (fork, exec)
+   * or `revalidateMs` passes (a kernel without sched tracepoints tells soload neither).
+   */
+  private readonly gone = new Map<number, number>();
   private readonly proc: ProcReader;
   private readonly maxEntries: number;
   private readonly revalidateMs: number;
@@ -87,6 +93,21 @@ export class ProcessEnricher {
   /** Forgets a process (exit or exec). */
   forget(pid: number): void {
     this.cache.delete(pid);
+    this.gone.delete(pid);
+  }
+
+  /** `pid` is a new process (fork child) or runs a new image (exec): nothing known of it holds. */
+  onStart(pid: number): void {
+    this.forget(pid);
+  }
+
+  /**
+   * `pid` exited: what was read of it stays its facts (records of it may still be on their way
+   * through a handler) and needs no more checks against /proc, until the pid is reused.
+   */
+  onExit(pid: number): void {
+    const hit = this.cache.get(pid);
+    if (hit) hit.exited = true;
   }
 
   get size(): number {
@@ -96,7 +117,7 @@ export class ProcessEnricher {
   private processInfo(pid: number, now: number): ProcessInfo | undefined {
     const hit = this.cache.get(pid);
     if (hit) {
-      if (now - hit.at < this.revalidateMs) return hit.info;
+      if (hit.exited || now - hit.at < this.revalidateMs) return hit.info;
       const ticks = this.proc.startTicks(pid);
       if (ticks !== undefined && ticks === hit.info.startTicks) {
         hit.at = now;
@@ -105,8 +126,17 @@ export class ProcessEnricher {
       this.cache.delete(pid);
       if (ticks === undefined) return hit.info; // exited since: the cached facts are still the right ones
     }
+    const goneAt = this.gone.get(pid);
+    if (goneAt !== undefined) {
+      if (now - goneAt < this.revalidateMs) return undefined;
+      this.gone.delete(pid);
+    }
     const info = this.proc.readProcess(pid);
-    if (!info) return undefined;
+    if (!info) {
+      if (this.gone.size >= this.maxEntries) this.gone.delete(this.gone.keys().next().value as number);
+      this.gone.set(pid, now);
+      return undefined;
+    }
     if (this.cache.size >= this.maxEntries) {
       const oldest = this.cache.keys().next().value as number;
       this.cache.delete(oldest);

@@ -134,7 +134,9 @@ export class ProcReader {
    */
   lstat(hostPath: string): PathStat | undefined {
     return firstOf(hostPath, (p) => {
-      const st = fs.lstatSync(p, { bigint: true });
+      // a missing file is an answer here (a deleted library), not an error worth a thrown exception
+      const st = fs.lstatSync(p, { bigint: true, throwIfNoEntry: false });
+      if (!st) return undefined;
       const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
       return { kind, dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), ctimeNs: st.ctimeNs } as const;
     });
@@ -324,13 +326,14 @@ export class ProcReader {
 /**
  * `call` on the first file-system name a path string may stand for: itself, and — when it holds
  * `\xNN` escapes (how soload spells non-UTF-8 bytes of kernel-printed names, see pipe/decode.ts) —
- * the raw bytes they encode. Undefined when every name fails.
+ * the raw bytes they encode. Undefined when every name fails (throws or gives undefined).
  */
 function firstOf<T>(p: string, call: (name: string | Buffer) => T): T | undefined {
   const names: Array<string | Buffer> = /\\x[0-9a-f]{2}/.test(p) ? [p, toRawBytes(p)] : [p];
   for (const name of names) {
     try {
-      return call(name);
+      const r = call(name);
+      if (r !== undefined) return r;
     } catch {
       continue;
     }

@@ -128,6 +128,19 @@ export class SoLoadLogMapper {
  * decoding the kernel's new_encode_dev() layout that stat(2) returns.
  */
 export function deviceName(dev: number): string {
+  // a host has a handful of devices and every record names one: BigInt arithmetic once per device
+  let name = DEVICE_NAMES.get(dev);
+  if (name === undefined) {
+    name = formatDevice(dev);
+    if (DEVICE_NAMES.size >= 1024) DEVICE_NAMES.clear();
+    DEVICE_NAMES.set(dev, name);
+  }
+  return name;
+}
+
+const DEVICE_NAMES = new Map<number, string>();
+
+function formatDevice(dev: number): string {
   const d = BigInt(dev);
   const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
   const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
