@@ -61,6 +61,11 @@ export class LineSplitter {
     return out;
   }
 
+  /** True when no partial line is held or being discarded: the next byte starts a line. */
+  get atLineStart(): boolean {
+    return this.partLen === 0 && !this.discarding;
+  }
+
   /** Like {@link push} but hands each line to `onLine` (no array, and tells which lines were cut). */
   write(chunk: Buffer, onLine: LineHandler): void {
     const len = chunk.length;
