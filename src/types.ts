@@ -12,6 +12,7 @@ export const PROBE_ROLES = [
   'loader.state',
   'loader.list',
   'libc.init',
+  'loader.open',
   'dlopen.entry',
   'dlopen.return',
   'dlopen.list',

@@ -321,6 +321,35 @@ export class LoaderTracker {
   }
 
   /**
+   * loader-lists mechanism, ld.so's `_dl_open` return (every dlopen, libc's own included): the
+   * returned object when the process did not have it — a `dlopen`, with the flags of the public
+   * dlopen in flight on that thread if any (that call's own return then finds it known) — and the
+   * maps after it, which this dlopen added (`walk`: the slice form of walkRecord).
+   */
+  onOpen(rec: TraceRecord, walk: TraceRecord, size: number): LoadEvent[] {
+    const pid = rec.tgid ?? rec.tid;
+    const out: LoadEvent[] = [];
+    const self = rec.fields.self ?? undefined;
+    if (self && self.includes('/') && this.markKnown(pid, self)) {
+      const call = this.dlopen.peek(rec.tid);
+      // As the public dlopen's record names it: the argument when it could be read, else the name
+      // ld.so recorded (l_libname).
+      const req = call?.name ?? rec.fields.selfreq ?? undefined;
+      this.stats.dlopenBatches++;
+      out.push({
+        ...this.baseEvent(rec, pid),
+        method: 'dlopen',
+        path: self,
+        ...(req !== undefined ? { requestedName: req } : {}),
+        ...(call?.flags !== undefined ? { flags: call.flags } : {}),
+        ...mappedOf(undefined, rec.fields.selfino),
+      });
+    }
+    if (size > 1) out.push(...this.onDlopenList(walk, { first: 0, size }));
+    return out;
+  }
+
+  /**
    * A process whose loads before the probes existed were read from its memory (a loader met after
    * that process started): what it has is known, and when its start-up is over, what comes next is
    * a dlopen batch, not start-up.

@@ -126,6 +126,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('SOLOAD_CAPTURE_SNAPSHOT', 'capture.snapshot', S, bool, BOOL),
   bind('SOLOAD_CAPTURE_LIST_SLICE_SIZE', 'capture.listSliceSize', S, nat, NAT),
   bind('SOLOAD_CAPTURE_LIST_SLICES', 'capture.listSlices', S, nat, NAT),
+  bind('SOLOAD_CAPTURE_PER_OBJECT_PROBE', 'capture.perObjectProbe', S, bool, BOOL),
   bind('SOLOAD_CAPTURE_DLOPEN_WALK_DEPTH', 'capture.dlopenWalkDepth', S, nat, NAT),
   bind('SOLOAD_DISCOVERY_ENABLED', 'discovery.enabled', S, bool, BOOL),
   bind('SOLOAD_DISCOVERY_IMAGE_LAYERS', 'discovery.imageLayers', S, list, 'a comma-separated list of globs'),

@@ -190,6 +190,18 @@ export function loaderProbes(a0: string, a1: string, ptr: number): ProbeConfig[]
       },
     },
     {
+      // `_dl_open` (internal, from the debug symbols like _dl_add_to_namespace_list) is where every
+      // dlopen goes through — public dlopen, dlmopen and libc's own (NSS, iconv) — and it returns
+      // the opened map: the loader-lists mechanism walks the namespace list from it.
+      name: 'loader_open',
+      library,
+      symbol: '_dl_open',
+      kind: 'return',
+      role: 'loader.open',
+      optional: true,
+      fetch: { handle: `$retval:x${ptr * 8}` },
+    },
+    {
       name: 'loader_state',
       library,
       symbol: '_dl_debug_state',

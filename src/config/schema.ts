@@ -267,6 +267,11 @@ export function configSchema() {
         format: 'nat',
         default: 48,
       },
+      perObjectProbe: {
+        doc: "glibc with debug symbols: trap every object ld.so maps (_dl_add_to_namespace_list, the loader-probe mechanism) instead of reading the start-up list once per process and each dlopen's new objects at _dl_open's return (loader-lists). Sees also the objects of start-ups that fail and of dlopens that fail half-way, at one trap per object (about 40 more per start of a 40-library program).",
+        format: Boolean,
+        default: false,
+      },
       dlopenWalkDepth: {
         doc: "List mechanism: new dependencies of a dlopen read in the kernel at dlopen's return (1–7, the kernel's fetch-argument length limit); more are completed from the live process.",
         format: typed<number>((v) => {

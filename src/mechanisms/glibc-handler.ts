@@ -53,6 +53,13 @@ export class GlibcHandler implements MechanismHandler {
         if (more && out.length > 0) this.complete(rec, out);
         return out;
       }
+      case 'loader.open': {
+        // ld.so's _dl_open returned: the opened object (when new) and the maps after it.
+        const { synth, size, more } = walkRecord(rec);
+        const out = t.onOpen(rec, synth, size);
+        if (more && out.length > 0) this.complete(rec, out);
+        return out;
+      }
       case 'dlopen.entry':
         t.onDlopenEntry(rec);
         return [];
@@ -105,7 +112,7 @@ export class GlibcHandler implements MechanismHandler {
  */
 export function walkRecord(rec: TraceRecord): { synth: TraceRecord; size: number; more: boolean } {
   const f = rec.fields;
-  const fields: Record<string, string | null> = { self: f.self ?? null, comm: f.comm ?? null };
+  const fields: Record<string, string | null> = { self: f.self ?? null, comm: f.comm ?? null, ...(f.selfreq !== undefined ? { selfreq: f.selfreq } : {}), ...(f.selfino !== undefined ? { selfino: f.selfino } : {}) };
   let k = 1;
   for (; ; k++) {
     const x = f[`x${k}`];

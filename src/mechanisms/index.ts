@@ -1,4 +1,5 @@
 import { dlopenOnlyMechanism } from './dlopen-only';
+import { loaderListsMechanism } from './loader-lists';
 import { loaderProbeMechanism } from './loader-probe';
 import { muslMechanism } from './musl';
 import { searchListsMechanism } from './search-lists';
@@ -10,4 +11,4 @@ export type { Applicability, CaptureMechanism, HandlerOptions, LoaderSet, Mechan
  * Every capture mechanism, best first: the selector gives each loader set the first that applies.
  * A new mechanism is one module plus one line here.
  */
-export const MECHANISMS: readonly CaptureMechanism[] = [loaderProbeMechanism, muslMechanism, searchListsMechanism, dlopenOnlyMechanism];
+export const MECHANISMS: readonly CaptureMechanism[] = [loaderListsMechanism, loaderProbeMechanism, muslMechanism, searchListsMechanism, dlopenOnlyMechanism];

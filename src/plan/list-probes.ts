@@ -94,12 +94,24 @@ function chainExpr(start: string, depth: number): string {
  * dependencies loaded long ago, and past its end the array reads heap garbage that can turn into
  * long strings (an event over one page is dropped whole); past the chain's end every read is NULL.
  */
-export function dlopenWalkProbe(returnProbe: ProbeSpec, layout: LinkMapLayout | undefined, depth: number): ProbeSpec {
+export function dlopenWalkProbe(
+  returnProbe: ProbeSpec,
+  layout: LinkMapLayout | undefined,
+  depth: number,
+  opts: { role?: ProbeRole; withSelf?: boolean } = {},
+): ProbeSpec {
   const d = Math.max(1, Math.min(7, depth));
   const fetch: ProbeSpec['fetch'] = [
     { name: 'handle', arg: '$retval:x64' },
     { name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` },
   ];
+  // Where no public dlopen return names the target (ld.so's _dl_open serves libc's own dlopens
+  // too), the walk carries the returned map's own requested name and inode.
+  if (opts.withSelf) {
+    fetch.push({ name: 'selfreq', arg: `+0(+0(+${LM_LIBNAME}($retval))):ustring` });
+    if (layout?.fileId !== undefined) fetch.push({ name: 'selfino', arg: `+${layout.fileId + 8}($retval):u64` });
+    fetch.push({ name: 'comm', arg: '$comm' });
+  }
   for (let k = 1; k <= d; k++) {
     const e = chainExpr('$retval', k);
     fetch.push({ name: `x${k}`, arg: `${e}:x64` });
@@ -113,13 +125,13 @@ export function dlopenWalkProbe(returnProbe: ProbeSpec, layout: LinkMapLayout | 
     kind: returnProbe.kind,
     path: returnProbe.path,
     offset: returnProbe.offset,
-    role: 'dlopen.list',
+    role: opts.role ?? 'dlopen.list',
     symbol: returnProbe.symbol,
     symbolSource: `${returnProbe.symbolSource}; l_next chain after the returned map`,
     slice: { first: 0, size: d + 1 },
     fetch,
-    // A failed dlopen, or a target with nothing after it: nothing new to read.
-    filter: 'handle != 0 && x1 != 0',
+    // A failed dlopen, or a target with nothing after it (unless the target itself is news).
+    filter: opts.withSelf ? 'handle != 0' : 'handle != 0 && x1 != 0',
   };
 }
 

@@ -17,6 +17,7 @@ const CONVICT_ENV: Array<[string, string]> = [
   ['SOLOAD_CAPTURE_SNAPSHOT', 'capture.snapshot'],
   ['SOLOAD_CAPTURE_LIST_SLICE_SIZE', 'capture.listSliceSize'],
   ['SOLOAD_CAPTURE_LIST_SLICES', 'capture.listSlices'],
+  ['SOLOAD_CAPTURE_PER_OBJECT_PROBE', 'capture.perObjectProbe'],
   ['SOLOAD_CAPTURE_DLOPEN_WALK_DEPTH', 'capture.dlopenWalkDepth'],
   ['SOLOAD_PROC_ROOT', 'procRoot'],
   ['SOLOAD_DEBUG_ROOT', 'debugRoot'],
