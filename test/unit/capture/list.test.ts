@@ -132,3 +132,24 @@ test('list mechanism: dlopen dependencies the process lacked are needed, loaded_
   assert.equal(t.onDlopenReturn(rec('r', 9, { handle: '0x10', path: '/p/libp.so', libname: 'libp.so' }), 'r'), undefined);
   assert.equal(t.stats.dlopenAlreadyLoaded, 1);
 });
+
+test('_dl_open walk: libc\'s own dlopen is a dlopen with its dependencies; a public dlopen\'s object is reported once, with the call\'s flags and argument', () => {
+  const t = new LoaderTracker({ mode: 'lists', reportExecutable: false, neededOf: () => [], initiallyLoaded: () => ['/lib/libc.so.6'] });
+  const base = { comm: 'app', tid: 7, tgid: 7, cpu: 0, location: '' };
+  const open = (fields: Record<string, string | null>) => ({ ...base, timestampNs: ts++, event: 'loader_open_walk', fields: { handle: '0x10', comm: 'app', ...fields } });
+  // NSS: no public dlopen in flight.
+  const nss = open({ self: '/lib/libnss_files.so.2', selfreq: 'libnss_files.so.2', selfino: '0x99', x1: '0x20', p1: '/lib/libnssdep.so', q1: 'libnssdep.so', x2: '0x0', p2: '/stale.so' });
+  const w = walkRecord(nss);
+  const evs = t.onOpen(nss, w.synth, w.size);
+  assert.deepEqual(evs.map((e) => `${e.method} ${e.path} ${e.requestedName} ${e.loadedBy ?? '-'}`), ['dlopen /lib/libnss_files.so.2 libnss_files.so.2 -', 'needed /lib/libnssdep.so libnssdep.so /lib/libnss_files.so.2']);
+  assert.equal(evs[0]!.mapped?.ino, 0x99);
+  // A public dlopen: entry, then _dl_open's return, then dlopen's own return.
+  t.onDlopenEntry({ ...base, timestampNs: ts++, event: 'dlopen_entry', fields: { name: './plug.so', flags: '0x102', comm: 'app' } });
+  const pub = open({ self: '/opt/plug.so', selfreq: './plug.so' });
+  const ev = t.onOpen(pub, walkRecord(pub).synth, walkRecord(pub).size);
+  assert.deepEqual(ev.map((e) => [e.method, e.path, e.requestedName, e.flags]), [['dlopen', '/opt/plug.so', './plug.so', 0x102]]);
+  assert.equal(t.onDlopenReturn({ ...base, timestampNs: ts++, event: 'dlopen_return', fields: { handle: '0x30', path: '/opt/plug.so', libname: './plug.so', comm: 'app' } }, 'dlopen_return'), undefined, 'not reported twice');
+  // Opening something the process has: nothing.
+  const again = open({ self: '/lib/libnss_files.so.2', x1: '0x20', p1: '/lib/libnssdep.so' });
+  assert.deepEqual(t.onOpen(again, walkRecord(again).synth, walkRecord(again).size), []);
+});

@@ -65,3 +65,23 @@ test('plans: nothing in ld.so fires on dlopen or dlclose when libc has a start-u
   assert.ok(sl.filter((s) => s.role === 'loader.list').every((s) => s.path.endsWith('libc.so.6') && s.fetch.some((f) => f.arg.includes('@+0x1d2f78'))));
   for (const m of MECHANISMS) assert.ok(m.describe(set([ADD, STATE, INIT, ...DLOPEN]), ctx(layout)).length > 20, `${m.name} describes itself`);
 });
+
+test('loader-lists comes first where ld.so has debug symbols and libc a start-up hook: no probe fires per object; capture.perObjectProbe keeps the per-object probe', async () => {
+  const layout = { searchlist: 0x2d8, fileId: 968, source: 'test' };
+  const OPEN = { ...spec('loader_open', 'loader.open', 'ld-linux-x86-64.so.2', [{ name: 'handle', arg: '$retval:x64' }]), kind: 'return' as const, symbol: '_dl_open' };
+  const full = set([ADD, OPEN, STATE, INIT, ...DLOPEN]);
+  assert.equal((await select(full, ctx(layout)))?.name, 'loader-lists');
+  const perObject = ctx(layout);
+  perObject.config = loadConfig({ env: { SOLOAD_CAPTURE_PER_OBJECT_PROBE: 'true' } });
+  assert.equal((await select(full, perObject))?.name, 'loader-probe');
+  assert.equal((await select(set([ADD, OPEN, STATE, ...DLOPEN]), ctx(layout)))?.name, 'loader-probe', 'no libc start-up hook');
+  const plan = await MECHANISMS.find((m) => m.name === 'loader-lists')!.plan(full, ctx(layout));
+  const roles = plan.map((s) => s.role);
+  assert.ok(!roles.includes('loader.add') && !roles.includes('loader.state'));
+  const walk = plan.find((s) => s.role === 'loader.open')!;
+  assert.equal(walk.kind, 'return');
+  assert.ok(walk.path.endsWith('ld-linux-x86-64.so.2'));
+  assert.equal(walk.filter, 'handle != 0', 'the opened object itself is news even with nothing after it');
+  assert.deepEqual(walk.fetch.slice(0, 4).map((f) => f.name), ['handle', 'self', 'selfreq', 'selfino']);
+  assert.equal(roles.filter((r) => r === 'loader.list').length, 48);
+});
