@@ -14,7 +14,7 @@ import { floorCondition, soloadProbePoints, type Condition, type ProbePoint } fr
 export interface MechanismSetup {
   /** Condition name in the tables, e.g. `soload, loader probe`. */
   name: string;
-  mechanism: 'loader-probe' | 'search-lists' | 'musl-lists';
+  mechanism: 'loader-lists' | 'loader-probe' | 'search-lists' | 'musl-lists';
   config: object;
 }
 
@@ -26,12 +26,17 @@ export function expectedMechanismLine(setup: MechanismSetup): string {
   return setup.mechanism === 'musl-lists' ? 'x86_64-linux-musl: musl-lists' : `x86_64-linux-gnu: ${setup.mechanism}`;
 }
 
-/** The glibc mechanisms on this host: with the distribution's debug symbols, and with them hidden. */
+/**
+ * The glibc mechanisms soload can pick on this host: with the distribution's debug symbols (the
+ * default loader-lists, and the per-object probe it can be told to use), and with them hidden.
+ */
 export function mechanismSetups(): MechanismSetup[] {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-bench-nodebug-'));
-  const base = { otel: { exporters: ['none'] }, capture: { snapshot: false }, debuginfod: { enabled: false } };
+  const capture = { snapshot: false };
+  const base = { otel: { exporters: ['none'] }, capture, debuginfod: { enabled: false } };
   return [
-    { name: 'soload, loader probe', mechanism: 'loader-probe', config: base },
+    { name: 'soload, loader lists', mechanism: 'loader-lists', config: base },
+    { name: 'soload, per-object probe', mechanism: 'loader-probe', config: { ...base, capture: { ...capture, perObjectProbe: true } } },
     { name: 'soload, search lists', mechanism: 'search-lists', config: { ...base, debugRoot: empty } },
   ];
 }
