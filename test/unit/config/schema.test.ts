@@ -45,7 +45,7 @@ expectType<Equal<ConfigOf<Small>, { a: number; g: { b: boolean } }>>();
 export const handWritten: SoloadConfig = {
   tracefs: { path: '', instancePrefix: 'soload', groupPrefix: 'soload', bufferSizeKb: 4096, traceClock: 'mono', pollIntervalMs: 50 },
   probes: [],
-  capture: { reportExecutable: false, snapshot: true, listSliceSize: 1, listSlices: 48, perObjectProbe: false, dlopenWalkDepth: 3 },
+  capture: { reportExecutable: false, snapshot: true, listSliceSize: 4, listSlices: 12, perObjectProbe: false, dlopenWalkDepth: 3 },
   discovery: { enabled: true, imageLayers: [...DEFAULT_IMAGE_LAYERS], layerScanIntervalMs: 2000, sweepIntervalMs: 10000 },
   debuginfod: { enabled: true, urls: [], cacheDir: '/var/cache/soload/debuginfod', timeoutMs: 30000, maxBytes: 67108864 },
   filters: { pids: [], excludePids: [], comms: [], excludeComms: [], pathInclude: [], pathExclude: [], excludeSelf: true },
