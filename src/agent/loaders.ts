@@ -369,7 +369,7 @@ export class LoaderRegistry {
   private maybeUpgrade(a: ArmedLoader): void {
     const client = this.d.debuginfod;
     const mech = a.choices.find((c) => c.set.ldso === a.ldso)?.mechanism?.name;
-    if (!client || !mech || mech === 'loader-probe' || mech === 'musl-lists' || this.upgrading.has(a.key)) return;
+    if (!client || !mech || DEBUG_SYMBOL_MECHANISMS.has(mech) || mech === 'musl-lists' || this.upgrading.has(a.key)) return;
     let buildId: string | undefined;
     try {
       buildId = this.d.resolver.inspect(a.ldso).buildId;
@@ -386,7 +386,8 @@ export class LoaderRegistry {
       this.byKey.delete(a.key);
       this.upgrading.add(a.key);
       const next = await this.arm(a.key, () => a.inventory, a.origin).finally(() => this.upgrading.delete(a.key));
-      if (!next || next.choices.find((c) => c.set.ldso === next.ldso)?.mechanism?.name !== 'loader-probe') {
+      const better = next?.choices.find((c) => c.set.ldso === next.ldso)?.mechanism?.name;
+      if (!next || !better || !DEBUG_SYMBOL_MECHANISMS.has(better)) {
         if (next) this.disarm(next);
         this.byKey.set(a.key, a);
         this.d.log.warn(`loader ${a.ldso}: debug file ${r.path} arrived but ${mech} is still the best mechanism`);
@@ -399,7 +400,7 @@ export class LoaderRegistry {
       next.symbols = `${next.symbols ?? 'debug file'} from debuginfod ${r.url}`;
       this.disarm(a, false);
       this.stats.upgraded++;
-      this.d.log.info(`loader ${a.ldso}: debug symbols from debuginfod ${r.url}; ${mech} → loader-probe`);
+      this.d.log.info(`loader ${a.ldso}: debug symbols from debuginfod ${r.url}; ${mech} → ${better}`);
     });
   }
 
@@ -527,6 +528,9 @@ export class LoaderRegistry {
     }
   }
 }
+
+/** The glibc mechanisms that need ld.so's debug symbols (what a debuginfod file upgrades to). */
+const DEBUG_SYMBOL_MECHANISMS: ReadonlySet<string> = new Set(['loader-lists', 'loader-probe']);
 
 /** Tells the loader's own entry in its list: by the names it is known by; musl's also as `libc.so`. */
 function loaderTest(a: ArmedLoader): (name: string) => boolean {

@@ -246,7 +246,7 @@ test('musl: 13 DT_NEEDED, LD_PRELOAD and dlopen of a musl-gcc program are report
   }
 });
 
-test('debuginfod: with DEBUGINFOD_URLS a symbol-less foreign loader is upgraded to the loader probe (libc-internal dlopens seen); with the server gone it keeps search lists and says why', async () => {
+test('debuginfod: with DEBUGINFOD_URLS a symbol-less foreign loader is upgraded to loader-lists (libc-internal dlopens seen at _dl_open); with the server gone it keeps search lists and says why', async () => {
   const root = rootDir('bullseye');
   const server = await startDebuginfod({ dirs: [debugDir('bullseye')] });
   const cache = tmpDir('soload-dbgcache-');
@@ -255,7 +255,7 @@ test('debuginfod: with DEBUGINFOD_URLS a symbol-less foreign loader is upgraded 
     s = await startSoload(config({ imageLayers: [root], debuginfod: true, debuginfodCache: cache }), { env: { DEBUGINFOD_URLS: server.url }, readyTimeoutMs: 60_000 });
     const until = Date.now() + 20_000;
     while (!/ld-2\.31\.so: debug symbols from debuginfod/.test(s.stderr()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-    assert.match(s.stderr(), /ld-2\.31\.so: debug symbols from debuginfod http:\/\/127\.0\.0\.1:\d+\S*; search-lists → loader-probe/, 'the loader was upgraded when its debug file arrived');
+    assert.match(s.stderr(), /ld-2\.31\.so: debug symbols from debuginfod http:\/\/127\.0\.0\.1:\d+\S*; search-lists → loader-lists/, 'the loader was upgraded when its debug file arrived');
     const out = await runInRootAsync(root, { script: 'echo "== iconv $$"; echo hi | iconv -f UTF-8 -t EBCDIC-US > /dev/null; sleep 0.2' });
     const pid = Number(/== iconv (\d+)/.exec(out)![1]);
     const hits = await s.waitFor((r) => str(r, 'soload.comm') === 'iconv' && /gconv\/IBM037\.so$|gconv\/EBCDIC-US\.so$/.test(str(r, 'file.path') ?? ''), 8000);
