@@ -13,6 +13,7 @@ export const PROBE_ROLES = [
   'loader.list',
   'libc.init',
   'loader.open',
+  'loader.unmap',
   'dlopen.entry',
   'dlopen.return',
   'dlopen.list',

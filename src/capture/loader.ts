@@ -61,6 +61,8 @@ export interface LoaderStats {
   dlopenAlreadyLoaded: number;
   /** Start-up lists longer than the probes could carry (objects past the capacity are missed). */
   listTruncated: number;
+  /** Objects ld.so unmapped (`_dl_unmap`, loader-lists): a later dlopen of one is a new load. */
+  unmapped: number;
 }
 
 interface ProcState {
@@ -101,7 +103,7 @@ interface ProcState {
  * reported at the first state change of a new image, with the path of the probed ld.so.
  */
 export class LoaderTracker {
-  readonly stats: LoaderStats = { adds: 0, vdso: 0, execs: 0, exits: 0, startupLoads: 0, dlopenBatches: 0, dlopenAlreadyLoaded: 0, listTruncated: 0 };
+  readonly stats: LoaderStats = { adds: 0, vdso: 0, execs: 0, exits: 0, startupLoads: 0, dlopenBatches: 0, dlopenAlreadyLoaded: 0, listTruncated: 0, unmapped: 0 };
   readonly dlopen = new DlopenCorrelator();
   private readonly procs = new Map<number, ProcState>();
   private readonly opts: LoaderTrackerOptions;
@@ -318,6 +320,16 @@ export class LoaderTracker {
       out.push({ ...base, method: 'needed', path: p, ...(q !== undefined ? { requestedName: q } : {}), ...(owner ? { loadedBy: owner } : {}), ...mappedOf(undefined, rec.fields[`i${k}`]) });
     }
     return out;
+  }
+
+  /** ld.so unmapped an object of `pid` (`_dl_unmap`): opening it again is a new load. */
+  onUnmap(rec: TraceRecord): void {
+    const pid = rec.tgid ?? rec.tid;
+    const file = rec.fields.path;
+    const st = this.procs.get(pid);
+    if (!file || !st?.known) return;
+    st.known.delete(this.canon(pid, file));
+    this.stats.unmapped++;
   }
 
   /**

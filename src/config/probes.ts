@@ -202,6 +202,17 @@ export function loaderProbes(a0: string, a1: string, ptr: number): ProbeConfig[]
       fetch: { handle: `$retval:x${ptr * 8}` },
     },
     {
+      // `_dl_unmap(map)`: ld.so unmaps an object (a dlclose that dropped its last reference), so
+      // a later dlopen of the same file is a new load, not a reference count going up.
+      name: 'loader_unmap',
+      library,
+      symbol: '_dl_unmap',
+      kind: 'entry',
+      role: 'loader.unmap',
+      optional: true,
+      fetch: { path: `+0(+${ptr}(${a0})):ustring` },
+    },
+    {
       name: 'loader_state',
       library,
       symbol: '_dl_debug_state',

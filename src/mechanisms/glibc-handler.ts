@@ -60,6 +60,9 @@ export class GlibcHandler implements MechanismHandler {
         if (more && out.length > 0) this.complete(rec, out);
         return out;
       }
+      case 'loader.unmap':
+        t.onUnmap(rec);
+        return [];
       case 'dlopen.entry':
         t.onDlopenEntry(rec);
         return [];

@@ -45,6 +45,9 @@ export const loaderListsMechanism: CaptureMechanism = {
       if (s.role === 'dlopen.return') out.push({ ...s, fetch: [...s.fetch, ...fileIdFetch('$retval', layout)] });
     }
     out.push(dlopenWalkProbe(open, layout, dlopenWalkDepth, { role: 'loader.open', withSelf: true }));
+    // What a dlclose really unloads (one hit per object unmapped), so its next dlopen is reported.
+    const unmap = set.specs.find((s) => s.role === 'loader.unmap');
+    if (unmap) out.push(unmap);
     return out;
   },
 

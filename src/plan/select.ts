@@ -10,7 +10,7 @@ import { inventoryLibraries, loaderKey, type LibraryFile } from './discover';
 import { planProbes, type SkippedProbe } from './plan';
 
 /** Roles that belong to a capture mechanism (the rest: process facts and custom probes). */
-export const MECHANISM_ROLES: ReadonlySet<ProbeRole> = new Set<ProbeRole>(['loader.add', 'loader.state', 'loader.list', 'libc.init', 'loader.open', 'dlopen.entry', 'dlopen.return', 'dlopen.list']);
+export const MECHANISM_ROLES: ReadonlySet<ProbeRole> = new Set<ProbeRole>(['loader.add', 'loader.state', 'loader.list', 'libc.init', 'loader.open', 'loader.unmap', 'dlopen.entry', 'dlopen.return', 'dlopen.list']);
 
 /** The mechanism one loader set got, and why the better ones did not apply. */
 export interface SetChoice {

@@ -21,7 +21,7 @@ test('check: kernel features, loader files, symbols with their tables, capture m
   assert.match(r.stdout, /^kprobe_events\s+(yes|no \(optional: soload does not need kprobes\))$/m);
   assert.match(r.stdout, /libc\.so\.6 \[libc\][\s\S]*?dlopen: found in dynsym at file offset 0x[0-9a-f]+/);
   assert.match(r.stdout, /ld-linux-x86-64\.so\.2 \[ld\.so\][\s\S]*?_dl_debug_state: found in dynsym/);
-  assert.match(r.stdout, /capture: loader-probe \(_dl_add_to_namespace_list found \(debug-build-id.*— complete: a uprobe on _dl_add_to_namespace_list/);
+  assert.match(r.stdout, /capture: loader-lists \(_dl_open found \(debug-build-id.*— complete at one trap per process start/);
   // defect 8: glibc ≥ 2.34's libdl.so.2 is an expected stub, not a list of failed symbol searches.
   const libdl = /\S*libdl\.so\.2 \[libdl\][^\n]*\n((?: {4}[^\n]*\n)*)/.exec(r.stdout);
   if (libdl) {
@@ -58,9 +58,10 @@ test('probes prints the exact uprobe_events lines and installs nothing', () => {
   const lines = r.stdout.trim().split('\n');
   assert.ok(lines.some((l) => /^p:soload_\d+\/dlopen_entry \S+libc\.so\.6:0x[0-9a-f]+ name=\+0\(%di\):ustring flags=%si:x32 comm=\$comm$/.test(l)), r.stdout);
   assert.ok(lines.some((l) => /^r:soload_\d+\/dlopen_return \S+libc\.so\.6:0x[0-9a-f]+ handle=\$retval:x64 /.test(l)));
-  assert.ok(lines.some((l) => /^p:soload_\d+\/loader_add \S+ld-linux-x86-64\.so\.2:0x[0-9a-f]+ path=\+0\(\+8\(%di\)\):ustring/.test(l)));
+  assert.ok(lines.some((l) => /^r:soload_\d+\/loader_open_walk \S+ld-linux-x86-64\.so\.2:0x[0-9a-f]+ handle=\$retval:x64 self=\+0\(\+8\(\$retval\)\):ustring/.test(l)), r.stdout);
+  assert.ok(!lines.some((l) => /\/loader_add /.test(l)), 'no per-object probe by default');
   // Start-up ends at libc's start-up hook: nothing in ld.so fires on dlopen or dlclose.
-  assert.ok(lines.some((l) => /^p:soload_\d+\/libc_init \S+libc\.so\.6:0x[0-9a-f]+ comm=\$comm$/.test(l)), r.stdout);
+  assert.ok(lines.some((l) => /^p:soload_\d+\/libc_init_list0 \S+libc\.so\.6:0x[0-9a-f]+ comm=\$comm n=/.test(l)), r.stdout);
   assert.ok(!lines.some((l) => /\/loader_state /.test(l)), 'no _dl_debug_state probe where libc has __libc_early_init');
   assert.deepEqual(tracefsState(), before);
 });

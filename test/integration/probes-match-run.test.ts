@@ -40,8 +40,12 @@ async function compare(t: { diagnostic(m: string): void }, env: Record<string, s
   }
 }
 
-test('with debug symbols: soload probes == the uprobe_events lines run installs (loader probe + l_file_id)', async (t) => {
-  await compare(t, {}, /^p:GROUP\/loader_add .* dev=\+\d+\(%di\):u64 ino=\+\d+\(%di\):u64$/);
+test('with debug symbols: soload probes == the uprobe_events lines run installs (loader lists: _dl_open walk with l_file_id)', async (t) => {
+  await compare(t, {}, /^r:GROUP\/loader_open_walk .* selfino=\+\d+\(\$retval\):u64 /);
+});
+
+test('with debug symbols and capture.perObjectProbe: soload probes == the uprobe_events lines run installs (loader probe + l_file_id)', async (t) => {
+  await compare(t, { SOLOAD_CAPTURE_PER_OBJECT_PROBE: 'true' }, /^p:GROUP\/loader_add .* dev=\+\d+\(%di\):u64 ino=\+\d+\(%di\):u64$/);
 });
 
 test('without debug symbols: soload probes == the uprobe_events lines run installs (search lists)', async (t) => {

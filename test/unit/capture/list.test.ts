@@ -153,3 +153,18 @@ test('_dl_open walk: libc\'s own dlopen is a dlopen with its dependencies; a pub
   const again = open({ self: '/lib/libnss_files.so.2', x1: '0x20', p1: '/lib/libnssdep.so' });
   assert.deepEqual(t.onOpen(again, walkRecord(again).synth, walkRecord(again).size), []);
 });
+
+test('_dl_unmap: an object ld.so unmapped and opens again is a new load', () => {
+  const t = new LoaderTracker({ mode: 'lists', reportExecutable: false, neededOf: () => [], initiallyLoaded: () => [] });
+  const base = { comm: 'app', tid: 8, tgid: 8, cpu: 0, location: '' };
+  const open = () => ({ ...base, timestampNs: ts++, event: 'loader_open_walk', fields: { handle: '0x10', self: '/opt/p.so', comm: 'app' } });
+  const n = () => {
+    const r = open();
+    return t.onOpen(r, walkRecord(r).synth, walkRecord(r).size).length;
+  };
+  assert.equal(n(), 1);
+  assert.equal(n(), 0, 'still mapped: a reference count going up');
+  t.onUnmap({ ...base, timestampNs: ts++, event: 'loader_unmap', fields: { path: '/opt/p.so' } });
+  assert.equal(n(), 1, 'unmapped, then opened again');
+  assert.equal(t.stats.unmapped, 1);
+});

@@ -35,6 +35,7 @@ test('defaults: dlopen probes for libc.so.6 and libdl.so.2, OTLP to localhost:43
     'dlopen_return_libdl:libdl.so.2:return:dlopen.return',
     'loader_add:ld-linux*.so*:entry:loader.add',
     'loader_open:ld-linux*.so*:return:loader.open',
+    'loader_unmap:ld-linux*.so*:entry:loader.unmap',
     'loader_state:ld-linux*.so*:entry:loader.state',
     'libc_init:libc.so.6:entry:libc.init',
     'libc_init_first:libc.so.6:entry:libc.init',
