@@ -106,6 +106,7 @@ export class LoaderTracker {
   readonly stats: LoaderStats = { adds: 0, vdso: 0, execs: 0, exits: 0, startupLoads: 0, dlopenBatches: 0, dlopenAlreadyLoaded: 0, listTruncated: 0, unmapped: 0 };
   readonly dlopen = new DlopenCorrelator();
   private readonly procs = new Map<number, ProcState>();
+  private readonly forkParent = new Map<number, number>();
   private readonly opts: LoaderTrackerOptions;
   readonly mode: TrackerMode;
   private readonly maxProcesses: number;
@@ -122,14 +123,27 @@ export class LoaderTracker {
    */
   onExec(pid: number, filename?: string): void {
     this.stats.execs++;
+    this.forkParent.delete(pid);
     this.procs.delete(pid);
     // A fresh image has loaded nothing yet: never seed it from /proc, which may already be ahead.
     if (filename !== undefined && !this.opts.execOf) this.put(pid, this.startupState(filename));
   }
 
+  /**
+   * `parent` forked `child` (or made a thread: the kernel's fork event does not say; a thread's
+   * records carry its process's id, so the entry is then never used). Only the pair is kept —
+   * copying the parent's objects for every thread would cost far more than the rare forked child
+   * that loads something.
+   */
+  onFork(parent: number, child: number): void {
+    if (this.forkParent.size >= this.maxProcesses) this.forkParent.delete(this.forkParent.keys().next().value as number);
+    this.forkParent.set(child, parent);
+  }
+
   /** The process is gone: its state and every dlopen its threads had in flight. */
   onExit(pid: number): void {
     this.stats.exits++;
+    this.forkParent.delete(pid);
     this.procs.delete(pid);
     this.dlopen.forgetProcess(pid);
   }
@@ -392,13 +406,30 @@ export class LoaderTracker {
   private markKnown(pid: number, file: string): boolean {
     const st = this.state(pid);
     if (!st.known) {
-      st.known = new Set();
-      for (const f of this.opts.initiallyLoaded?.(pid) ?? []) st.known.add(this.canon(pid, f));
+      // A forked child (no exec) starts with its parent's objects: /proc/<child>/maps, read now,
+      // may already show what the child itself loaded since (it is racing us).
+      const parent = this.forkParent.get(pid);
+      const inherited = parent !== undefined && parent !== pid ? this.knownOf(parent) : undefined;
+      if (inherited && inherited.size > 0) st.known = new Set(inherited);
+      else {
+        st.known = new Set();
+        for (const f of this.opts.initiallyLoaded?.(pid) ?? []) st.known.add(this.canon(pid, f));
+      }
     }
     const key = this.canon(pid, file);
     if (st.known.has(key)) return false;
     st.known.add(key);
     return true;
+  }
+
+  /** What `pid` is known to have (from /proc when nothing is known yet), without adding to it. */
+  private knownOf(pid: number): ReadonlySet<string> {
+    const st = this.state(pid);
+    if (!st.known) {
+      st.known = new Set();
+      for (const f of this.opts.initiallyLoaded?.(pid) ?? []) st.known.add(this.canon(pid, f));
+    }
+    return st.known;
   }
 
   private canon(pid: number, file: string): string {

@@ -67,6 +67,7 @@ export class RecordRouter {
       }
       case 'sched_process_fork':
         this.o.facts.onFork(Number(rec.fields.pid), Number(rec.fields.child_pid));
+        for (const h of this.o.handlers) h.onFork?.(Number(rec.fields.pid), Number(rec.fields.child_pid));
         this.o.lifecycle?.onFork(Number(rec.fields.pid), Number(rec.fields.child_pid));
         return;
       case 'sched_process_exec': {

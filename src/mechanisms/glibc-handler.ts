@@ -89,6 +89,10 @@ export class GlibcHandler implements MechanismHandler {
     this.tracker.onExec(pid);
   }
 
+  onFork(parent: number, child: number): void {
+    this.tracker.onFork(parent, child);
+  }
+
   adopt(pid: number, loaded: readonly string[], startupDone: boolean): void {
     this.tracker.adopt(pid, loaded, startupDone);
   }

@@ -250,6 +250,10 @@ export class MuslHandler implements MechanismHandler {
     this.tracker.adopt(pid, loaded, startupDone);
   }
 
+  onFork(parent: number, child: number): void {
+    this.tracker.onFork(parent, child);
+  }
+
   onExit(pid: number): void {
     this.parts.delete(pid);
     this.appNames.delete(pid);

@@ -75,6 +75,8 @@ export interface MechanismHandler {
   /** A process image was replaced (every handler hears every exec and exit). */
   onExec(pid: number): void;
   onExit(pid: number): void;
+  /** `parent` forked `child` (or started a thread). */
+  onFork?(parent: number, child: number): void;
   /**
    * `pid`'s loads up to now were recovered from its memory (its loader got probes after it
    * started): `loaded` are its objects' names, `startupDone` whether its start-up was over.

@@ -168,3 +168,13 @@ test('_dl_unmap: an object ld.so unmapped and opens again is a new load', () => 
   assert.equal(n(), 1, 'unmapped, then opened again');
   assert.equal(t.stats.unmapped, 1);
 });
+
+test('a forked child (no exec) starts from its parent\'s objects, not from its own /proc maps read after it loaded', () => {
+  const maps: Record<number, string[]> = { 20: ['/lib/libc.so.6'], 21: ['/lib/libc.so.6', '/opt/plug.so'] };
+  const t = new LoaderTracker({ mode: 'lists', reportExecutable: false, neededOf: () => [], initiallyLoaded: (pid) => maps[pid] ?? [] });
+  t.onFork(20, 21);
+  const r = { comm: 'gen', tid: 21, tgid: 21, cpu: 0, location: '', timestampNs: ts++, event: 'loader_open_walk', fields: { handle: '0x10', self: '/opt/plug.so', comm: 'gen' } };
+  assert.deepEqual(t.onOpen(r, walkRecord(r).synth, walkRecord(r).size).map((e) => e.path), ['/opt/plug.so'], 'the child\'s own maps already show it, its parent\'s do not');
+  const again = { ...r, timestampNs: ts++ };
+  assert.deepEqual(t.onOpen(again, walkRecord(again).synth, walkRecord(again).size), []);
+});
