@@ -300,7 +300,9 @@ export class LoaderTracker {
         out.push({ ...base, method: 'interpreter', path: p, ...(q !== undefined ? { requestedName: q } : {}), ...mapped });
         continue;
       }
-      const method: LoadMethod = this.isNeeded(st, q) ? 'needed' : 'preload';
+      // Deep entries come without the requested name (list-probes.ts FULL_LIST_ENTRIES): what the
+      // search path found is the DT_NEEDED name itself.
+      const method: LoadMethod = this.isNeeded(st, q ?? path.basename(p)) ? 'needed' : 'preload';
       this.learnNeeded(st, pid, p, false);
       this.stats.startupLoads++;
       out.push({ ...base, method, path: p, ...(q !== undefined ? { requestedName: q } : {}), ...mapped });

@@ -59,7 +59,9 @@ test('start-up list probes at libc start-up: the main map through libc\'s GOT sl
   assert.deepEqual(probes.map((p) => p.filter), ['n > 0', 'n > 8', 'n > 16', 'n > 24', 'n > 32', 'n > 40']);
   assert.ok(probes.every((p) => p.role === 'loader.list' && p.offset === 0x14fee0 && p.path === '/lib/libc.so.6'));
   const line = buildProbeLine('g', probes[5]!);
-  assert.match(line, /^p:g\/libc_init_list5 \/lib\/libc\.so\.6:0x14fee0 n=\+736\(\+0\(@\+0x1d2f78\)\):u32 p0=\+0\(\+8\(\+320\(\+728\(\+0\(@\+0x1d2f78\)\)\)\)\):ustring q0=/);
+  assert.match(line, /^p:g\/libc_init_list5 \/lib\/libc\.so\.6:0x14fee0 n=\+736\(\+0\(@\+0x1d2f78\)\):u32 p0=\+0\(\+8\(\+320\(\+728\(\+0\(@\+0x1d2f78\)\)\)\)\):ustring p1=/);
+  assert.ok(probes[0]!.fetch.some((f) => f.name === 'q0') && probes[0]!.fetch.some((f) => f.name === 'i0'), 'the first entries carry requested name and inode');
+  assert.ok(probes.slice(1).every((p) => p.fetch.every((f) => f.name === 'n' || f.name.startsWith('p'))), 'deep entries only their name (one faulting fetch past the end, not three)');
   for (const p of probes) for (const f of p.fetch) assert.ok(f.arg.length <= 63, `${f.name}=${f.arg} is ${f.arg.length} chars`);
   assert.deepEqual(probes.map((p) => p.fetch.some((f) => f.name === 'comm')), [true, false, false, false, false, false], 'one slice carries comm');
 });
