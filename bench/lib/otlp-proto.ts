@@ -123,101 +123,71 @@ function keyValue(buf: Buffer, span: Span): { key: string; value?: Span } {
 }
 
 /**
+ * Calls `onLeaf` with the span of every submessage reached by following `fields` down from
+ * `span` (each step: every length-delimited occurrence of that field number, others skipped).
+ * Logs and metrics requests share the shape resource → scope → item: fields [1, 2, 2].
+ */
+function eachNested(body: Buffer, span: Span, fields: readonly number[], onLeaf: (leaf: Span) => void): void {
+  const [field, ...rest] = fields;
+  const r = new Reader(body, span.start, span.end);
+  while (r.more()) {
+    const t = r.tag();
+    if (t.field !== field || t.wire !== WIRE_LEN) {
+      r.skip(t.wire);
+      continue;
+    }
+    const sub = r.len();
+    if (rest.length === 0) onLeaf(sub);
+    else eachNested(body, sub, rest, onLeaf);
+  }
+}
+
+/**
  * Every log record of an ExportLogsServiceRequest body, with the attributes named in `keys`
  * (others are skipped without decoding their values).
  */
 export function readLogRecords(body: Buffer, keys: ReadonlySet<string>, onRecord: (rec: SeenLog) => void): number {
   let n = 0;
-  const req = new Reader(body, 0, body.length);
-  while (req.more()) {
-    const t1 = req.tag();
-    if (t1.field !== 1 || t1.wire !== WIRE_LEN) {
-      req.skip(t1.wire);
-      continue;
-    }
-    const rl = req.len();
-    const rlr = new Reader(body, rl.start, rl.end);
-    while (rlr.more()) {
-      const t2 = rlr.tag();
-      if (t2.field !== 2 || t2.wire !== WIRE_LEN) {
-        rlr.skip(t2.wire);
-        continue;
-      }
-      const sl = rlr.len();
-      const slr = new Reader(body, sl.start, sl.end);
-      while (slr.more()) {
-        const t3 = slr.tag();
-        if (t3.field !== 2 || t3.wire !== WIRE_LEN) {
-          slr.skip(t3.wire);
-          continue;
+  eachNested(body, { start: 0, end: body.length }, [1, 2, 2], (lr) => {
+    const r = new Reader(body, lr.start, lr.end);
+    const rec: SeenLog = { timeNs: 0, timeKey: '', attrs: {} };
+    while (r.more()) {
+      const { field, wire } = r.tag();
+      if (field === 1 && wire === WIRE_I64) {
+        rec.timeNs = fixed64(body, r.pos);
+        rec.timeKey = body.toString('hex', r.pos, r.pos + 8);
+        r.pos += 8;
+      } else if (field === 6 && wire === WIRE_LEN) {
+        const kv = keyValue(body, r.len());
+        if (kv.value && keys.has(kv.key)) {
+          const v = scalar(body, kv.value);
+          if (v !== undefined) rec.attrs[kv.key] = v;
         }
-        const lr = slr.len();
-        const r = new Reader(body, lr.start, lr.end);
-        const rec: SeenLog = { timeNs: 0, timeKey: '', attrs: {} };
-        while (r.more()) {
-          const { field, wire } = r.tag();
-          if (field === 1 && wire === WIRE_I64) {
-            rec.timeNs = fixed64(body, r.pos);
-            rec.timeKey = body.toString('hex', r.pos, r.pos + 8);
-            r.pos += 8;
-          } else if (field === 6 && wire === WIRE_LEN) {
-            const kv = keyValue(body, r.len());
-            if (kv.value && keys.has(kv.key)) {
-              const v = scalar(body, kv.value);
-              if (v !== undefined) rec.attrs[kv.key] = v;
-            }
-          } else r.skip(wire);
-        }
-        n++;
-        onRecord(rec);
-      }
+      } else r.skip(wire);
     }
-  }
+    n++;
+    onRecord(rec);
+  });
   return n;
 }
 
 /** Walks every Metric message of an ExportMetricsServiceRequest (resource → scope → metric). */
 function eachMetric(body: Buffer, onMetric: (name: string, r: Reader) => void): void {
-  const req = new Reader(body, 0, body.length);
-  while (req.more()) {
-    const t1 = req.tag();
-    if (t1.field !== 1 || t1.wire !== WIRE_LEN) {
-      req.skip(t1.wire);
-      continue;
-    }
-    const rm = req.len();
-    const rmr = new Reader(body, rm.start, rm.end);
-    while (rmr.more()) {
-      const t2 = rmr.tag();
-      if (t2.field !== 2 || t2.wire !== WIRE_LEN) {
-        rmr.skip(t2.wire);
-        continue;
+  eachNested(body, { start: 0, end: body.length }, [1, 2, 2], (m) => {
+    // the name comes first in practice, but the wire format does not promise it: find it first
+    const probe = new Reader(body, m.start, m.end);
+    let name = '';
+    while (probe.more()) {
+      const { field, wire } = probe.tag();
+      if (field === 1 && wire === WIRE_LEN) {
+        const s = probe.len();
+        name = body.toString('utf8', s.start, s.end);
+        break;
       }
-      const sm = rmr.len();
-      const smr = new Reader(body, sm.start, sm.end);
-      while (smr.more()) {
-        const t3 = smr.tag();
-        if (t3.field !== 2 || t3.wire !== WIRE_LEN) {
-          smr.skip(t3.wire);
-          continue;
-        }
-        const m = smr.len();
-        // the name comes first in practice, but the wire format does not promise it: find it first
-        const probe = new Reader(body, m.start, m.end);
-        let name = '';
-        while (probe.more()) {
-          const { field, wire } = probe.tag();
-          if (field === 1 && wire === WIRE_LEN) {
-            const s = probe.len();
-            name = body.toString('utf8', s.start, s.end);
-            break;
-          }
-          probe.skip(wire);
-        }
-        onMetric(name, new Reader(body, m.start, m.end));
-      }
+      probe.skip(wire);
     }
-  }
+    onMetric(name, new Reader(body, m.start, m.end));
+  });
 }
 
 /** Sum over the data points of a NumberDataPoint list (Sum = field 7, Gauge = field 5). */
