@@ -54,9 +54,11 @@ export class GlibcHandler implements MechanismHandler {
         return out;
       }
       case 'loader.open': {
-        // ld.so's _dl_open returned: the opened object (when new) and the maps after it.
+        // ld.so's _dl_open returned: the `_self` probe names the opened object (reported when
+        // new), the `_walk` probe the maps after it (the two records come in either order).
+        if (rec.fields.x1 === undefined) return t.onOpen(rec, rec, 1);
         const { synth, size, more } = walkRecord(rec);
-        const out = t.onOpen(rec, synth, size);
+        const out = size > 1 ? t.onDlopenList(synth, { first: 0, size }) : [];
         if (more && out.length > 0) this.complete(rec, out);
         return out;
       }

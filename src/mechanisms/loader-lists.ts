@@ -1,4 +1,4 @@
-import { dlopenWalkProbe, fileIdFetch, libcInitListProbes } from '../plan/list-probes';
+import { dlopenWalkProbe, fileIdFetch, libcInitListProbes, openSelfProbe } from '../plan/list-probes';
 import { GlibcHandler } from './glibc-handler';
 import { libcInitProbe } from './search-lists';
 import type { CaptureMechanism, LoaderSet, MechanismContext } from './types';
@@ -44,7 +44,7 @@ export const loaderListsMechanism: CaptureMechanism = {
       if (s.role === 'dlopen.entry') out.push(s);
       if (s.role === 'dlopen.return') out.push({ ...s, fetch: [...s.fetch, ...fileIdFetch('$retval', layout)] });
     }
-    out.push(dlopenWalkProbe(open, layout, dlopenWalkDepth, { role: 'loader.open', withSelf: true }));
+    out.push(openSelfProbe(open, layout, 'loader.open'), dlopenWalkProbe(open, layout, dlopenWalkDepth, 'loader.open'));
     // What a dlclose really unloads (one hit per object unmapped), so its next dlopen is reported.
     const unmap = set.specs.find((s) => s.role === 'loader.unmap');
     if (unmap) out.push(unmap);

@@ -104,24 +104,12 @@ function chainExpr(start: string, depth: number): string {
  * dependencies loaded long ago, and past its end the array reads heap garbage that can turn into
  * long strings (an event over one page is dropped whole); past the chain's end every read is NULL.
  */
-export function dlopenWalkProbe(
-  returnProbe: ProbeSpec,
-  layout: LinkMapLayout | undefined,
-  depth: number,
-  opts: { role?: ProbeRole; withSelf?: boolean } = {},
-): ProbeSpec {
+export function dlopenWalkProbe(returnProbe: ProbeSpec, layout: LinkMapLayout | undefined, depth: number, role: ProbeRole = 'dlopen.list'): ProbeSpec {
   const d = Math.max(1, Math.min(7, depth));
   const fetch: ProbeSpec['fetch'] = [
     { name: 'handle', arg: '$retval:x64' },
     { name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` },
   ];
-  // Where no public dlopen return names the target (ld.so's _dl_open serves libc's own dlopens
-  // too), the walk carries the returned map's own requested name and inode.
-  if (opts.withSelf) {
-    fetch.push({ name: 'selfreq', arg: `+0(+0(+${LM_LIBNAME}($retval))):ustring` });
-    if (layout?.fileId !== undefined) fetch.push({ name: 'selfino', arg: `+${layout.fileId + 8}($retval):u64` });
-    fetch.push({ name: 'comm', arg: '$comm' });
-  }
   for (let k = 1; k <= d; k++) {
     const e = chainExpr('$retval', k);
     fetch.push({ name: `x${k}`, arg: `${e}:x64` });
@@ -135,13 +123,40 @@ export function dlopenWalkProbe(
     kind: returnProbe.kind,
     path: returnProbe.path,
     offset: returnProbe.offset,
-    role: opts.role ?? 'dlopen.list',
+    role,
     symbol: returnProbe.symbol,
     symbolSource: `${returnProbe.symbolSource}; l_next chain after the returned map`,
     slice: { first: 0, size: d + 1 },
     fetch,
-    // A failed dlopen, or a target with nothing after it (unless the target itself is news).
-    filter: opts.withSelf ? 'handle != 0' : 'handle != 0 && x1 != 0',
+    // A failed dlopen, or a target with nothing after it: nothing new to read (the fetches are
+    // paid either way; the filter saves formatting and parsing the junk of an empty walk).
+    filter: 'handle != 0 && x1 != 0',
+  };
+}
+
+/**
+ * Where no public dlopen return names the opened object (ld.so's `_dl_open` serves libc's own
+ * dlopens too): a probe on the same return carrying the returned map's name, requested name and
+ * inode. Kept apart from the walk so that the common dlopen with nothing after it is one short
+ * event, not a walk of faults printed as text.
+ */
+export function openSelfProbe(returnProbe: ProbeSpec, layout: LinkMapLayout | undefined, role: ProbeRole): ProbeSpec {
+  return {
+    event: `${returnProbe.event}_self`,
+    kind: returnProbe.kind,
+    path: returnProbe.path,
+    offset: returnProbe.offset,
+    role,
+    symbol: returnProbe.symbol,
+    symbolSource: `${returnProbe.symbolSource}; the returned map`,
+    fetch: [
+      { name: 'handle', arg: '$retval:x64' },
+      { name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` },
+      { name: 'selfreq', arg: `+0(+0(+${LM_LIBNAME}($retval))):ustring` },
+      ...(layout?.fileId !== undefined ? [{ name: 'selfino', arg: `+${layout.fileId + 8}($retval):u64` }] : []),
+      { name: 'comm', arg: '$comm' },
+    ],
+    filter: 'handle != 0',
   };
 }
 

@@ -41,7 +41,7 @@ async function compare(t: { diagnostic(m: string): void }, env: Record<string, s
 }
 
 test('with debug symbols: soload probes == the uprobe_events lines run installs (loader lists: _dl_open walk with l_file_id)', async (t) => {
-  await compare(t, {}, /^r:GROUP\/loader_open_walk .* selfino=\+\d+\(\$retval\):u64 /);
+  await compare(t, {}, /^r:GROUP\/loader_open_self .* selfino=\+\d+\(\$retval\):u64 /);
 });
 
 test('with debug symbols and capture.perObjectProbe: soload probes == the uprobe_events lines run installs (loader probe + l_file_id)', async (t) => {

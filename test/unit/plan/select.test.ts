@@ -78,10 +78,11 @@ test('loader-lists comes first where ld.so has debug symbols and libc a start-up
   const plan = await MECHANISMS.find((m) => m.name === 'loader-lists')!.plan(full, ctx(layout));
   const roles = plan.map((s) => s.role);
   assert.ok(!roles.includes('loader.add') && !roles.includes('loader.state'));
-  const walk = plan.find((s) => s.role === 'loader.open')!;
-  assert.equal(walk.kind, 'return');
-  assert.ok(walk.path.endsWith('ld-linux-x86-64.so.2'));
-  assert.equal(walk.filter, 'handle != 0', 'the opened object itself is news even with nothing after it');
-  assert.deepEqual(walk.fetch.slice(0, 4).map((f) => f.name), ['handle', 'self', 'selfreq', 'selfino']);
+  const self = plan.find((s) => s.role === 'loader.open' && s.event.endsWith('_self'))!;
+  const walk = plan.find((s) => s.role === 'loader.open' && s.event.endsWith('_walk'))!;
+  assert.ok([self, walk].every((p) => p.kind === 'return' && p.path.endsWith('ld-linux-x86-64.so.2') && p.offset === OPEN.offset));
+  assert.equal(self.filter, 'handle != 0', 'the opened object itself is news even with nothing after it');
+  assert.deepEqual(self.fetch.map((f) => f.name), ['handle', 'self', 'selfreq', 'selfino', 'comm']);
+  assert.equal(walk.filter, 'handle != 0 && x1 != 0', 'an empty walk is not formatted and parsed');
   assert.equal(roles.filter((r) => r === 'loader.list').length, 12);
 });
