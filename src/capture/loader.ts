@@ -406,28 +406,25 @@ export class LoaderTracker {
 
   /** Adds `file` to what `pid` is known to have loaded; false when it was already known. */
   private markKnown(pid: number, file: string): boolean {
-    const st = this.state(pid);
-    if (!st.known) {
-      // A forked child (no exec) starts with its parent's objects: /proc/<child>/maps, read now,
-      // may already show what the child itself loaded since (it is racing us).
-      const parent = this.forkParent.get(pid);
-      const inherited = parent !== undefined && parent !== pid ? this.knownOf(parent) : undefined;
-      if (inherited && inherited.size > 0) st.known = new Set(inherited);
-      else {
-        st.known = new Set();
-        for (const f of this.opts.initiallyLoaded?.(pid) ?? []) st.known.add(this.canon(pid, f));
-      }
-    }
+    const known = this.knownOf(pid);
     const key = this.canon(pid, file);
-    if (st.known.has(key)) return false;
-    st.known.add(key);
+    if (known.has(key)) return false;
+    known.add(key);
     return true;
   }
 
-  /** What `pid` is known to have (from /proc when nothing is known yet), without adding to it. */
-  private knownOf(pid: number): ReadonlySet<string> {
+  /**
+   * What `pid` is known to have. The first time: a forked child (no exec) starts with its parent's
+   * objects — /proc/<child>/maps, read now, may already show what the child itself loaded since
+   * (it is racing us) — anyone else with what /proc shows.
+   */
+  private knownOf(pid: number, depth = 0): Set<string> {
     const st = this.state(pid);
-    if (!st.known) {
+    if (st.known) return st.known;
+    const parent = this.forkParent.get(pid);
+    const inherited = parent !== undefined && parent !== pid && depth < 8 ? this.knownOf(parent, depth + 1) : undefined;
+    if (inherited && inherited.size > 0) st.known = new Set(inherited);
+    else {
       st.known = new Set();
       for (const f of this.opts.initiallyLoaded?.(pid) ?? []) st.known.add(this.canon(pid, f));
     }

@@ -1,5 +1,6 @@
 import { LoaderTracker, type TrackerMode } from '../capture/loader';
 import type { LoadEvent, ProbeRole, ProbeSpec, TraceRecord } from '../types';
+import { isZero } from './musl';
 import type { HandlerOptions, HandlerStats, MechanismHandler } from './types';
 
 /**
@@ -136,10 +137,6 @@ export function walkRecord(rec: TraceRecord): { synth: TraceRecord; size: number
   const m = f.more;
   fields.n = String(k);
   return { synth: { ...rec, fields }, size: k, more: depthReached && m !== undefined && m !== null && !isZero(m) };
-}
-
-function isZero(v: string): boolean {
-  return /^(0x)?0+$/.test(v);
 }
 
 function prefixed(prefix: string, o: object): HandlerStats {

@@ -1,6 +1,6 @@
-import { dlopenWalkProbe, fileIdFetch, libcInitListProbes, openSelfProbe } from '../plan/list-probes';
+import { dlopenWalkProbe, fileIdFetch, openSelfProbe } from '../plan/list-probes';
 import { GlibcHandler } from './glibc-handler';
-import { libcInitProbe } from './search-lists';
+import { libcInitProbe, rtldGlobalSlot, startupListProbes } from './search-lists';
 import type { CaptureMechanism, LoaderSet, MechanismContext } from './types';
 
 function openProbe(set: LoaderSet) {
@@ -25,7 +25,7 @@ export const loaderListsMechanism: CaptureMechanism = {
     const init = libcInitProbe(set, ctx.resolver);
     if (!init) return { applies: false, reason: 'libc.so.6 has no start-up hook (__libc_early_init or DT_INIT)' };
     try {
-      ctx.resolver.gotFetchOffset(init.path, init.symbol === '_init' ? '__libc_init_first' : init.symbol ?? '__libc_early_init', '_rtld_global');
+      rtldGlobalSlot(init, ctx);
       const layout = await ctx.calibrate(set.ldso ?? open.path);
       return { applies: true, reason: `_dl_open found (${open.symbolSource ?? 'symbol table'}); link_map.l_searchlist at ${layout.searchlist} (${layout.source}), read at ${init.symbol}` };
     } catch (err) {
@@ -37,14 +37,12 @@ export const loaderListsMechanism: CaptureMechanism = {
     const open = openProbe(set)!;
     const init = libcInitProbe(set, ctx.resolver)!;
     const layout = await ctx.calibrate(set.ldso ?? open.path);
-    const { listSliceSize: sliceSize, listSlices: slices, dlopenWalkDepth } = ctx.config.capture;
-    const slot = ctx.resolver.gotFetchOffset(init.path, init.symbol === '_init' ? '__libc_init_first' : init.symbol ?? '__libc_early_init', '_rtld_global');
-    const out = [...libcInitListProbes(init, layout, slot, { sliceSize, slices })];
+    const out = startupListProbes(init, layout, ctx);
     for (const s of set.specs) {
       if (s.role === 'dlopen.entry') out.push(s);
       if (s.role === 'dlopen.return') out.push({ ...s, fetch: [...s.fetch, ...fileIdFetch('$retval', layout)] });
     }
-    out.push(openSelfProbe(open, layout, 'loader.open'), dlopenWalkProbe(open, layout, dlopenWalkDepth, 'loader.open'));
+    out.push(openSelfProbe(open, layout, 'loader.open'), dlopenWalkProbe(open, layout, ctx.config.capture.dlopenWalkDepth, 'loader.open'));
     // What a dlclose really unloads (one hit per object unmapped), so its next dlopen is reported.
     const unmap = set.specs.find((s) => s.role === 'loader.unmap');
     if (unmap) out.push(unmap);

@@ -311,6 +311,7 @@ export function listRecord(rec: TraceRecord): { synth: TraceRecord; names: strin
   return { synth: { ...rec, fields }, names, more };
 }
 
-function isZero(v: string): boolean {
+/** An address fetched as `x64` that is NULL. */
+export function isZero(v: string): boolean {
   return /^(0x)?0+$/.test(v);
 }

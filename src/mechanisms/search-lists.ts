@@ -1,6 +1,7 @@
 import { dlopenWalkProbe, fileIdFetch, libcInitListProbes } from '../plan/list-probes';
 import type { ElfSymbolResolver } from '../elf';
 import { vaddrToFileOffset } from '../elf/offsets';
+import type { LinkMapLayout } from '../plan/calibrate';
 import type { ProbeSpec } from '../types';
 import { GlibcHandler } from './glibc-handler';
 import type { CaptureMechanism, LoaderSet, MechanismContext } from './types';
@@ -31,9 +32,19 @@ function ldsoOf(set: LoaderSet): string | undefined {
   return set.ldso ?? set.specs.find((s) => s.role === 'loader.add' || s.role === 'loader.state')?.path;
 }
 
-/** `@+` offset of libc's GOT slot for `_rtld_global`, seen from the start-up hook. */
-function rtldGlobalSlot(init: ProbeSpec, ctx: MechanismContext): number {
+/**
+ * `@+` offset of libc's GOT slot for `_rtld_global`, seen from the start-up hook (a DT_INIT hook
+ * sits in the segment of the `__libc_init_first` stub it was found through).
+ * @throws SoloadError SYMBOL_NOT_FOUND when libc has no such GOT slot
+ */
+export function rtldGlobalSlot(init: ProbeSpec, ctx: MechanismContext): number {
   return ctx.resolver.gotFetchOffset(init.path, init.symbol === '_init' ? '__libc_init_first' : init.symbol ?? '__libc_early_init', '_rtld_global');
+}
+
+/** The start-up list probes both list mechanisms put on libc's start-up hook. */
+export function startupListProbes(init: ProbeSpec, layout: LinkMapLayout, ctx: MechanismContext): ProbeSpec[] {
+  const { listSliceSize: sliceSize, listSlices: slices } = ctx.config.capture;
+  return libcInitListProbes(init, layout, rtldGlobalSlot(init, ctx), { sliceSize, slices });
 }
 
 /**
@@ -69,13 +80,12 @@ export const searchListsMechanism: CaptureMechanism = {
     const ldso = ldsoOf(set)!;
     const init = libcInitProbe(set, ctx.resolver)!;
     const layout = await ctx.calibrate(ldso);
-    const { listSliceSize: sliceSize, listSlices: slices, dlopenWalkDepth } = ctx.config.capture;
-    const out = [...libcInitListProbes(init, layout, rtldGlobalSlot(init, ctx), { sliceSize, slices })];
+    const out = startupListProbes(init, layout, ctx);
     for (const s of set.specs) {
       if (s.role === 'dlopen.entry') out.push(s);
       if (s.role === 'dlopen.return') {
         out.push({ ...s, fetch: [...s.fetch, ...fileIdFetch('$retval', layout)] });
-        out.push(dlopenWalkProbe(s, layout, dlopenWalkDepth));
+        out.push(dlopenWalkProbe(s, layout, ctx.config.capture.dlopenWalkDepth));
       }
     }
     ctx.info(`${ldso}: no _dl_add_to_namespace_list symbol; using search-list probes (l_searchlist at ${layout.searchlist}, ${layout.source}; start-up list read at ${init.symbol})`);

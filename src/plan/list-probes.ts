@@ -119,18 +119,25 @@ export function dlopenWalkProbe(returnProbe: ProbeSpec, layout: LinkMapLayout | 
   }
   fetch.push({ name: 'more', arg: `${chainExpr('$retval', d + 1)}:x64` });
   return {
-    event: `${returnProbe.event}_walk`,
-    kind: returnProbe.kind,
-    path: returnProbe.path,
-    offset: returnProbe.offset,
-    role,
-    symbol: returnProbe.symbol,
-    symbolSource: `${returnProbe.symbolSource}; l_next chain after the returned map`,
+    ...atReturnOf(returnProbe, '_walk', role, 'l_next chain after the returned map'),
     slice: { first: 0, size: d + 1 },
     fetch,
     // A failed dlopen, or a target with nothing after it: nothing new to read (the fetches are
     // paid either way; the filter saves formatting and parsing the junk of an empty walk).
     filter: 'handle != 0 && x1 != 0',
+  };
+}
+
+/** A probe at the place of `returnProbe`, named after it, with its own role and what it reads. */
+function atReturnOf(returnProbe: ProbeSpec, suffix: string, role: ProbeRole, reads: string): Pick<ProbeSpec, 'event' | 'kind' | 'path' | 'offset' | 'role' | 'symbol' | 'symbolSource'> {
+  return {
+    event: `${returnProbe.event}${suffix}`,
+    kind: returnProbe.kind,
+    path: returnProbe.path,
+    offset: returnProbe.offset,
+    role,
+    ...(returnProbe.symbol !== undefined ? { symbol: returnProbe.symbol } : {}),
+    symbolSource: `${returnProbe.symbolSource}; ${reads}`,
   };
 }
 
@@ -142,13 +149,7 @@ export function dlopenWalkProbe(returnProbe: ProbeSpec, layout: LinkMapLayout | 
  */
 export function openSelfProbe(returnProbe: ProbeSpec, layout: LinkMapLayout | undefined, role: ProbeRole): ProbeSpec {
   return {
-    event: `${returnProbe.event}_self`,
-    kind: returnProbe.kind,
-    path: returnProbe.path,
-    offset: returnProbe.offset,
-    role,
-    symbol: returnProbe.symbol,
-    symbolSource: `${returnProbe.symbolSource}; the returned map`,
+    ...atReturnOf(returnProbe, '_self', role, 'the returned map'),
     fetch: [
       { name: 'handle', arg: '$retval:x64' },
       { name: 'self', arg: `+0(+${LM_NAME}($retval)):ustring` },
