@@ -163,7 +163,11 @@ export class LoadPathResolver {
     const view = this.viewFor(ev.pid);
     const now = this.now();
     const r = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now);
-    if (!ev.mapped || sameFile(r.stat, ev.mapped)) return { r, view };
+    if (!ev.mapped) return { r, view };
+    // A cached answer that agrees with ld.so's inode may predate an unlink (a library deleted
+    // while mapped, its name re-created, the inode reused): one lstat of the resolved file says
+    // whether it still is that file; only then is the cache believed.
+    if (sameFile(r.stat, ev.mapped) && sameFile(this.o.proc.lstat(view.prefix + r.path), ev.mapped)) return { r, view };
     const again = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now, true);
     if (sameFile(again.stat, ev.mapped)) return { r: again, view };
     const prev = this.o.views.get(this.o.viewOf.previousOf(ev.pid) ?? '');
