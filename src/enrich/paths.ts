@@ -123,7 +123,7 @@ export class LoadPathResolver {
       out.loaderPath = original;
       this.stats.changed++;
     } else delete out.loaderPath;
-    const isMapped = ev.mapped ? sameFile(r.stat, ev.mapped) : r.exists;
+    const isMapped = ev.mapped ? sameFile(r.stat, ev.mapped) && !this.changedAfterLoad(r.stat, ev) : r.exists;
     if (view.lost) {
       // Resolved in the view the process came from: a missing file says nothing about deletion.
       out.viewLost = true;
@@ -167,7 +167,10 @@ export class LoadPathResolver {
     // A cached answer that agrees with ld.so's inode may predate an unlink (a library deleted
     // while mapped, its name re-created, the inode reused): one lstat of the resolved file says
     // whether it still is that file; only then is the cache believed.
-    if (sameFile(r.stat, ev.mapped) && sameFile(this.o.proc.lstat(view.prefix + r.path), ev.mapped)) return { r, view };
+    if (sameFile(r.stat, ev.mapped)) {
+      const current = this.o.proc.lstat(view.prefix + r.path);
+      if (sameFile(current, ev.mapped) && !this.changedAfterLoad(current, ev)) return { r, view };
+    }
     const again = this.cache.resolve(view.id, view.prefix, loaderPath, this.o.proc, now, true);
     if (sameFile(again.stat, ev.mapped)) return { r: again, view };
     const prev = this.o.views.get(this.o.viewOf.previousOf(ev.pid) ?? '');
@@ -219,6 +222,14 @@ export class LoadPathResolver {
     }
     this.stats.changed++;
     return out;
+  }
+
+  /**
+   * The file's status changed after the load: for the same (device, inode) as ld.so mapped, the
+   * inode was freed and reused by a file created since (the mapped one was unlinked).
+   */
+  private changedAfterLoad(st: PathStat | undefined, ev: LoadEvent): boolean {
+    return st !== undefined && !ev.snapshot && st.ctimeNs > this.o.toWallNs(ev.timestampNs);
   }
 
   private attachFile(out: LoadEvent, st: PathStat): void {
