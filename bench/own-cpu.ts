@@ -25,6 +25,7 @@ import path from 'node:path';
 import { buildCorpus } from '../test/recall/corpus';
 import { startCollector, type CollectorHandle } from '../test/helpers/collector';
 import { startSoload, type SoloadProcess } from '../test/helpers/soload';
+import { DEFAULT_RESOURCE_MODE } from './lib/resource-mode';
 import { summarizeCpuProfile, formatProfileSummary } from './cpuprofile';
 
 export interface OwnCpuRow {
@@ -207,7 +208,7 @@ async function sample(soload: SoloadProcess): Promise<Sample> {
 }
 
 async function measureOne(w: Workload, config: object, nodeArgs: string[] | undefined): Promise<Measured> {
-  const soload: SoloadProcess = await startSoload(config, { readyTimeoutMs: 120_000, nodeArgs });
+  const soload: SoloadProcess = await startSoload(config, { readyTimeoutMs: 120_000, nodeArgs, env: DEFAULT_RESOURCE_MODE });
   try {
     // start-up work may trail "ready" (inventory, debug files): let it finish before the idle phase
     await settle(soload.pid, 0.02e6, 1000);

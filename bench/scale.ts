@@ -22,6 +22,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSoload, type SoloadProcess } from '../test/helpers/soload';
+import { DEFAULT_RESOURCE_MODE } from './lib/resource-mode';
 import { startDeliveryPath, type DeliveryPath } from './lib/collector-path';
 import { nowMs } from './lib/otlp-sink';
 import { benchTmpDir, compileC, cpuMs, leftoversOf, markdownTable, memoryMiB, probesOf, sleep } from './lib/measure';
@@ -264,7 +265,7 @@ export async function benchScale(opts: { quick?: boolean } = {}): Promise<ScaleR
       let soload: SoloadProcess | undefined;
       try {
         const t0 = nowMs();
-        soload = await startSoload({ otel: { exporters: ['otlp'], endpoint }, capture: { snapshot: true } }, { readyTimeoutMs: 120_000 });
+        soload = await startSoload({ otel: { exporters: ['otlp'], endpoint }, capture: { snapshot: true } }, { readyTimeoutMs: 120_000, env: DEFAULT_RESOURCE_MODE });
         const readyAt = nowMs();
         const pid = soload.pid;
         const cpuReady = cpuMs(pid);

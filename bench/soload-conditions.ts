@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startSoload, type SoloadProcess } from '../test/helpers/soload';
+import { DEFAULT_RESOURCE_MODE } from './lib/resource-mode';
 import { floorCondition, soloadProbePoints, type Condition, type ProbePoint } from './baselines';
 
 /** A capture mechanism soload can pick, and the configuration that makes it pick it on this host. */
@@ -67,7 +68,7 @@ export function soloadCondition(setup: MechanismSetup, usage: SoloadUsage): Cond
   return {
     name: setup.name,
     async start() {
-      running = await startSoload(setup.config, { readyTimeoutMs: 120_000 });
+      running = await startSoload(setup.config, { readyTimeoutMs: 120_000, env: DEFAULT_RESOURCE_MODE });
       const line = /tracing \d+ probes in group \S+ \(instance \S+\); (.*)/.exec(running.stderr())?.[1] ?? '';
       usage.mechanisms = line;
       if (!line.includes(expectedMechanismLine(setup))) {
@@ -96,7 +97,7 @@ export function soloadCondition(setup: MechanismSetup, usage: SoloadUsage): Cond
  * the kernel floor for that mechanism is a fetch-less probe on each.
  */
 export async function probePointsOf(setup: MechanismSetup): Promise<ProbePoint[]> {
-  const s = await startSoload(setup.config, { readyTimeoutMs: 120_000 });
+  const s = await startSoload(setup.config, { readyTimeoutMs: 120_000, env: DEFAULT_RESOURCE_MODE });
   try {
     return soloadProbePoints(s.pid);
   } finally {

@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startSoload, type SoloadProcess } from '../test/helpers/soload';
+import { DEFAULT_RESOURCE_MODE } from './lib/resource-mode';
 import { startDeliveryPath, type DeliveryPath } from './lib/collector-path';
 import { nowMs } from './lib/otlp-sink';
 import {
@@ -208,7 +209,7 @@ export async function benchSustained(opts: { quick?: boolean; rates?: number[] }
         otel: { exporters: ['otlp'], endpoint: delivery.logsEndpoint, metrics: { intervalMs: 1000 } },
         filters: { pathInclude: [`${libDir}/*`] },
       },
-      { readyTimeoutMs: 60_000 },
+      { readyTimeoutMs: 60_000, env: DEFAULT_RESOURCE_MODE },
     );
     const pid = soload.pid;
     const instance = `soload_${pid}`;

@@ -142,31 +142,53 @@ function eachNested(body: Buffer, span: Span, fields: readonly number[], onLeaf:
   }
 }
 
+/** The wanted attributes (KeyValue, field `attrField`) of one message, values decoded. */
+function wantedAttributes(body: Buffer, span: Span, attrField: number, keys: ReadonlySet<string>, into: SeenLog['attrs']): void {
+  const r = new Reader(body, span.start, span.end);
+  while (r.more()) {
+    const { field, wire } = r.tag();
+    if (field !== attrField || wire !== WIRE_LEN) {
+      r.skip(wire);
+      continue;
+    }
+    const kv = keyValue(body, r.len());
+    if (kv.value && keys.has(kv.key)) {
+      const v = scalar(body, kv.value);
+      if (v !== undefined) into[kv.key] = v;
+    }
+  }
+}
+
 /**
  * Every log record of an ExportLogsServiceRequest body, with the attributes named in `keys`
- * (others are skipped without decoding their values).
+ * (others are skipped without decoding their values). A record's attributes include its
+ * resource's: in soload's process resource mode process.pid is a resource attribute.
  */
 export function readLogRecords(body: Buffer, keys: ReadonlySet<string>, onRecord: (rec: SeenLog) => void): number {
   let n = 0;
-  eachNested(body, { start: 0, end: body.length }, [1, 2, 2], (lr) => {
-    const r = new Reader(body, lr.start, lr.end);
-    const rec: SeenLog = { timeNs: 0, timeKey: '', attrs: {} };
-    while (r.more()) {
-      const { field, wire } = r.tag();
-      if (field === 1 && wire === WIRE_I64) {
-        rec.timeNs = fixed64(body, r.pos);
-        rec.timeKey = body.toString('hex', r.pos, r.pos + 8);
-        r.pos += 8;
-      } else if (field === 6 && wire === WIRE_LEN) {
-        const kv = keyValue(body, r.len());
-        if (kv.value && keys.has(kv.key)) {
-          const v = scalar(body, kv.value);
-          if (v !== undefined) rec.attrs[kv.key] = v;
-        }
-      } else r.skip(wire);
-    }
-    n++;
-    onRecord(rec);
+  eachNested(body, { start: 0, end: body.length }, [1], (rl) => {
+    const resourceAttrs: SeenLog['attrs'] = {};
+    eachNested(body, rl, [1], (res) => wantedAttributes(body, res, 1, keys, resourceAttrs));
+    eachNested(body, rl, [2, 2], (lr) => {
+      const r = new Reader(body, lr.start, lr.end);
+      const rec: SeenLog = { timeNs: 0, timeKey: '', attrs: { ...resourceAttrs } };
+      while (r.more()) {
+        const { field, wire } = r.tag();
+        if (field === 1 && wire === WIRE_I64) {
+          rec.timeNs = fixed64(body, r.pos);
+          rec.timeKey = body.toString('hex', r.pos, r.pos + 8);
+          r.pos += 8;
+        } else if (field === 6 && wire === WIRE_LEN) {
+          const kv = keyValue(body, r.len());
+          if (kv.value && keys.has(kv.key)) {
+            const v = scalar(body, kv.value);
+            if (v !== undefined) rec.attrs[kv.key] = v;
+          }
+        } else r.skip(wire);
+      }
+      n++;
+      onRecord(rec);
+    });
   });
   return n;
 }

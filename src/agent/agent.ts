@@ -223,6 +223,7 @@ export class SoloadAgent {
         severity: this.config.otel.severity,
         toWallNs: (ns) => this.clock.toWallNs(ns),
         serviceNameAttribute: this.config.otel.processServiceAttribute,
+        processFacts: this.config.otel.resourceMode === 'process' ? 'resource' : 'record',
       });
       this.chain = new LoadChain({
         cwd: this.facts.cwd,
@@ -231,7 +232,7 @@ export class SoloadAgent {
         filter: new LoadFilter(this.config.filters, process.pid),
         mapper,
         clock: this.clock,
-        logger: this.pipeline.logger,
+        loggers: this.pipeline.loggers,
         ...(this.opts.onLoad ? { onLoad: this.opts.onLoad } : {}),
       });
       const chain = this.chain;

@@ -1,10 +1,10 @@
-import type { Logger } from '@opentelemetry/api-logs';
 import type { CwdTracker } from '../capture/cwd';
 import type { LoadFilter } from '../capture/filters';
 import type { ProcessEnricher } from '../enrich/enricher';
 import type { LoadPathResolver } from '../enrich/paths';
 import type { TraceClock } from '../otel/clock';
 import type { SoLoadLogMapper } from '../otel/mapper';
+import type { RecordLoggers } from '../otel/resources';
 import type { LoadEvent, ProbeSpec, TraceRecord } from '../types';
 
 /** Counters of the processing chain. */
@@ -23,7 +23,8 @@ export interface LoadChainParts {
   filter: LoadFilter;
   mapper: SoLoadLogMapper;
   clock: TraceClock;
-  logger: Logger;
+  /** The Logger of each record (its resource: the loading process, or soload). */
+  loggers: RecordLoggers;
   /** Sees every load after filtering, before export (tests, the recall harness). */
   onLoad?: (ev: LoadEvent) => void;
 }
@@ -42,7 +43,7 @@ export class LoadChain {
   }
 
   load(ev: LoadEvent): void {
-    const { cwd, enricher, paths, filter, mapper, clock, logger } = this.p;
+    const { cwd, enricher, paths, filter, mapper, clock, loggers } = this.p;
     if (ev.path !== undefined && !ev.path.startsWith('/')) {
       const abs = cwd.resolve(ev.pid, ev.path);
       // The loader's own (relative) string stays visible as soload.loader_path.
@@ -61,12 +62,12 @@ export class LoadChain {
     const enriched = enricher.enrich(ev, completed.missing);
     this.stats.loadsEmitted++;
     this.p.onLoad?.(enriched.event);
-    logger.emit(mapper.map(enriched, clock.toWallNs(clock.nowTraceNs())));
+    loggers.loggerFor(enriched.process, ev.pid).emit(mapper.map(enriched, clock.toWallNs(clock.nowTraceNs())));
   }
 
   /** A hit of a user-declared probe: the same pid/comm filters and process enrichment as loads. */
   custom(rec: TraceRecord, _spec: ProbeSpec): void {
-    const { enricher, filter, mapper, clock, logger } = this.p;
+    const { enricher, filter, mapper, clock, loggers } = this.p;
     const pid = rec.tgid ?? rec.tid;
     const comm = rec.fields.comm ?? rec.comm;
     if (!filter.acceptsProcess(pid, comm)) {
@@ -75,6 +76,6 @@ export class LoadChain {
     }
     const info = enricher.processOf(pid);
     this.stats.customEmitted++;
-    logger.emit(mapper.mapCustom(rec, info.process, info.missing, clock.toWallNs(clock.nowTraceNs())));
+    loggers.loggerFor(info.process, pid).emit(mapper.mapCustom(rec, info.process, info.missing, clock.toWallNs(clock.nowTraceNs())));
   }
 }

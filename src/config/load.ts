@@ -34,7 +34,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
   if (opts.file) files.push(opts.file);
   // Free-form maps (headers, resource attributes) have keys with dots ("deployment.environment"),
   // which convict would read as nested schema paths: they are merged and checked here instead.
-  const maps: Record<MapKey, Record<string, string>> = { headers: {}, resourceAttributes: {} };
+  const maps: Record<MapKey, Record<string, string>> = { headers: {}, resourceAttributes: {}, processResourceAttributes: {} };
   for (const f of files) {
     let text: string;
     try {
@@ -76,6 +76,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
   const config = conf.getProperties();
   config.otel.headers = maps.headers;
   config.otel.resourceAttributes = maps.resourceAttributes;
+  config.otel.processResourceAttributes = maps.processResourceAttributes;
   try {
     checkAcrossKeys(config);
   } catch (err) {
@@ -99,17 +100,18 @@ function checkAcrossKeys(config: SoloadConfig): void {
 function mapKeyOf(key: ConfigKey): MapKey {
   if (key === 'otel.headers') return 'headers';
   if (key === 'otel.resourceAttributes') return 'resourceAttributes';
+  if (key === 'otel.processResourceAttributes') return 'processResourceAttributes';
   throw new SoloadError(ErrorCodes.INTERNAL, `${key} is not a map key (env.ts binds it with mode "merge")`);
 }
 
-type MapKey = 'headers' | 'resourceAttributes';
+type MapKey = 'headers' | 'resourceAttributes' | 'processResourceAttributes';
 
-/** Moves otel.headers / otel.resourceAttributes out of a config object into `maps`, checking them. */
+/** Moves otel.headers / otel.resourceAttributes / otel.processResourceAttributes out of a config object into `maps`, checking them. */
 function takeMaps(obj: Record<string, unknown>, maps: Record<MapKey, Record<string, string>>): void {
   const otel = obj.otel;
   if (typeof otel !== 'object' || otel === null || Array.isArray(otel)) return;
   const o = otel as Record<string, unknown>;
-  for (const key of ['headers', 'resourceAttributes'] as const) {
+  for (const key of ['headers', 'resourceAttributes', 'processResourceAttributes'] as const) {
     if (!(key in o)) continue;
     const v = o[key];
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SoloadError(ErrorCodes.CONFIG_INVALID, `otel.${key}: must be an object of string → string`);

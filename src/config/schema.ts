@@ -326,13 +326,28 @@ export function configSchema() {
       },
       headers: { doc: 'Extra HTTP headers for OTLP export (e.g. auth). OTEL_EXPORTER_OTLP_HEADERS adds to them. Values are masked by `soload config`.', format: validateStringMap, default: {} as Record<string, string> },
       timeoutMs: { doc: 'OTLP export request timeout in ms.', format: 'nat', default: 10000 },
-      serviceName: { doc: 'service.name of soload itself (resource). OTEL_SERVICE_NAME overrides it.', format: String, default: 'soload' },
+      resourceMode: {
+        doc: 'Whose resource a record carries. "process" (default): the process that mapped the object — service.name (its OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, else unknown_service:<executable>), its declared service.*/deployment.*, process.*, container.id, host.* — with soload as the instrumentation scope; what Grafana trace-to-logs, Elastic and the Collector’s k8s_attributes join on. "agent": soload’s own resource (service.name=soload) and the process’s facts as record attributes (one resource per host, as soload reported before resource modes existed).',
+        format: oneOf(['process', 'agent']),
+        default: 'process' as const,
+      },
+      processResourceAttributes: {
+        doc: 'Process resource mode: attributes every process’s resource starts from (e.g. deployment.environment.name, k8s.cluster.name), beneath what the process declares and what soload observes. SOLOAD_PROCESS_RESOURCE_ATTRIBUTES (key=value,...) adds to them.',
+        format: validateStringMap,
+        default: {} as Record<string, string>,
+      },
+      processDeclaredAttributes: {
+        doc: 'Process resource mode: which keys of a process’s own OTEL_RESOURCE_ATTRIBUTES reach its resource ("prefix.*" or exact keys; "*" = all). process.*, host.*, os.*, container.id and soload.* are always soload’s observations, never the process’s claim.',
+        format: validateStringList,
+        default: ['service.*', 'deployment.*'] as string[],
+      },
+      serviceName: { doc: 'service.name of soload itself: its resource in agent mode and for its own metrics, its scope attribute soload.agent.service.name in process mode. OTEL_SERVICE_NAME overrides it.', format: String, default: 'soload' },
       processServiceAttribute: {
-        doc: 'Record attribute that carries the traced process’s own service name (from its OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES). Default "service.name" joins loads to that service’s traces; backends that merge resource and record attributes into one namespace (VictoriaLogs; Loki’s service_name label) see it collide with soload’s resource service.name — set e.g. "soload.process.service.name" there.',
+        doc: 'Agent resource mode: record attribute that carries the traced process’s own service name (from its OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES; in process mode it is the resource’s service.name). Default "service.name" joins loads to that service’s traces; backends that merge resource and record attributes into one namespace (VictoriaLogs; Loki’s service_name label) see it collide with soload’s resource service.name — set e.g. "soload.process.service.name" there.',
         format: matching(/^[A-Za-z][\w.]{0,127}$/, 'must be an attribute name such as "service.name"'),
         default: 'service.name',
       },
-      resourceAttributes: { doc: 'Extra resource attributes. OTEL_RESOURCE_ATTRIBUTES adds to them.', format: validateStringMap, default: {} as Record<string, string> },
+      resourceAttributes: { doc: 'Extra attributes of soload’s own resource (agent mode records, soload’s metrics). OTEL_RESOURCE_ATTRIBUTES adds to them. For attributes every traced process’s resource should get, see otel.processResourceAttributes.', format: validateStringMap, default: {} as Record<string, string> },
       severity: { doc: 'Severity of so.load records.', format: oneOf(SEVERITIES), default: 'INFO' as const },
       batch: {
         maxQueueSize: { doc: 'BatchLogRecordProcessor queue bound (records).', format: 'nat', default: 65536 },

@@ -15,7 +15,10 @@ export interface ProcessInfo {
   uid?: number;
   owner?: string;
   containerId?: string;
+  /** service.name the process declares (OTEL_SERVICE_NAME, else service.name of OTEL_RESOURCE_ATTRIBUTES). */
   serviceName?: string;
+  /** The process's OTEL_RESOURCE_ATTRIBUTES, parsed and bounded (what it declares; not checked). */
+  declaredResource?: Record<string, string>;
   /** Start time in clock ticks since boot (field 22 of stat): tells a reused pid apart. */
   startTicks?: number;
   /** Mount-namespace id: inode of /proc/<pid>/ns/mnt (`mnt:[4026531841]`). */
@@ -111,7 +114,11 @@ export class ProcReader {
     const cgroup = readText(path.join(dir, 'cgroup'));
     if (cgroup !== undefined) info.containerId = containerIdFromCgroup(cgroup);
     const environ = readText(path.join(dir, 'environ'));
-    if (environ !== undefined) info.serviceName = serviceNameFromEnviron(environ);
+    if (environ !== undefined) {
+      const declared = otelResourceFromEnviron(environ);
+      if (declared.serviceName !== undefined) info.serviceName = declared.serviceName;
+      if (declared.attributes) info.declaredResource = declared.attributes;
+    }
     return info;
   }
 
@@ -386,21 +393,47 @@ export function containerIdFromCgroup(text: string): string | undefined {
   return found;
 }
 
+/** Bounds on what one process's OTEL_RESOURCE_ATTRIBUTES may add to its records' resource. */
+export const DECLARED_RESOURCE_LIMITS = { maxAttributes: 64, maxKeyLength: 255, maxValueLength: 1024 } as const;
+
 /**
- * service.name a process declares for OpenTelemetry, from its environ (NUL-separated) (pure):
- * OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES, as in the OTel spec.
+ * What a process declares for OpenTelemetry in its environ (NUL-separated) (pure): the parsed
+ * OTEL_RESOURCE_ATTRIBUTES (bounded by {@link DECLARED_RESOURCE_LIMITS}: over-long members are
+ * dropped, the first 64 kept — a hostile environment cannot blow up every record) and the
+ * service.name, where OTEL_SERVICE_NAME wins over OTEL_RESOURCE_ATTRIBUTES as in the OTel spec.
+ * The environ is the one the process was exec'd with: a later setenv() is not seen (nor is it by
+ * an OTel SDK, which reads it at start).
  */
-export function serviceNameFromEnviron(environ: string): string | undefined {
-  let fromAttrs: string | undefined;
+export function otelResourceFromEnviron(environ: string): { serviceName?: string; attributes?: Record<string, string> } {
+  let serviceName: string | undefined;
+  let list: string | undefined;
   for (const kv of environ.split('\0')) {
     if (kv.startsWith('OTEL_SERVICE_NAME=')) {
       const v = kv.slice('OTEL_SERVICE_NAME='.length).trim();
-      if (v) return v;
-    } else if (kv.startsWith('OTEL_RESOURCE_ATTRIBUTES=')) {
-      fromAttrs = parseOtelKeyValueList(kv.slice('OTEL_RESOURCE_ATTRIBUTES='.length))['service.name'];
-    }
+      if (v) serviceName = v;
+    } else if (kv.startsWith('OTEL_RESOURCE_ATTRIBUTES=')) list = kv.slice('OTEL_RESOURCE_ATTRIBUTES='.length);
   }
-  return fromAttrs;
+  const out: { serviceName?: string; attributes?: Record<string, string> } = {};
+  if (list !== undefined) {
+    const L = DECLARED_RESOURCE_LIMITS;
+    const attrs: Record<string, string> = {};
+    let n = 0;
+    for (const [k, v] of Object.entries(parseOtelKeyValueList(list))) {
+      if (k.length > L.maxKeyLength || v.length > L.maxValueLength) continue;
+      if (++n > L.maxAttributes) break;
+      attrs[k] = v;
+    }
+    if (n) out.attributes = attrs;
+    const declaredName = attrs['service.name']?.trim();
+    if (serviceName === undefined && declaredName) serviceName = declaredName;
+  }
+  if (serviceName !== undefined) out.serviceName = serviceName;
+  return out;
+}
+
+/** service.name a process declares for OpenTelemetry, from its environ (pure); see {@link otelResourceFromEnviron}. */
+export function serviceNameFromEnviron(environ: string): string | undefined {
+  return otelResourceFromEnviron(environ).serviceName;
 }
 
 /**

@@ -11,6 +11,8 @@ export interface ConsoleRecord {
   body: unknown;
   attributes: Record<string, unknown>;
   resource: Record<string, unknown>;
+  /** The instrumentation scope: soload, with its agent identity as attributes in process resource mode. */
+  scope: { name: string; version?: string; attributes?: Record<string, unknown> };
 }
 
 /** Flattens a ReadableLogRecord into the console's JSON shape (pure). */
@@ -26,6 +28,11 @@ export function toConsoleRecord(r: ReadableLogRecord): ConsoleRecord {
     body: r.body,
     attributes: { ...r.attributes },
     resource: { ...r.resource.attributes },
+    scope: {
+      name: r.instrumentationScope.name,
+      ...(r.instrumentationScope.version !== undefined ? { version: r.instrumentationScope.version } : {}),
+      ...(r.instrumentationScope.attributes && Object.keys(r.instrumentationScope.attributes).length ? { attributes: { ...r.instrumentationScope.attributes } } : {}),
+    },
   };
 }
 

@@ -24,22 +24,31 @@ export interface MapperOptions {
   severity: string;
   /** Converts the event's trace-clock ns to wall-clock ns since the epoch. */
   toWallNs: (traceNs: bigint) => bigint;
-  /** Record attribute carrying the traced process's service name (default `service.name`). */
+  /** Record attribute carrying the traced process's service name (default `service.name`; agent mode). */
   serviceNameAttribute?: string;
+  /**
+   * Where the process's facts go: `record` attributes (agent resource mode) or nowhere here,
+   * because the record's resource is the process (process mode: process.pid, container.id,
+   * service.name, ... are resource attributes and the record keeps thread.id, file.*, soload.*).
+   */
+  processFacts?: 'record' | 'resource';
 }
 
 /**
  * Maps an enriched load to an OpenTelemetry LogRecord (pure). Attribute names follow the semantic
- * conventions where one exists (process.*, file.*, container.id, service.name as a record attribute
- * because the resource is soload's own identity) and use soload.* otherwise; README.md lists them.
+ * conventions where one exists (file.*, thread.id; process.*, container.id and the process's
+ * service.name when the resource is soload's own, agent mode) and use soload.* otherwise;
+ * README.md lists them.
  */
 export class SoLoadLogMapper {
   private readonly severityNumber: SeverityNumber;
   private readonly severityText: string;
   private readonly toWallNs: (ns: bigint) => bigint;
   private readonly serviceKey: string;
+  private readonly factsOnRecord: boolean;
 
   constructor(opts: MapperOptions) {
+    this.factsOnRecord = (opts.processFacts ?? 'record') === 'record';
     this.severityText = opts.severity;
     this.severityNumber = SEVERITY_NUMBERS[opts.severity] ?? SeverityNumber.INFO;
     this.toWallNs = opts.toWallNs;
@@ -49,7 +58,7 @@ export class SoLoadLogMapper {
   map(load: EnrichedLoad, observedNs: bigint): LogRecord {
     const { event: ev, process: p, file } = load;
     const a: LogAttributes = {
-      'process.pid': ev.pid,
+      ...(this.factsOnRecord ? { 'process.pid': ev.pid } : {}),
       'thread.id': ev.tid,
       'soload.load.method': ev.method,
       'soload.result': ev.result,
@@ -77,7 +86,7 @@ export class SoLoadLogMapper {
     if (ev.loadedBy !== undefined) a['soload.loaded_by'] = ev.loadedBy;
     if (ev.snapshot) a['soload.snapshot'] = true;
     if (ev.recovered) a['soload.load.recovered'] = true;
-    if (p) processAttributes(a, p, this.serviceKey);
+    if (p && this.factsOnRecord) Object.assign(a, processAttributesOf(p, this.serviceKey));
     const unresolved = [...(ev.unresolved ?? [])];
     if (unresolved.length) a['soload.unresolved'] = unresolved;
     if (load.missing.length) a['soload.enrichment.missing'] = load.missing;
@@ -105,11 +114,11 @@ export class SoLoadLogMapper {
    */
   mapCustom(rec: TraceRecord, p: ProcessInfo | undefined, missing: readonly string[], observedNs: bigint): LogRecord {
     const pid = rec.tgid ?? rec.tid;
-    const a: LogAttributes = { 'process.pid': pid, 'thread.id': rec.tid, 'soload.probe': rec.event };
+    const a: LogAttributes = { ...(this.factsOnRecord ? { 'process.pid': pid } : {}), 'thread.id': rec.tid, 'soload.probe': rec.event };
     const comm = rec.fields.comm ?? (rec.comm !== '<...>' ? rec.comm : p?.comm);
     if (comm) a['soload.comm'] = comm;
     for (const [k, v] of Object.entries(rec.fields)) if (v !== null) a[`soload.arg.${k}`] = v;
-    if (p) processAttributes(a, p, this.serviceKey);
+    if (p && this.factsOnRecord) Object.assign(a, processAttributesOf(p, this.serviceKey));
     if (missing.length) a['soload.enrichment.missing'] = [...missing];
     return {
       eventName: CUSTOM_EVENT_NAME,
@@ -147,8 +156,13 @@ function formatDevice(dev: number): string {
   return `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`;
 }
 
-/** The traced process's attributes (semantic conventions), shared by load and custom records. */
-function processAttributes(a: LogAttributes, p: ProcessInfo, serviceKey: string): void {
+/**
+ * The traced process's attributes (semantic conventions), shared by load and custom records and,
+ * in process resource mode, by the process's resource. `serviceKey` names the attribute of the
+ * process's declared service name; without it the name is left out (the resource sets service.name).
+ */
+export function processAttributesOf(p: ProcessInfo, serviceKey: string | undefined): LogAttributes {
+  const a: LogAttributes = {};
   if (p.ppid !== undefined) a['process.parent_pid'] = p.ppid;
   if (p.exePath !== undefined) a['process.executable.path'] = p.exePath;
   if (p.exeName !== undefined) a['process.executable.name'] = p.exeName;
@@ -159,5 +173,6 @@ function processAttributes(a: LogAttributes, p: ProcessInfo, serviceKey: string)
   if (p.mntNs !== undefined) a['soload.process.mnt_ns'] = p.mntNs;
   if (p.pidNs !== undefined) a['soload.process.pid_ns'] = p.pidNs;
   if (p.nsPid !== undefined) a['soload.process.ns_pid'] = p.nsPid;
-  if (p.serviceName !== undefined) a[serviceKey] = p.serviceName;
+  if (serviceKey !== undefined && p.serviceName !== undefined) a[serviceKey] = p.serviceName;
+  return a;
 }

@@ -1,7 +1,5 @@
-import os from 'node:os';
 import type { Logger } from '@opentelemetry/api-logs';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BatchLogRecordProcessor,
   LoggerProvider,
@@ -14,6 +12,7 @@ import type { SoloadConfig } from '../config/schema';
 import { JsonLinesLogExporter } from './console-exporter';
 import { createOtlpBatchSender, type OtlpHttpTarget } from './otlp-sender';
 import { emptyDeliveryStats, RetryingLogExporter, type DeliveryStats, type ExportObservation } from './retrying-exporter';
+import { AgentLoggers, agentInstanceId, agentResource, DeclaredKeyFilter, hostAttributes, ProcessLoggers, SCOPE_NAME, type RecordLoggers } from './resources';
 import { SpillStore } from './spill';
 
 /** soload's own version, reported as service.version. */
@@ -39,7 +38,10 @@ export type SinkObservation = ExportObservation & { exporter: ExporterName };
 
 /** The export side of soload: a Logger plus what it takes to flush and stop it. */
 export interface LogPipeline {
+  /** soload's own Logger (its resource). */
   logger: Logger;
+  /** The Logger of each record, by the resource mode: the process's resource, or soload's. */
+  loggers: RecordLoggers;
   /** Delivery counters of every configured exporter, in a fixed order (otlp first); empty for "none". */
   sinks: readonly SinkStats[];
   /** The first sink's counters (undefined with exporters ["none"]). */
@@ -50,23 +52,9 @@ export interface LogPipeline {
   shutdown(): Promise<void>;
 }
 
-/**
- * Resource = the host and soload's own service identity. The traced process's service.name is a
- * record attribute instead: one soload reports for every service on the host.
- */
+/** soload's own resource: the host and soload's service identity (agent mode, self-metrics). */
 export function buildResource(config: SoloadConfig) {
-  return defaultResource().merge(
-    resourceFromAttributes({
-      'host.name': os.hostname(),
-      'host.arch': process.arch,
-      'os.type': 'linux',
-      'os.version': os.release(),
-      'service.version': SOLOAD_VERSION,
-      'service.instance.id': `${os.hostname()}:${process.pid}`,
-      ...config.otel.resourceAttributes,
-      'service.name': config.otel.serviceName,
-    }),
-  );
+  return agentResource({ serviceName: config.otel.serviceName, version: SOLOAD_VERSION, attributes: config.otel.resourceAttributes });
 }
 
 /** The OTLP/HTTP target of the logs exporter (URL, headers, TLS files, timeout, compression). */
@@ -190,11 +178,28 @@ export function createLogPipeline(
   const built = selectedExporters(config).map((name) =>
     createLogExporter(name, config, { ...opts, observe: (o) => observers.forEach((fn) => fn({ ...o, exporter: name })) }),
   );
-  const provider = new LoggerProvider({ resource: buildResource(config), processors: built.map((b) => b.processor) });
-  const logger = provider.getLogger('soload', SOLOAD_VERSION);
+  const processors = built.map((b) => b.processor);
+  const provider = new LoggerProvider({ resource: buildResource(config), processors });
+  const logger = provider.getLogger(SCOPE_NAME, SOLOAD_VERSION);
+  const loggers: RecordLoggers =
+    config.otel.resourceMode === 'agent'
+      ? new AgentLoggers(logger)
+      : new ProcessLoggers({
+          processors,
+          host: hostAttributes(),
+          defaults: config.otel.processResourceAttributes,
+          declared: new DeclaredKeyFilter(config.otel.processDeclaredAttributes),
+          // soload's identity, now that the resource is the traced process's
+          scope: {
+            name: SCOPE_NAME,
+            version: SOLOAD_VERSION,
+            attributes: { 'soload.agent.service.name': config.otel.serviceName, 'soload.agent.instance.id': agentInstanceId() },
+          },
+        });
   const sinks = built.map(({ name, stats }) => ({ name, stats }));
   return {
     logger,
+    loggers,
     sinks,
     delivery: sinks[0]?.stats,
     onExport(fn) {

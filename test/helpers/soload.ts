@@ -67,6 +67,16 @@ export interface SoloadProcess {
 }
 
 /**
+ * The tests written against the agent resource layout (process.* as record attributes) run in
+ * agent mode unless they choose a mode (config `otel.resourceMode` or SOLOAD_RESOURCE_MODE); the
+ * process mode, soload's default, has its own tests and the benchmarks run it.
+ */
+function resourceModeEnv(config: object, env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+  const chosen = (config as { otel?: { resourceMode?: string } }).otel?.resourceMode !== undefined || env?.SOLOAD_RESOURCE_MODE !== undefined;
+  return chosen ? {} : { SOLOAD_RESOURCE_MODE: 'agent' };
+}
+
+/**
  * Starts `soload run` with `config` (written to a temp file) and waits for "ready" on stderr.
  * Rejects with soload's stderr when it exits first.
  */
@@ -79,7 +89,7 @@ export async function startSoload(
   fs.writeFileSync(cfgFile, JSON.stringify(config));
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, 'run', '--config', cfgFile, ...(opts.args ?? [])], {
     cwd: ROOT,
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...resourceModeEnv(config, opts.env), ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const records: ConsoleLine[] = [];

@@ -11,6 +11,7 @@ import { LoadPathResolver } from '../../../src/enrich/paths';
 import { ProcReader } from '../../../src/host/proc-reader';
 import { ViewRegistry } from '../../../src/enrich/views';
 import { TraceClock } from '../../../src/otel/clock';
+import { AgentLoggers } from '../../../src/otel/resources';
 import { SoLoadLogMapper } from '../../../src/otel/mapper';
 import type { LoadEvent, TraceRecord } from '../../../src/types';
 
@@ -28,7 +29,7 @@ function chain(filters: Partial<ReturnType<typeof loadConfig>['filters']> = {}) 
     filter: new LoadFilter({ ...config.filters, excludeSelf: false, ...filters }),
     mapper: new SoLoadLogMapper({ severity: 'INFO', toWallNs: (ns) => clock.toWallNs(ns) }),
     clock,
-    logger: { emit: (r: LogRecord) => void emitted.push(r), enabled: () => true } as unknown as Logger,
+    loggers: new AgentLoggers({ emit: (r: LogRecord) => void emitted.push(r), enabled: () => true } as unknown as Logger),
   });
   return { c, emitted, cwd, clock };
 }

@@ -92,8 +92,15 @@ const DISCOVERY_ENV: Array<[string, string]> = [
   ['SOLOAD_DEBUGINFOD_MAX_BYTES', 'debuginfod.maxBytes'],
 ];
 
-test('the table keeps every variable soload read before, each on the same key, and nothing else but SOLOAD_FILTER_EXCLUDE_SELF and the discovery/debuginfod ones', () => {
-  const expected = [...CONVICT_ENV, ...OTHER_ENV, ['SOLOAD_FILTER_EXCLUDE_SELF', 'filters.excludeSelf'], ...DISCOVERY_ENV].map(([n, k]) => `${n} → ${k}`);
+/** The resource-mode variables (process resource mode). */
+const RESOURCE_ENV: Array<[string, string]> = [
+  ['SOLOAD_RESOURCE_MODE', 'otel.resourceMode'],
+  ['SOLOAD_PROCESS_RESOURCE_ATTRIBUTES', 'otel.processResourceAttributes'],
+  ['SOLOAD_PROCESS_DECLARED_ATTRIBUTES', 'otel.processDeclaredAttributes'],
+];
+
+test('the table keeps every variable soload read before, each on the same key, and nothing else but SOLOAD_FILTER_EXCLUDE_SELF and the discovery/debuginfod/resource-mode ones', () => {
+  const expected = [...CONVICT_ENV, ...OTHER_ENV, ['SOLOAD_FILTER_EXCLUDE_SELF', 'filters.excludeSelf'], ...DISCOVERY_ENV, ...RESOURCE_ENV].map(([n, k]) => `${n} → ${k}`);
   assert.deepEqual(pairs(ENV_BINDINGS).sort(), expected.sort());
 });
 
@@ -113,7 +120,7 @@ test('tiers follow the names: SOLOAD_* soload, OTEL_EXPORTER_OTLP_{LOGS,METRICS}
   }
   assert.ok(TIER_RANK.soload < TIER_RANK.otel && TIER_RANK.otel < TIER_RANK['otel-signal']);
   // Maps merge; everything else replaces.
-  assert.deepEqual(ENV_BINDINGS.filter((b) => b.mode === 'merge').map((b) => b.name), ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_LOGS_HEADERS', 'OTEL_RESOURCE_ATTRIBUTES']);
+  assert.deepEqual(ENV_BINDINGS.filter((b) => b.mode === 'merge').map((b) => b.name), ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_LOGS_HEADERS', 'OTEL_RESOURCE_ATTRIBUTES', 'SOLOAD_PROCESS_RESOURCE_ATTRIBUTES']);
 });
 
 test('envFor lists the variables of a key lowest precedence first', () => {

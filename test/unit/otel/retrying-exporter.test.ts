@@ -318,6 +318,6 @@ test('isRetryable: malformed-request answers are final, outages and auth/routing
 
 test('console timeUnixNano is exact (the same nanoseconds the OTLP request carries)', async () => {
   const { toConsoleRecord } = await import('../../../src/otel/console-exporter');
-  const rec = { hrTime: [1795621511, 919535839], hrTimeObserved: [1795621511, 919600000], attributes: {}, resource: { attributes: {} } } as unknown as ReadableLogRecord;
+  const rec = { hrTime: [1795621511, 919535839], hrTimeObserved: [1795621511, 919600000], attributes: {}, resource: { attributes: {} }, instrumentationScope: { name: 'soload', version: '1' } } as unknown as ReadableLogRecord;
   assert.equal(toConsoleRecord(rec).timeUnixNano, '1795621511919535839');
 });
