@@ -114,7 +114,7 @@ export interface RecordLoggers {
 export class AgentLoggers implements RecordLoggers {
   readonly resourcesCreated = 0;
   constructor(private readonly logger: Logger) {}
-  loggerFor(): Logger {
+  loggerFor(_p?: ProcessInfo, _pid?: number): Logger {
     return this.logger;
   }
 }

@@ -192,6 +192,23 @@ test('headers merge member by member: file < OTEL_EXPORTER_OTLP_HEADERS < OTEL_E
   assert.deepEqual(c.otel.resourceAttributes, { 'x.y': 'env', keep: 'file' });
 });
 
+test('resource mode: process by default; per-process resource attributes merge file < SOLOAD_PROCESS_RESOURCE_ATTRIBUTES and stay apart from soload\'s own', () => {
+  const d = loadConfig({ env: {} });
+  assert.equal(d.otel.resourceMode, 'process');
+  assert.deepEqual(d.otel.processDeclaredAttributes, ['service.*', 'deployment.*']);
+  const f = withFile({ otel: { resourceMode: 'agent', processResourceAttributes: { 'k8s.cluster.name': 'file', 'deployment.environment.name': 'file' } } });
+  const c = loadConfig({
+    file: f,
+    env: { SOLOAD_PROCESS_RESOURCE_ATTRIBUTES: 'k8s.cluster.name=eu-1', OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=soload-abc', SOLOAD_PROCESS_DECLARED_ATTRIBUTES: 'service.*,team' },
+  });
+  assert.equal(c.otel.resourceMode, 'agent');
+  assert.deepEqual(c.otel.processResourceAttributes, { 'k8s.cluster.name': 'eu-1', 'deployment.environment.name': 'file' });
+  assert.deepEqual(c.otel.resourceAttributes, { 'k8s.pod.name': 'soload-abc' }, 'soload\'s own pod is not every process\'s pod');
+  assert.deepEqual(c.otel.processDeclaredAttributes, ['service.*', 'team']);
+  assert.throws(() => loadConfig({ env: { SOLOAD_RESOURCE_MODE: 'both' } }), /otel\.resourceMode \(from SOLOAD_RESOURCE_MODE\)/);
+  assert.throws(() => loadConfig({ file: withFile({ otel: { processResourceAttributes: { a: 1 } } }) }), /otel\.processResourceAttributes: value of "a" must be a string/);
+});
+
 test('empty variables: an empty OTEL_* is unset (OTel spec); an empty SOLOAD_* is the empty value', () => {
   const f = withFile({ otel: { delivery: { spillDir: '/var/spill' } } });
   const c = loadConfig({ file: f, env: { OTEL_SERVICE_NAME: '', OTEL_EXPORTER_OTLP_ENDPOINT: ' ', SOLOAD_DELIVERY_SPILL_DIR: '', SOLOAD_FILTER_COMMS: '' } });

@@ -31,6 +31,7 @@ test('readProcess reads every field from a fixture tree', () => {
   assert.equal(info.owner, 'alice');
   assert.equal(info.containerId, CID);
   assert.equal(info.serviceName, 'checkout');
+  assert.deepEqual(info.declaredResource, { 'service.name': 'fromattrs', x: 'y' });
   assert.equal(info.mntNs, 4026532811);
   assert.equal(info.pidNs, 4026532814);
   assert.equal(info.nsPid, 1, 'pid 1 of its container');
@@ -156,4 +157,19 @@ test('defect 5: non-UTF-8 names are resolved by their bytes, reported with \\xNN
   const escaped = `${base}/lib-\\xff\\xfe-dir`;
   const r = resolveInView('', `${escaped}/liblink.so`, new ProcReader('/proc'));
   assert.deepEqual([r.path, r.exists, r.links], [`${escaped}/libreal.so`, true, 1]);
+});
+
+test('otelResourceFromEnviron: the declared list, parsed and bounded; OTEL_SERVICE_NAME wins', async () => {
+  const { otelResourceFromEnviron, DECLARED_RESOURCE_LIMITS } = await import('../../../src/host/proc-reader');
+  assert.deepEqual(otelResourceFromEnviron('HOME=/\0OTEL_RESOURCE_ATTRIBUTES=service.namespace=shop,service.instance.id=c-1\0OTEL_SERVICE_NAME=checkout\0'), {
+    serviceName: 'checkout',
+    attributes: { 'service.namespace': 'shop', 'service.instance.id': 'c-1' },
+  });
+  assert.deepEqual(otelResourceFromEnviron('PATH=/bin\0'), {});
+  const many = Array.from({ length: 100 }, (_, i) => `k${i}=v`).join(',');
+  const long = 'x'.repeat(DECLARED_RESOURCE_LIMITS.maxValueLength + 1);
+  const r = otelResourceFromEnviron(`OTEL_RESOURCE_ATTRIBUTES=big=${long},${many}\0`);
+  assert.equal(Object.keys(r.attributes!).length, DECLARED_RESOURCE_LIMITS.maxAttributes);
+  assert.equal(r.attributes!.big, undefined, 'an over-long value is dropped, not truncated');
+  assert.equal(r.attributes!.k0, 'v');
 });

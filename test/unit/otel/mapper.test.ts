@@ -130,3 +130,19 @@ test('path attributes: loader string, host path, deleted/memfd/replaced flags; d
   assert.equal(deviceName((0x103 << 8) | 0x12 | (0x345 << 12 << 8)), '103:34512');
   assert.equal(deviceName(45), '00:2d');
 });
+
+test('process resource mode: the process facts leave the record (they are its resource); file.*, thread.id and soload.* stay', () => {
+  const m = new SoLoadLogMapper({ severity: 'INFO', toWallNs: (ns) => ns, processFacts: 'resource' });
+  const p = { pid: 42, ppid: 1, exePath: '/bin/p', exeName: 'p', commandLine: 'p', uid: 0, owner: 'root', containerId: 'c'.repeat(64), mntNs: 1, pidNs: 2, nsPid: 3, serviceName: 's', missing: [] };
+  const rec = m.map({ event: { timestampNs: 1n, pid: 42, tid: 43, comm: 'p', method: 'dlopen', result: 'ok', probe: 'x', path: '/opt/l.so' }, process: p, missing: [] }, 2n);
+  assert.equal(rec.eventName, 'so.load');
+  assert.equal(rec.body, 'p[42] loaded /opt/l.so via dlopen');
+  const keys = Object.keys(rec.attributes!);
+  assert.deepEqual(keys.filter((k) => k.startsWith('process.') || k.startsWith('service.') || k === 'container.id' || k.startsWith('soload.process.')), []);
+  assert.equal(rec.attributes!['thread.id'], 43);
+  assert.equal(rec.attributes!['file.path'], '/opt/l.so');
+  assert.equal(rec.attributes!['soload.load.method'], 'dlopen');
+  const custom = m.mapCustom({ event: 'my_probe', tid: 42, tgid: 42, comm: 'p', cpu: 0, timestampNs: 1n, fields: { a: '1' } } as never, p, [], 2n);
+  assert.equal(custom.attributes!['process.pid'], undefined);
+  assert.equal(custom.attributes!['soload.arg.a'], '1');
+});
