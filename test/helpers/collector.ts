@@ -521,3 +521,48 @@ export async function postOtlpJsonLogs(endpoint: string, request: unknown): Prom
   if (!res.ok) throw new Error(`POST ${endpoint}/v1/logs: HTTP ${res.status}: ${text}`);
   return text ? JSON.parse(text) : {};
 }
+
+// ---- reading the file exporter's OTLP JSON traces ----
+
+/** One span of a file exporter's traces output, with its resource and scope. */
+export interface FlatSpan {
+  resource: Record<string, unknown>;
+  scope: { name?: string; version?: string };
+  traceId: string;
+  spanId: string;
+  name: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+}
+
+/** Every span of a file exporter's output (OTLP JSON `{resourceSpans:[...]}` objects, one per line). */
+export function readFileExporterSpans(file: string): FlatSpan[] {
+  if (!fs.existsSync(file)) return [];
+  const out: FlatSpan[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    let req: { resourceSpans?: Array<{ resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: Array<{ scope?: { name?: string; version?: string }; spans?: Array<Record<string, string>> }> }> };
+    try {
+      req = JSON.parse(line);
+    } catch {
+      continue; // a line being written
+    }
+    for (const rs of req.resourceSpans ?? []) {
+      const resource = attributesToJs(rs.resource?.attributes);
+      for (const ss of rs.scopeSpans ?? []) {
+        for (const s of ss.spans ?? []) {
+          out.push({
+            resource,
+            scope: { name: ss.scope?.name, version: ss.scope?.version },
+            traceId: s.traceId!,
+            spanId: s.spanId!,
+            name: s.name!,
+            startTimeUnixNano: s.startTimeUnixNano!,
+            endTimeUnixNano: s.endTimeUnixNano!,
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
