@@ -42,6 +42,11 @@ before(async () => {
       SOLOAD_OTLP_FILE: localFile,
       SOLOAD_METRIC_EXPORTERS: '[debug, file/metrics]',
       VICTORIALOGS_URL: vl.url,
+      // soload runs in agent mode here with the process's service.name as a record attribute:
+      // a row then has two service.name fields, and VictoriaLogs v1.52.1 PANICS (the whole server
+      // exits: "stream tags must be sorted ... service.name") when a stream field is named
+      // explicitly. Empty = VictoriaLogs' default stream (the resource attributes), as README.md says.
+      VICTORIALOGS_STREAM_FIELDS: '',
       SOLOAD_OTLP_METRICS_FILE: metricsFile,
       OTLP_HTTP_LISTEN: `127.0.0.1:${http}`,
       OTLP_GRPC_LISTEN: `127.0.0.1:${grpc}`,

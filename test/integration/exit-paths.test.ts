@@ -24,7 +24,10 @@ function launch(config: object) {
     });
     child.on('exit', () => reject(new Error(`exited before ready:\n${err}`)));
   });
-  const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  // 60 s: with the collector unreachable, shutdown waits out the batch processor's export timeout
+  // (otel.timeoutMs, 10 s) on flush and again on shutdown before it drops what is queued: ~20-29 s
+  // measured, which a 30 s guard cut short in a loaded CI run.
+  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
   return { child, ready, exited: exited.finally(() => clearTimeout(guard)), stderr: () => err };
 }
 
