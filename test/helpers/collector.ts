@@ -566,3 +566,23 @@ export function readFileExporterSpans(file: string): FlatSpan[] {
   }
   return out;
 }
+
+/**
+ * Starts the Collector with the repository's own otel-collector.yaml, as a user runs it: backends
+ * and processors chosen by `env` only (SOLOAD_LOG_EXPORTERS, ...), listening on free loopback ports
+ * (OTLP/HTTP, OTLP/gRPC, health_check), the Collector's own metrics off.
+ */
+export async function startRepoCollector(env: Record<string, string | undefined>): Promise<CollectorHandle> {
+  const [http, grpc, health] = [await freePort(), await freePort(), await freePort()];
+  return startCollector({
+    configYaml: fs.readFileSync(path.join(REPO_ROOT, 'otel-collector.yaml'), 'utf8'),
+    httpPort: http,
+    env: {
+      OTLP_HTTP_LISTEN: `127.0.0.1:${http}`,
+      OTLP_GRPC_LISTEN: `127.0.0.1:${grpc}`,
+      OTELCOL_HEALTH_ENDPOINT: `127.0.0.1:${health}`,
+      OTELCOL_METRICS_LEVEL: 'none',
+      ...env,
+    },
+  });
+}

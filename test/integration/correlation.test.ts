@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, freePort, readFileExporterSpans, sleep, startCollector, validateCollectorConfig, waitForFileExporterLogs, type CollectorHandle, type FlatLogRecord, type FlatSpan } from '../helpers/collector';
+import { REPO_ROOT, readFileExporterSpans, sleep, startRepoCollector, validateCollectorConfig, waitForFileExporterLogs, type CollectorHandle, type FlatLogRecord, type FlatSpan } from '../helpers/collector';
 import { FIXTURES_C, gcc, requireLiveKernel, soloadLeftovers, startSoload, tmpDir, type SoloadProcess } from '../helpers/soload';
 import { startVictoriaLogs, type VictoriaLogsHandle } from '../helpers/victorialogs';
 
@@ -35,26 +35,17 @@ before(async () => {
   addon = path.join(dir, 'payments-plugin.node');
   gcc(['-shared', '-fPIC', '-o', addon, path.join(FIXTURES_C, 'napi-addon.c')]);
   vl = await startVictoriaLogs();
-  const [http, grpc, health] = [await freePort(), await freePort(), await freePort()];
   logsFile = path.join(dir, 'otlp-logs.jsonl');
   tracesFile = path.join(dir, 'otlp-traces.jsonl');
-  collector = await startCollector({
-    configYaml: fs.readFileSync(AGENT_CONFIG, 'utf8'),
-    httpPort: http,
-    env: {
-      SOLOAD_LOG_EXPORTERS: '[debug, otlphttp/victorialogs, file/local]',
-      SOLOAD_TRACE_EXPORTERS: '[debug, file/traces]',
-      // the resource processor example runs for real (k8s_attributes needs a cluster: validated below)
-      SOLOAD_LOG_PROCESSORS: '[memory_limiter, resource/soload, batch]',
-      K8S_CLUSTER_NAME: 'test-cluster',
-      SOLOAD_OTLP_FILE: logsFile,
-      SOLOAD_OTLP_TRACES_FILE: tracesFile,
-      VICTORIALOGS_URL: vl.url,
-      OTLP_HTTP_LISTEN: `127.0.0.1:${http}`,
-      OTLP_GRPC_LISTEN: `127.0.0.1:${grpc}`,
-      OTELCOL_HEALTH_ENDPOINT: `127.0.0.1:${health}`,
-      OTELCOL_METRICS_LEVEL: 'none',
-    },
+  collector = await startRepoCollector({
+    SOLOAD_LOG_EXPORTERS: '[debug, otlphttp/victorialogs, file/local]',
+    SOLOAD_TRACE_EXPORTERS: '[debug, file/traces]',
+    // the resource processor example runs for real (k8s_attributes needs a cluster: validated below)
+    SOLOAD_LOG_PROCESSORS: '[memory_limiter, resource/soload, batch]',
+    K8S_CLUSTER_NAME: 'test-cluster',
+    SOLOAD_OTLP_FILE: logsFile,
+    SOLOAD_OTLP_TRACES_FILE: tracesFile,
+    VICTORIALOGS_URL: vl.url,
   });
   soload = await startSoload({
     otel: { resourceMode: 'process', exporters: ['otlp', 'console'], endpoint: `${collector.httpEndpoint}/v1/logs`, batch: { scheduledDelayMs: 100 } },

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT, freePort, sleep, startCollector, waitForFileExporterLogs, type CollectorHandle } from '../helpers/collector';
+import { sleep, startRepoCollector, waitForFileExporterLogs, type CollectorHandle } from '../helpers/collector';
 import { FIXTURES_C, gcc, requireLiveKernel, runProgram, soloadLeftovers, startSoload, tmpDir, type SoloadProcess } from '../helpers/soload';
 import { startVictoriaLogs, type VictoriaLogsHandle } from '../helpers/victorialogs';
 
@@ -31,28 +31,19 @@ before(async () => {
   gcc(['-shared', '-fPIC', '-o', lib, path.join(FIXTURES_C, 'plug.c')]);
   gcc(['-o', loader, path.join(FIXTURES_C, 'dlopener.c'), '-ldl']);
   vl = await startVictoriaLogs();
-  const [http, grpc, health] = [await freePort(), await freePort(), await freePort()];
   metricsFile = path.join(dir, 'otlp-metrics.jsonl');
   localFile = path.join(dir, 'otlp-logs.jsonl');
-  collector = await startCollector({
-    configYaml: fs.readFileSync(path.join(REPO_ROOT, 'otel-collector.yaml'), 'utf8'),
-    httpPort: http,
-    env: {
-      SOLOAD_LOG_EXPORTERS: '[debug, otlphttp/victorialogs, file/local]',
-      SOLOAD_OTLP_FILE: localFile,
-      SOLOAD_METRIC_EXPORTERS: '[debug, file/metrics]',
-      VICTORIALOGS_URL: vl.url,
-      // soload runs in agent mode here with the process's service.name as a record attribute:
-      // a row then has two service.name fields, and VictoriaLogs v1.52.1 PANICS (the whole server
-      // exits: "stream tags must be sorted ... service.name") when a stream field is named
-      // explicitly. Empty = VictoriaLogs' default stream (the resource attributes), as README.md says.
-      VICTORIALOGS_STREAM_FIELDS: '',
-      SOLOAD_OTLP_METRICS_FILE: metricsFile,
-      OTLP_HTTP_LISTEN: `127.0.0.1:${http}`,
-      OTLP_GRPC_LISTEN: `127.0.0.1:${grpc}`,
-      OTELCOL_HEALTH_ENDPOINT: `127.0.0.1:${health}`,
-      OTELCOL_METRICS_LEVEL: 'none',
-    },
+  collector = await startRepoCollector({
+    SOLOAD_LOG_EXPORTERS: '[debug, otlphttp/victorialogs, file/local]',
+    SOLOAD_OTLP_FILE: localFile,
+    SOLOAD_METRIC_EXPORTERS: '[debug, file/metrics]',
+    VICTORIALOGS_URL: vl.url,
+    // soload runs in agent mode here with the process's service.name as a record attribute:
+    // a row then has two service.name fields, and VictoriaLogs v1.52.1 PANICS (the whole server
+    // exits: "stream tags must be sorted ... service.name") when a stream field is named
+    // explicitly. Empty = VictoriaLogs' default stream (the resource attributes), as README.md says.
+    VICTORIALOGS_STREAM_FIELDS: '',
+    SOLOAD_OTLP_METRICS_FILE: metricsFile,
   });
   soload = await startSoload(
     {
