@@ -2,8 +2,9 @@
  * soload's own CPU per load record, end to end (parse, correlate, canonical path, enrich, encode,
  * export), measured on the real CLI against the live kernel.
  *
- * For each exporter mode (`none`, and `otlp` to a real OpenTelemetry Collector, because encoding and
- * sending are part of the cost) and each workload, a fresh soload is started, its idle CPU rate is
+ * For each exporter mode (`none`; `otlp` to a real OpenTelemetry Collector, because encoding and
+ * sending are part of the cost, in the default process resource mode; `otlp-agent`, the same with
+ * soload's agent resource) and each workload, a fresh soload is started, its idle CPU rate is
  * measured for 3 s, the workload is spawned N times, soload is given time to drain what the kernel
  * queued, and its CPU over that window minus the idle rate × the window is divided by the loads it
  * reported (its `stats: loads N` line, printed every 250 ms, read at the instant CPU is sampled).
@@ -43,7 +44,7 @@ export interface OwnCpuOptions {
   /** Prefixed to every row's workload name. */
   label?: string;
   /** Exporter modes to measure (default both). */
-  exporters?: Array<'none' | 'otlp'>;
+  exporters?: ExporterMode[];
   /** Workloads to run (default all). */
   workloads?: string[];
   /** Node flags for soload (e.g. --cpu-prof). */
@@ -207,8 +208,16 @@ async function sample(soload: SoloadProcess): Promise<Sample> {
   }
 }
 
-async function measureOne(w: Workload, config: object, nodeArgs: string[] | undefined): Promise<Measured> {
-  const soload: SoloadProcess = await startSoload(config, { readyTimeoutMs: 120_000, nodeArgs, env: DEFAULT_RESOURCE_MODE });
+/**
+ * `none`: nothing exported; `otlp`: to a real Collector in soload's default process resource mode
+ * (a LoggerProvider and Resource per traced process); `otlp-agent`: the same in agent resource
+ * mode (one resource), so the table shows what the per-process resource costs.
+ */
+export type ExporterMode = 'none' | 'otlp' | 'otlp-agent';
+const EXPORTER_MODES: ExporterMode[] = ['none', 'otlp', 'otlp-agent'];
+
+async function measureOne(w: Workload, config: object, nodeArgs: string[] | undefined, env: NodeJS.ProcessEnv): Promise<Measured> {
+  const soload: SoloadProcess = await startSoload(config, { readyTimeoutMs: 120_000, nodeArgs, env });
   try {
     // start-up work may trail "ready" (inventory, debug files): let it finish before the idle phase
     await settle(soload.pid, 0.02e6, 1000);
@@ -288,20 +297,20 @@ export async function benchOwnCpu(
       { name: 'bin-true', file: '/bin/true', args: [], runs: Math.max(50, Math.round(1000 * scale)) },
     ];
     const workloads = opts.workloads ? all.filter((w) => opts.workloads!.includes(w.name)) : all;
-    const modes = opts.exporters ?? ['none', 'otlp'];
+    const modes = opts.exporters ?? EXPORTER_MODES;
     const base = { capture: { snapshot: false, reportExecutable: true }, log: { statsIntervalMs: 250 } };
     const rows: OwnCpuRow[] = [];
     const windows: Measured['window'][] = [];
     const lines: string[][] = [];
     for (const mode of modes) {
       let otel: object = { exporters: ['none'] };
-      if (mode === 'otlp') {
+      if (mode !== 'none') {
         collector ??= await startCollector({ configYaml: COLLECTOR_YAML });
         otel = { exporters: ['otlp'], endpoint: `${collector.httpEndpoint}/v1/logs`, metrics: { enabled: false } };
       }
       const config = deepMerge(deepMerge(base, { otel }), (opts.config ?? {}) as Record<string, unknown>);
       for (const w of workloads) {
-        const m = await measureOne(w, config, opts.nodeArgs);
+        const m = await measureOne(w, config, opts.nodeArgs, mode === 'otlp-agent' ? { SOLOAD_RESOURCE_MODE: 'agent' } : DEFAULT_RESOURCE_MODE);
         const name = `${opts.label ? `${opts.label} ` : ''}${w.name} / ${mode}`;
         const row = { ...m.row, workload: name };
         rows.push(row);
@@ -310,7 +319,7 @@ export async function benchOwnCpu(
         lines.push([
           name,
           String(m.spawns),
-          String(row.loads) + (m.exported !== undefined && mode === 'otlp' ? ` (exported ${m.exported})` : ''),
+          String(row.loads) + (m.exported !== undefined && mode !== 'none' ? ` (exported ${m.exported})` : ''),
           row.cpuMs.toFixed(1),
           `${m.tickCpuMs.toFixed(0)}`,
           row.usPerLoad.toFixed(1),
@@ -336,7 +345,7 @@ if (require.main === module) {
   const pick = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1]!.split(',') : undefined);
   const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : undefined;
   const before = profDir && fs.existsSync(profDir) ? new Set(fs.readdirSync(profDir)) : new Set<string>();
-  benchOwnCpu({ quick: argv.includes('--quick'), nodeArgs, exporters: pick('--exporters') as Array<'none' | 'otlp'> | undefined, workloads: pick('--workloads') })
+  benchOwnCpu({ quick: argv.includes('--quick'), nodeArgs, exporters: pick('--exporters') as ExporterMode[] | undefined, workloads: pick('--workloads') })
     .then(({ table, rows, windows }) => {
       console.log(`soload own CPU: ${os.cpus().length} CPUs, kernel ${os.release()}, node ${process.version}`);
       console.log(table);

@@ -156,7 +156,13 @@ async function main(argv: string[]): Promise<void> {
   });
   await timed('own-cpu', async () => {
     const r = await benchOwnCpu({ quick });
-    return { title: "soload's own CPU per load record", body: `${r.table}\n\nBar: ≤ 25 µs per load record end to end.` };
+    // what the per-process resource costs: the same run's otlp (process resource mode) ÷ otlp-agent
+    const us = new Map(r.rows.map((x) => [x.workload, x.usPerLoad]));
+    const ratios = [...us.keys()]
+      .filter((k) => k.endsWith(' / otlp') && us.has(`${k}-agent`))
+      .map((k) => `${k.slice(0, -' / otlp'.length)} ${((us.get(k)! / us.get(`${k}-agent`)!) * 100).toFixed(0)} %`);
+    const resourceLine = ratios.length ? `\n\nProcess resource mode ÷ agent resource mode, µs/load with OTLP export: ${ratios.join(', ')}.` : '';
+    return { title: "soload's own CPU per load record", body: `${r.table}${resourceLine}\n\nBar: ≤ 25 µs per load record end to end.` };
   });
   await timed('sustained', async () => {
     const r = await benchSustained({ quick });
