@@ -146,6 +146,13 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('SOLOAD_FILTER_PATH_EXCLUDE', 'filters.pathExclude', S, list, 'a comma-separated list of globs'),
   bind('SOLOAD_FILTER_EXCLUDE_SELF', 'filters.excludeSelf', S, bool, BOOL),
 
+  bind('SOLOAD_SECURITY_ENABLED', 'security.enabled', S, bool, BOOL),
+  bind('SOLOAD_SECURITY_PACKAGES', 'security.packages.enabled', S, bool, BOOL),
+  bind('SOLOAD_SECURITY_HASH', 'security.hash.enabled', S, bool, BOOL),
+  bind('SOLOAD_SECURITY_HASH_MAX_FILE_BYTES', 'security.hash.maxFileBytes', S, nat, NAT),
+  bind('SOLOAD_SECURITY_HASH_WAIT_MS', 'security.hash.waitMs', S, nat, NAT),
+  bind('SOLOAD_STATE_DIR', 'security.stateDir', S, text, 'a directory (empty = no first-seen state)'),
+
   bind('SOLOAD_PROC_ROOT', 'procRoot', S, text, 'a directory'),
   bind('SOLOAD_DEBUG_ROOT', 'debugRoot', S, text, 'a directory'),
 

@@ -7,6 +7,7 @@
 import { ErrorCodes, SoloadError } from '../errors';
 import { DEFAULT_IMAGE_LAYERS } from './image-layers';
 import { builtinProbes, PROBE_ROLES, type ProbeConfig } from './probes';
+import { checkRiskRules, defaultRiskRules, type RiskRule } from '../enrich/risk';
 
 // A phantom property: it only exists in the type system, carrying the TS type of the values a
 // format function accepts (convict only calls the function; it never reads this).
@@ -149,6 +150,14 @@ const validateStringMap = typed<Record<string, string>>((map: unknown): void => 
   if (typeof map !== 'object' || map === null || Array.isArray(map)) fail('must be an object of string → string');
   for (const [k, v] of Object.entries(map as object)) {
     if (typeof v !== 'string') fail(`value of "${k}" must be a string`);
+  }
+});
+
+const validateRiskRules = typed<RiskRule[]>((list: unknown): void => {
+  try {
+    checkRiskRules(list);
+  } catch (err) {
+    fail((err as Error).message);
   }
 });
 
@@ -309,6 +318,40 @@ export function configSchema() {
       pathInclude: { doc: 'Only report libraries whose path matches one of these globs (empty = all).', format: validateStringList, default: [] as string[] },
       pathExclude: { doc: 'Never report libraries whose path matches one of these globs.', format: validateStringList, default: [] as string[] },
       excludeSelf: { doc: 'Do not report loads by soload’s own process.', format: Boolean, default: true },
+    },
+    security: {
+      enabled: {
+        doc: 'Add the security signal to every so.load record: how the loader found the file (soload.search.step), its package (soload.package.*), its digest and build-id, its owner and directory permissions, the risk from security.rules, first sight on this host.',
+        format: Boolean,
+        default: true,
+      },
+      rules: {
+        doc: 'Risk rules: [{ reason, risk: low|medium|high, when: { attribute: condition }, unless?, doc? }] over the record’s attributes (process attributes included). A condition is a value (equality) or operators: equals, in, under (directories), glob, exists, gte, lte, not. The highest matching risk wins; every matching reason is listed. Default: the rule set in README.md "Risk rules".',
+        format: validateRiskRules,
+        default: defaultRiskRules(),
+      },
+      severity: {
+        low: { doc: 'Severity of records whose risk is low.', format: oneOf(SEVERITIES), default: 'INFO' as const },
+        medium: { doc: 'Severity of records whose risk is medium (WARN: what a backend alerts on).', format: oneOf(SEVERITIES), default: 'WARN' as const },
+        high: { doc: 'Severity of records whose risk is high.', format: oneOf(SEVERITIES), default: 'ERROR' as const },
+      },
+      packages: {
+        enabled: { doc: 'Look each file up in the package database of the process’s own root (dpkg, apk): soload.package.name/version/manager, and soload.package.modified from the recorded digest.', format: Boolean, default: true },
+        recheckMs: { doc: 'How often a package database is checked for changes (its status/installed file and info/ directory), in ms; a change re-indexes it.', format: 'nat', default: 5000 },
+      },
+      hash: {
+        enabled: { doc: 'Compute file.hash.sha256 of each loaded file (off the main thread, cached by device, inode, size and mtime).', format: Boolean, default: true },
+        maxFileBytes: { doc: 'Files larger than this are not hashed (soload.file.hash.skipped = too_large).', format: 'nat', default: 256 * 1024 * 1024 },
+        bytesPerSecond: { doc: 'Hashing budget in bytes per second: a flood of new files is hashed at this rate at most, the rest skipped (budget, queue_full) rather than queued without bound.', format: 'nat', default: 64 * 1024 * 1024 },
+        maxQueue: { doc: 'Files waiting to be hashed at most.', format: 'nat', default: 256 },
+        waitMs: { doc: 'How long a record waits for its file’s first hash before it is sent without (soload.file.hash.skipped = pending); later loads of the file get it from the cache. Other records never wait.', format: 'nat', default: 2000 },
+      },
+      stateDir: {
+        doc: 'Directory of soload’s state (first-seen keys; created 0700). Empty = no soload.first_seen.',
+        format: String,
+        default: '/var/lib/soload',
+      },
+      firstSeenEntries: { doc: 'Bound of the first-seen state (keys; least recently seen evicted).', format: 'nat', default: 100000 },
     },
     procRoot: { doc: 'Root of the proc filesystem to read processes from.', format: String, default: '/proc' },
     debugRoot: { doc: 'Root of separate debug files (build-id and debuglink lookup for stripped libraries).', format: String, default: '/usr/lib/debug' },

@@ -1,4 +1,4 @@
-import { DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, type DynamicInfo } from './metadata';
+import { DT_FLAGS_1, DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, type DynamicInfo } from './metadata';
 
 /** Reads `length` bytes at file offset `offset` (short at end of file). */
 export type FileRead = (offset: number, length: number) => Buffer;
@@ -6,6 +6,10 @@ export type FileRead = (offset: number, length: number) => Buffer;
 const PT_LOAD = 1;
 const PT_DYNAMIC = 2;
 const PT_INTERP = 3;
+const PT_NOTE = 4;
+const NT_GNU_BUILD_ID = 3;
+/** A build-id note is 20 bytes of SHA-1 (or 16 of md5/uuid); PT_NOTE segments are a few hundred bytes. */
+const MAX_NOTES = 64 * 1024;
 /** Sanity bounds: a real dynamic array or string table is far smaller. */
 const MAX_DYNAMIC = 64 * 1024;
 /** PATH_MAX: no DT_NEEDED/RUNPATH string a loader accepts is longer. */
@@ -36,9 +40,31 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
   const segs = Array.from({ length: phnum }, (_, i) => {
     const o = i * phentsize;
     return is64
-      ? { type: u32(ph, o), offset: word(ph, o + 8), vaddr: word(ph, o + 16), filesz: word(ph, o + 32) }
-      : { type: u32(ph, o), offset: u32(ph, o + 4), vaddr: u32(ph, o + 8), filesz: u32(ph, o + 16) };
+      ? { type: u32(ph, o), offset: word(ph, o + 8), vaddr: word(ph, o + 16), filesz: word(ph, o + 32), align: word(ph, o + 48) }
+      : { type: u32(ph, o), offset: u32(ph, o + 4), vaddr: u32(ph, o + 8), filesz: u32(ph, o + 16), align: u32(ph, o + 28) };
   });
+  let buildId: string | undefined;
+  for (const n of segs) {
+    if (n.type !== PT_NOTE || n.filesz === 0 || n.filesz > MAX_NOTES || buildId !== undefined) continue;
+    const notes = read(n.offset, n.filesz);
+    // Elf_Nhdr is three u32 in both classes; name and desc are padded to the segment's alignment
+    // (8 for .note.gnu.property on 64-bit, else 4).
+    const pad = n.align === 8 ? 8 : 4;
+    const up = (x: number) => Math.ceil(x / pad) * pad;
+    for (let o = 0; o + 12 <= notes.length; ) {
+      const namesz = u32(notes, o);
+      const descsz = u32(notes, o + 4);
+      const type = u32(notes, o + 8);
+      const descAt = o + 12 + up(namesz);
+      if (descAt + descsz > notes.length) break;
+      if (type === NT_GNU_BUILD_ID && namesz === 4 && notes.toString('latin1', o + 12, o + 15) === 'GNU' && descsz > 0 && descsz <= 64) {
+        buildId = notes.toString('hex', descAt, descAt + descsz);
+        break;
+      }
+      o = descAt + up(descsz);
+    }
+  }
+  const withBuildId = buildId === undefined ? {} : { buildId };
   const ip = segs.find((s) => s.type === PT_INTERP);
   let interp: string | undefined;
   if (ip && ip.filesz > 1 && ip.filesz <= MAX_NAME) {
@@ -46,7 +72,7 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
     const nul = raw.indexOf(0);
     interp = raw.subarray(0, nul < 0 ? raw.length : nul).toString('utf8');
   }
-  const withInterp = interp === undefined ? {} : { interp };
+  const withInterp = { ...(interp === undefined ? {} : { interp }), ...withBuildId };
   const dyn = segs.find((s) => s.type === PT_DYNAMIC);
   if (!dyn || dyn.filesz === 0 || dyn.filesz > MAX_DYNAMIC) return dyn ? undefined : { needed: [], ...withInterp };
   const d = read(dyn.offset, dyn.filesz);
@@ -79,6 +105,7 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
     return acc.toString('utf8');
   };
   const soname = str(value(DT_SONAME));
+  const flags1 = value(DT_FLAGS_1);
   const rpath = str(value(DT_RPATH));
   const runpath = str(value(DT_RUNPATH));
   return {
@@ -86,6 +113,7 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
     needed: entries.filter(([t]) => t === DT_NEEDED).map(([, v]) => str(v) ?? ''),
     ...(rpath === undefined ? {} : { rpath }),
     ...(runpath === undefined ? {} : { runpath }),
+    ...(flags1 === undefined ? {} : { flags1 }),
     ...withInterp,
   };
 }

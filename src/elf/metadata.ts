@@ -25,6 +25,9 @@ export const DT_SONAME = 14;
 export const DT_RPATH = 15;
 export const DT_RUNPATH = 29;
 export const DT_INIT = 12;
+export const DT_FLAGS_1 = 0x6ffffffb;
+/** DF_1_NODEFLIB in DT_FLAGS_1. */
+export const DF_1_NODEFLIB = 0x800;
 
 /** Strings from the dynamic section. */
 export interface DynamicInfo {
@@ -40,6 +43,10 @@ export interface DynamicInfo {
   readonly interp?: string;
   /** DT_INIT: virtual address of the object's initialisation function, run once when it is loaded. */
   readonly init?: number;
+  /** DT_FLAGS_1 (DF_1_NODEFLIB: ld.so skips its cache and default directories for this object's dependencies). */
+  readonly flags1?: number;
+  /** NT_GNU_BUILD_ID as lowercase hex (the light reader fills it from PT_NOTE). */
+  readonly buildId?: string;
 }
 
 /**

@@ -30,8 +30,36 @@ export interface ProcessInfo {
    * in /proc/<pid>/status. Only set for a nested pid namespace (a container), where it differs.
    */
   nsPid?: number;
+  /**
+   * The loader's variables of the environment the process was exec'd with (LD_LIBRARY_PATH,
+   * LD_PRELOAD; present = set, possibly empty). Undefined when environ could not be read.
+   */
+  loaderEnv?: LoaderEnv;
+  /**
+   * AT_SECURE of its auxiliary vector: the kernel ran it setuid/setgid or with file capabilities,
+   * so ld.so ignored LD_LIBRARY_PATH and restricted LD_PRELOAD.
+   */
+  secure?: boolean;
   /** Fields that could not be read (process exited, permission), by attribute name. */
   missing: string[];
+}
+
+/** The dynamic loader's environment variables a process started with. */
+export interface LoaderEnv {
+  ldLibraryPath?: string;
+  ldPreload?: string;
+}
+
+/** What the security stage needs of a file or directory (stat(2), following symlinks). */
+export interface FileFacts {
+  kind: 'file' | 'dir' | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeNs: bigint;
 }
 
 /** One line of /proc/<pid>/maps. */
@@ -118,7 +146,10 @@ export class ProcReader {
       const declared = otelResourceFromEnviron(environ);
       if (declared.serviceName !== undefined) info.serviceName = declared.serviceName;
       if (declared.attributes) info.declaredResource = declared.attributes;
-    }
+      info.loaderEnv = loaderEnvFromEnviron(environ);
+    } else info.missing.push('soload.process.environment');
+    const secure = auxvSecure(path.join(dir, 'auxv'));
+    if (secure !== undefined) info.secure = secure;
     return info;
   }
 
@@ -133,6 +164,25 @@ export class ProcReader {
       }
     }
     return undefined;
+  }
+
+  /** stat(2) of a host path (symlinks followed): mode and owner for the security stage. */
+  fileFacts(hostPath: string): FileFacts | undefined {
+    return firstOf(hostPath, (p) => {
+      const st = fs.statSync(p, { bigint: true, throwIfNoEntry: false });
+      if (!st) return undefined;
+      const kind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+      return { kind, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeNs: st.mtimeNs } as const;
+    });
+  }
+
+  /** A small text file of a host path (a root's /etc/ld.so.preload, its loader path file), bounded. */
+  readSmallFile(hostPath: string, maxBytes = 1 << 20): Buffer | undefined {
+    return firstOf(hostPath, (p) => {
+      const st = fs.statSync(p, { throwIfNoEntry: false });
+      if (!st || !st.isFile() || st.size > maxBytes) return undefined;
+      return fs.readFileSync(p);
+    });
   }
 
   /**
@@ -395,6 +445,32 @@ export function containerIdFromCgroup(text: string): string | undefined {
 
 /** Bounds on what one process's OTEL_RESOURCE_ATTRIBUTES may add to its records' resource. */
 export const DECLARED_RESOURCE_LIMITS = { maxAttributes: 64, maxKeyLength: 255, maxValueLength: 1024 } as const;
+
+/** LD_LIBRARY_PATH and LD_PRELOAD of a NUL-separated environ (pure; the last assignment wins, as getenv). */
+export function loaderEnvFromEnviron(environ: string): LoaderEnv {
+  const out: LoaderEnv = {};
+  for (const kv of environ.split('\0')) {
+    if (kv.startsWith('LD_LIBRARY_PATH=')) out.ldLibraryPath = kv.slice(16, 16 + 4096);
+    else if (kv.startsWith('LD_PRELOAD=')) out.ldPreload = kv.slice(11, 11 + 4096);
+  }
+  return out;
+}
+
+/** AT_SECURE (type 23) of a 64-bit little-endian auxv file; undefined when unreadable. */
+function auxvSecure(file: string): boolean | undefined {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  for (let o = 0; o + 16 <= buf.length; o += 16) {
+    const type = buf.readBigUInt64LE(o);
+    if (type === 0n) break;
+    if (type === 23n) return buf.readBigUInt64LE(o + 8) !== 0n;
+  }
+  return undefined;
+}
 
 /**
  * What a process declares for OpenTelemetry in its environ (NUL-separated) (pure): the parsed

@@ -3,6 +3,7 @@
  * build` fails when a line marked @ts-expect-error compiles, or when an equality does not hold);
  * the second half at run time.
  */
+import { defaultRiskRules } from '../../../src/enrich/risk';
 import { DEFAULT_IMAGE_LAYERS } from '../../../src/config/image-layers';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,6 +50,15 @@ export const handWritten: SoloadConfig = {
   discovery: { enabled: true, imageLayers: [...DEFAULT_IMAGE_LAYERS], layerScanIntervalMs: 2000, sweepIntervalMs: 10000 },
   debuginfod: { enabled: true, urls: [], cacheDir: '/var/cache/soload/debuginfod', timeoutMs: 30000, maxBytes: 67108864 },
   filters: { pids: [], excludePids: [], comms: [], excludeComms: [], pathInclude: [], pathExclude: [], excludeSelf: true },
+  security: {
+    enabled: true,
+    rules: defaultRiskRules(),
+    severity: { low: 'INFO', medium: 'WARN', high: 'ERROR' },
+    packages: { enabled: true, recheckMs: 5000 },
+    hash: { enabled: true, maxFileBytes: 268435456, bytesPerSecond: 67108864, maxQueue: 256, waitMs: 2000 },
+    stateDir: '/var/lib/soload',
+    firstSeenEntries: 100000,
+  },
   procRoot: '/proc',
   debugRoot: '/usr/lib/debug',
   otel: {
