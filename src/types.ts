@@ -129,6 +129,11 @@ export interface LoadEvent {
    * probes read them: the truth the resolved name is checked against.
    */
   mapped?: { dev?: number; ino: number };
+  /**
+   * The view `path` was resolved in (its id and the host prefix of its root): where later stages
+   * open the file and look up the root's package database and loader cache.
+   */
+  view?: { id: string; prefix: string };
   /** Facts of the resolved file (device, inode, size), when it is the one that was loaded. */
   file?: { dev?: number; ino: number; size?: number };
 }

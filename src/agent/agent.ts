@@ -29,6 +29,7 @@ import type { SetChoice } from '../plan/select';
 import type { Route as RouteT } from '../capture/router';
 import { stderrLog, type DiagLog } from './log';
 import { cleanupStale } from './stale';
+import { createSecurityStage, type SecurityStage } from './security';
 
 /** DT_NEEDED lists are reused this long (ms), like canonical paths (enrich/canonical.ts PathCache). */
 const NEEDED_TTL_MS = 1000;
@@ -113,6 +114,7 @@ export class SoloadAgent {
   private sweeper?: NodeJS.Timeout;
   private router?: RecordRouter;
   private chain?: LoadChain;
+  private securityStage?: SecurityStage;
   private session?: TracefsSession;
   private reader?: TracePipeReader;
   private pipeline?: LogPipeline;
@@ -225,6 +227,14 @@ export class SoloadAgent {
         serviceNameAttribute: this.config.otel.processServiceAttribute,
         processFacts: this.config.otel.resourceMode === 'process' ? 'resource' : 'record',
       });
+      this.securityStage = createSecurityStage(this.config, {
+        proc: this.proc,
+        paths: this.paths,
+        resolver: this.resolver,
+        execOf: (pid) => this.facts.execOf(pid),
+        log: this.log,
+      });
+      const security = this.securityStage?.security;
       this.chain = new LoadChain({
         cwd: this.facts.cwd,
         enricher: this.enricher,
@@ -233,6 +243,7 @@ export class SoloadAgent {
         mapper,
         clock: this.clock,
         loggers: this.pipeline.loggers,
+        ...(security ? { security } : {}),
         ...(this.opts.onLoad ? { onLoad: this.opts.onLoad } : {}),
       });
       const chain = this.chain;
@@ -267,14 +278,19 @@ export class SoloadAgent {
           // exec, kept (without further /proc checks) after exit.
           onExec: (pid, filename) => {
             this.enricher.onStart(pid);
+            security?.onStart(pid);
+            // the loader's environment of a short-lived process is only readable while it runs
+            if (security) this.enricher.prime(pid);
             registry?.onExec(pid, filename);
           },
           onFork: (parent, child) => {
             this.enricher.onStart(child);
+            security?.onStart(child);
             registry?.onFork(parent, child);
           },
           onExit: (pid) => {
             this.enricher.onExit(pid);
+            security?.onExit(pid);
             registry?.onExit(pid);
           },
         },
@@ -447,6 +463,9 @@ export class SoloadAgent {
     if (this.session) {
       for (const f of this.session.shutdown()) this.log.error(`cleanup failed: ${f}`);
     }
+    // Records waiting for a digest (each bounded by security.hash.waitMs) need the views open.
+    await this.chain?.drain();
+    await this.securityStage?.close();
     this.viewRegistry.close();
     await this.telemetry?.shutdown();
     if (this.pipeline) {

@@ -3,7 +3,9 @@ import type { LoadFilter } from '../capture/filters';
 import type { ProcessEnricher } from '../enrich/enricher';
 import type { LoadPathResolver } from '../enrich/paths';
 import type { TraceClock } from '../otel/clock';
-import type { SoLoadLogMapper } from '../otel/mapper';
+import { processAttributesOf, type SoLoadLogMapper } from '../otel/mapper';
+import type { LoadSecurity, SecurityVerdict } from '../enrich/security';
+import { SeverityNumber, type LogRecord, type Logger } from '@opentelemetry/api-logs';
 import type { RecordLoggers } from '../otel/resources';
 import type { LoadEvent, ProbeSpec, TraceRecord } from '../types';
 
@@ -25,6 +27,8 @@ export interface LoadChainParts {
   clock: TraceClock;
   /** The Logger of each record (its resource: the loading process, or soload). */
   loggers: RecordLoggers;
+  /** The security signal (search step, package, digest, risk); absent when security.enabled is off. */
+  security?: LoadSecurity;
   /** Sees every load after filtering, before export (tests, the recall harness). */
   onLoad?: (ev: LoadEvent) => void;
 }
@@ -37,6 +41,7 @@ export interface LoadChainParts {
 export class LoadChain {
   readonly stats: ChainStats = { loadsEmitted: 0, loadsFiltered: 0, customEmitted: 0, customFiltered: 0 };
   private readonly p: LoadChainParts;
+  private readonly held = new Set<Promise<void>>();
 
   constructor(parts: LoadChainParts) {
     this.p = parts;
@@ -62,7 +67,38 @@ export class LoadChain {
     const enriched = enricher.enrich(ev, completed.missing);
     this.stats.loadsEmitted++;
     this.p.onLoad?.(enriched.event);
-    loggers.loggerFor(enriched.process, ev.pid).emit(mapper.map(enriched, clock.toWallNs(clock.nowTraceNs())));
+    const logger = loggers.loggerFor(enriched.process, ev.pid);
+    const record = mapper.map(enriched, clock.toWallNs(clock.nowTraceNs()));
+    const security = this.p.security;
+    if (!security) {
+      logger.emit(record);
+      return;
+    }
+    const processAttrs = enriched.process ? { 'process.pid': ev.pid, ...processAttributesOf(enriched.process, 'service.name') } : { 'process.pid': ev.pid };
+    const verdict = security.assess(enriched, record.attributes ?? {}, processAttrs);
+    if (!verdict.pending) {
+      emitWith(logger, record, verdict);
+      return;
+    }
+    // Only this record waits for its file's first digest (bounded by security.hash.waitMs); the
+    // ones behind it go on.
+    const done = verdict.pending.then(
+      (v) => emitWith(logger, record, v),
+      // never expected (the stage catches), but a record is never lost to it
+      () => emitWith(logger, record, verdict),
+    );
+    this.held.add(done);
+    void done.finally(() => this.held.delete(done));
+  }
+
+  /** Records still waiting for a digest (each at most security.hash.waitMs). */
+  get pending(): number {
+    return this.held.size;
+  }
+
+  /** Resolves when every held record has been emitted (shutdown, before the exporters flush). */
+  async drain(): Promise<void> {
+    while (this.held.size) await Promise.allSettled([...this.held]);
   }
 
   /** A hit of a user-declared probe: the same pid/comm filters and process enrichment as loads. */
@@ -78,4 +114,24 @@ export class LoadChain {
     this.stats.customEmitted++;
     loggers.loggerFor(info.process, pid).emit(mapper.mapCustom(rec, info.process, info.missing, clock.toWallNs(clock.nowTraceNs())));
   }
+}
+
+const SEVERITY_BY_TEXT: Record<string, SeverityNumber> = {
+  TRACE: SeverityNumber.TRACE,
+  DEBUG: SeverityNumber.DEBUG,
+  INFO: SeverityNumber.INFO,
+  WARN: SeverityNumber.WARN,
+  ERROR: SeverityNumber.ERROR,
+  FATAL: SeverityNumber.FATAL,
+};
+
+/** The record with its security attributes, its severity raised (never lowered) to its risk's. */
+function emitWith(logger: Logger, record: LogRecord, v: SecurityVerdict): void {
+  const out: LogRecord = { ...record, attributes: { ...record.attributes, ...v.attributes } };
+  const n = v.severity ? SEVERITY_BY_TEXT[v.severity] : undefined;
+  if (n !== undefined && n > (record.severityNumber ?? 0)) {
+    out.severityNumber = n;
+    out.severityText = v.severity!;
+  }
+  logger.emit(out);
 }

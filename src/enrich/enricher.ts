@@ -90,6 +90,14 @@ export class ProcessEnricher {
     return info ? { process: info, missing: [...info.missing] } : { missing: ['process'] };
   }
 
+  /**
+   * Reads `pid`'s facts now, while it may still live (at its exec: the environment a short-lived
+   * process was started with is gone once it exits).
+   */
+  prime(pid: number, now = Date.now()): void {
+    this.processInfo(pid, now);
+  }
+
   /** Forgets a process (exit or exec). */
   forget(pid: number): void {
     this.cache.delete(pid);

@@ -76,6 +76,17 @@ export class LoadPathResolver {
     return !!this.viewFor(pid).hostDir;
   }
 
+  /** The view `pid` resolves in: its id and the host prefix of its root. */
+  viewRoot(pid: number): { id: string; prefix: string } {
+    const v = this.viewFor(pid);
+    return { id: v.id, prefix: v.prefix };
+  }
+
+  /** Canonical form of `file` (absolute) in a view given by id and prefix (cached like every resolution). */
+  canonicalIn(viewId: string, prefix: string, file: string): string {
+    return this.cache.resolve(viewId, prefix, file, this.o.proc, this.now()).path;
+  }
+
   /** Host path at which `file` (absolute, as `pid` sees it) can be opened by soload. */
   hostPathOf(pid: number, file: string): string {
     return this.viewFor(pid).prefix + file;
@@ -117,7 +128,7 @@ export class LoadPathResolver {
     const fd = loaderPath.includes('/fd/') ? parseFdPath(loaderPath) : undefined;
     if (fd) return this.resolveFd(ev, loaderPath, fd.owner === 'self' ? ev.pid : fd.owner, fd.fd);
     const { r, view } = this.locate(ev, loaderPath);
-    const out: LoadEvent = { ...ev, path: r.path };
+    const out: LoadEvent = { ...ev, path: r.path, view: { id: view.id, prefix: view.prefix } };
     const original = ev.loaderPath ?? loaderPath;
     if (r.path !== original) {
       out.loaderPath = original;
