@@ -33,6 +33,10 @@ export const ErrorCodes = {
   CALIBRATION_FAILED: 'SOLOAD_ERR_CALIBRATION_FAILED',
   /** A probe definition soload builds is inconsistent (an internal invariant; please report it). */
   PROBE_INVALID: 'SOLOAD_ERR_PROBE_INVALID',
+  /** A root's /etc/ld.so.cache could not be decoded: the `ld_so_cache` search step is not claimed for that root. */
+  LDCACHE_INVALID: 'SOLOAD_ERR_LDCACHE_INVALID',
+  /** The state directory (security.stateDir) is unusable: not a directory, not owned by soload's uid, writable by others, or unreadable. */
+  STATE_DIR_UNUSABLE: 'SOLOAD_ERR_STATE_DIR',
   /** soload was used against its own contract (a programming error; please report it). */
   INTERNAL: 'SOLOAD_ERR_INTERNAL',
 } as const;

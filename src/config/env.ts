@@ -80,6 +80,27 @@ function pidList(raw: string): number[] {
   });
 }
 
+/** A JSON array; the schema validates its members (typed as the key wants, checked by convict). */
+function jsonArray<T>(raw: string): T[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch (err) {
+    return bad(`must be a JSON array: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(v)) bad('must be a JSON array');
+  return v as T[];
+}
+
+const SEVERITY_TEXTS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'] as const;
+const SEVERITY = 'TRACE, DEBUG, INFO, WARN, ERROR or FATAL';
+
+function severity(raw: string): (typeof SEVERITY_TEXTS)[number] {
+  const v = raw.toUpperCase();
+  if (!(SEVERITY_TEXTS as readonly string[]).includes(v)) bad(`must be one of ${SEVERITY}, got ${JSON.stringify(raw)}`);
+  return v as (typeof SEVERITY_TEXTS)[number];
+}
+
 /** The OTel base endpoint: the signal's path is appended (spec: "…/v1/logs", "…/v1/metrics"). */
 function baseEndpoint(signalPath: string) {
   return (raw: string): string => raw.replace(/\/+$/, '') + signalPath;
@@ -147,11 +168,19 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   bind('SOLOAD_FILTER_EXCLUDE_SELF', 'filters.excludeSelf', S, bool, BOOL),
 
   bind('SOLOAD_SECURITY_ENABLED', 'security.enabled', S, bool, BOOL),
+  bind('SOLOAD_SECURITY_RULES', 'security.rules', S, jsonArray, 'a JSON array of risk rules (replaces the default set)'),
+  bind('SOLOAD_SECURITY_SEVERITY_LOW', 'security.severity.low', S, severity, SEVERITY),
+  bind('SOLOAD_SECURITY_SEVERITY_MEDIUM', 'security.severity.medium', S, severity, SEVERITY),
+  bind('SOLOAD_SECURITY_SEVERITY_HIGH', 'security.severity.high', S, severity, SEVERITY),
   bind('SOLOAD_SECURITY_PACKAGES', 'security.packages.enabled', S, bool, BOOL),
+  bind('SOLOAD_SECURITY_PACKAGES_RECHECK_MS', 'security.packages.recheckMs', S, nat, NAT),
   bind('SOLOAD_SECURITY_HASH', 'security.hash.enabled', S, bool, BOOL),
   bind('SOLOAD_SECURITY_HASH_MAX_FILE_BYTES', 'security.hash.maxFileBytes', S, nat, NAT),
+  bind('SOLOAD_SECURITY_HASH_BYTES_PER_SECOND', 'security.hash.bytesPerSecond', S, nat, NAT),
+  bind('SOLOAD_SECURITY_HASH_MAX_QUEUE', 'security.hash.maxQueue', S, nat, NAT),
   bind('SOLOAD_SECURITY_HASH_WAIT_MS', 'security.hash.waitMs', S, nat, NAT),
   bind('SOLOAD_STATE_DIR', 'security.stateDir', S, text, 'a directory (empty = no first-seen state)'),
+  bind('SOLOAD_SECURITY_FIRST_SEEN_ENTRIES', 'security.firstSeenEntries', S, nat, NAT),
 
   bind('SOLOAD_PROC_ROOT', 'procRoot', S, text, 'a directory'),
   bind('SOLOAD_DEBUG_ROOT', 'debugRoot', S, text, 'a directory'),

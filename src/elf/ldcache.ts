@@ -16,6 +16,7 @@
  * host's byte order, which is what the loader on the same kernel does.
  */
 import { endianness } from 'node:os';
+import { ErrorCodes, SoloadError } from '../errors';
 
 /** FLAG_ELF_LIBC6 (ldconfig.h): a glibc (libc6) ELF library. The low byte is the library type. */
 export const LDCACHE_FLAG_ELF_LIBC6 = 0x0003;
@@ -84,9 +85,9 @@ const EXT_TAG_GLIBC_HWCAPS = 1;
 const HWCAP_EXTENSION = 1n << 62n;
 const ISA_LEVEL_MASK = 0x3ffn;
 
-/** Thrown for a file that is not a usable ld.so.cache; the message starts with `ld.so.cache:`. */
+/** Thrown for a file that is not a usable ld.so.cache (SOLOAD_ERR_LDCACHE_INVALID); the message starts with `ld.so.cache:`. */
 function bad(what: string): never {
-  throw new Error(`ld.so.cache: ${what}`);
+  throw new SoloadError(ErrorCodes.LDCACHE_INVALID, `ld.so.cache: ${what}`);
 }
 
 interface Reader {

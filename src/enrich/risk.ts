@@ -5,6 +5,8 @@
  * editing a list. Pure.
  */
 
+import { ErrorCodes, SoloadError } from '../errors';
+
 /** Risk levels, lowest first. */
 export const RISK_LEVELS = ['none', 'low', 'medium', 'high'] as const;
 export type RiskLevel = (typeof RISK_LEVELS)[number];
@@ -83,32 +85,37 @@ export function defaultRiskRules(): RiskRule[] {
   ];
 }
 
+/** A rule-list problem; the config validator prefixes the key (security.rules). */
+function bad(msg: string): never {
+  throw new SoloadError(ErrorCodes.CONFIG_INVALID, msg);
+}
+
 const MATCHER_KEYS = new Set(['equals', 'in', 'under', 'glob', 'exists', 'gte', 'lte', 'not']);
 const RULE_KEYS = new Set(['reason', 'risk', 'when', 'unless', 'doc']);
 const REASON_RE = /^[a-z][a-z0-9_]{0,63}$/;
 const ATTR_RE = /^[A-Za-z][\w.]{0,127}$/;
 
 /**
- * Checks a rule list from the configuration; throws an Error naming the rule and field at fault
+ * Checks a rule list from the configuration; throws SOLOAD_ERR_CONFIG_INVALID naming the rule and field at fault
  * (the config validator wraps it into SOLOAD_ERR_CONFIG_INVALID).
  */
 export function checkRiskRules(list: unknown): asserts list is RiskRule[] {
-  if (!Array.isArray(list)) throw new Error('must be an array of rules { reason, risk, when, unless? }');
+  if (!Array.isArray(list)) bad('must be an array of rules { reason, risk, when, unless? }');
   list.forEach((r, i) => {
     const at = `rules[${i}]`;
-    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new Error(`${at} must be an object`);
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) bad(`${at} must be an object`);
     const rule = r as Record<string, unknown>;
-    for (const k of Object.keys(rule)) if (!RULE_KEYS.has(k)) throw new Error(`${at} has unknown key "${k}"; allowed: ${[...RULE_KEYS].join(', ')}`);
-    if (typeof rule.reason !== 'string' || !REASON_RE.test(rule.reason)) throw new Error(`${at}.reason must match ${REASON_RE} (got ${JSON.stringify(rule.reason)})`);
-    if (rule.risk !== 'low' && rule.risk !== 'medium' && rule.risk !== 'high') throw new Error(`${at}.risk must be "low", "medium" or "high"`);
-    if (rule.doc !== undefined && typeof rule.doc !== 'string') throw new Error(`${at}.doc must be a string`);
+    for (const k of Object.keys(rule)) if (!RULE_KEYS.has(k)) bad(`${at} has unknown key "${k}"; allowed: ${[...RULE_KEYS].join(', ')}`);
+    if (typeof rule.reason !== 'string' || !REASON_RE.test(rule.reason)) bad(`${at}.reason must match ${REASON_RE} (got ${JSON.stringify(rule.reason)})`);
+    if (rule.risk !== 'low' && rule.risk !== 'medium' && rule.risk !== 'high') bad(`${at}.risk must be "low", "medium" or "high"`);
+    if (rule.doc !== undefined && typeof rule.doc !== 'string') bad(`${at}.doc must be a string`);
     for (const part of ['when', 'unless'] as const) {
       const conds = rule[part];
       if (conds === undefined && part === 'unless') continue;
-      if (typeof conds !== 'object' || conds === null || Array.isArray(conds)) throw new Error(`${at}.${part} must be an object of attribute → condition`);
-      if (part === 'when' && Object.keys(conds).length === 0) throw new Error(`${at}.when needs at least one condition (a rule that always matches is a typo)`);
+      if (typeof conds !== 'object' || conds === null || Array.isArray(conds)) bad(`${at}.${part} must be an object of attribute → condition`);
+      if (part === 'when' && Object.keys(conds).length === 0) bad(`${at}.when needs at least one condition (a rule that always matches is a typo)`);
       for (const [attr, m] of Object.entries(conds)) {
-        if (!ATTR_RE.test(attr)) throw new Error(`${at}.${part} key "${attr}" is not an attribute name`);
+        if (!ATTR_RE.test(attr)) bad(`${at}.${part} key "${attr}" is not an attribute name`);
         checkMatcher(m, `${at}.${part}["${attr}"]`);
       }
     }
@@ -117,18 +124,18 @@ export function checkRiskRules(list: unknown): asserts list is RiskRule[] {
 
 function checkMatcher(m: unknown, at: string): void {
   if (typeof m === 'string' || typeof m === 'number' || typeof m === 'boolean') return;
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new Error(`${at} must be a value or an object of operators (${[...MATCHER_KEYS].join(', ')})`);
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) bad(`${at} must be a value or an object of operators (${[...MATCHER_KEYS].join(', ')})`);
   const o = m as Record<string, unknown>;
-  if (Object.keys(o).length === 0) throw new Error(`${at} has no operator`);
+  if (Object.keys(o).length === 0) bad(`${at} has no operator`);
   for (const [k, v] of Object.entries(o)) {
-    if (!MATCHER_KEYS.has(k)) throw new Error(`${at} has unknown operator "${k}"; allowed: ${[...MATCHER_KEYS].join(', ')}`);
+    if (!MATCHER_KEYS.has(k)) bad(`${at} has unknown operator "${k}"; allowed: ${[...MATCHER_KEYS].join(', ')}`);
     const strings = (x: unknown) => typeof x === 'string' || (Array.isArray(x) && x.length > 0 && x.every((e) => typeof e === 'string'));
-    if (k === 'exists' && typeof v !== 'boolean') throw new Error(`${at}.exists must be true or false`);
-    if ((k === 'gte' || k === 'lte') && typeof v !== 'number') throw new Error(`${at}.${k} must be a number`);
-    if ((k === 'under' || k === 'glob') && !strings(v)) throw new Error(`${at}.${k} must be a string or a non-empty array of strings`);
-    if (k === 'under' && [v].flat().some((d) => !(d as string).startsWith('/'))) throw new Error(`${at}.under entries must be absolute directories`);
-    if (k === 'in' && (!Array.isArray(v) || v.some((e) => !['string', 'number', 'boolean'].includes(typeof e)))) throw new Error(`${at}.in must be an array of values`);
-    if (k === 'equals' && !['string', 'number', 'boolean'].includes(typeof v)) throw new Error(`${at}.equals must be a value`);
+    if (k === 'exists' && typeof v !== 'boolean') bad(`${at}.exists must be true or false`);
+    if ((k === 'gte' || k === 'lte') && typeof v !== 'number') bad(`${at}.${k} must be a number`);
+    if ((k === 'under' || k === 'glob') && !strings(v)) bad(`${at}.${k} must be a string or a non-empty array of strings`);
+    if (k === 'under' && [v].flat().some((d) => !(d as string).startsWith('/'))) bad(`${at}.under entries must be absolute directories`);
+    if (k === 'in' && (!Array.isArray(v) || v.some((e) => !['string', 'number', 'boolean'].includes(typeof e)))) bad(`${at}.in must be an array of values`);
+    if (k === 'equals' && !['string', 'number', 'boolean'].includes(typeof v)) bad(`${at}.equals must be a value`);
     if (k === 'not') checkMatcher(v, `${at}.not`);
   }
 }

@@ -99,8 +99,25 @@ const RESOURCE_ENV: Array<[string, string]> = [
   ['SOLOAD_PROCESS_DECLARED_ATTRIBUTES', 'otel.processDeclaredAttributes'],
 ];
 
-test('the table keeps every variable soload read before, each on the same key, and nothing else but SOLOAD_FILTER_EXCLUDE_SELF and the discovery/debuginfod/resource-mode ones', () => {
-  const expected = [...CONVICT_ENV, ...OTHER_ENV, ['SOLOAD_FILTER_EXCLUDE_SELF', 'filters.excludeSelf'], ...DISCOVERY_ENV, ...RESOURCE_ENV].map(([n, k]) => `${n} → ${k}`);
+const SECURITY_ENV: Array<[string, string]> = [
+  ['SOLOAD_SECURITY_ENABLED', 'security.enabled'],
+  ['SOLOAD_SECURITY_RULES', 'security.rules'],
+  ['SOLOAD_SECURITY_SEVERITY_LOW', 'security.severity.low'],
+  ['SOLOAD_SECURITY_SEVERITY_MEDIUM', 'security.severity.medium'],
+  ['SOLOAD_SECURITY_SEVERITY_HIGH', 'security.severity.high'],
+  ['SOLOAD_SECURITY_PACKAGES', 'security.packages.enabled'],
+  ['SOLOAD_SECURITY_PACKAGES_RECHECK_MS', 'security.packages.recheckMs'],
+  ['SOLOAD_SECURITY_HASH', 'security.hash.enabled'],
+  ['SOLOAD_SECURITY_HASH_MAX_FILE_BYTES', 'security.hash.maxFileBytes'],
+  ['SOLOAD_SECURITY_HASH_BYTES_PER_SECOND', 'security.hash.bytesPerSecond'],
+  ['SOLOAD_SECURITY_HASH_MAX_QUEUE', 'security.hash.maxQueue'],
+  ['SOLOAD_SECURITY_HASH_WAIT_MS', 'security.hash.waitMs'],
+  ['SOLOAD_STATE_DIR', 'security.stateDir'],
+  ['SOLOAD_SECURITY_FIRST_SEEN_ENTRIES', 'security.firstSeenEntries'],
+];
+
+test('the table keeps every variable soload read before, each on the same key, and nothing else but SOLOAD_FILTER_EXCLUDE_SELF and the discovery/debuginfod/resource-mode/security ones', () => {
+  const expected = [...CONVICT_ENV, ...OTHER_ENV, ['SOLOAD_FILTER_EXCLUDE_SELF', 'filters.excludeSelf'], ...DISCOVERY_ENV, ...RESOURCE_ENV, ...SECURITY_ENV].map(([n, k]) => `${n} → ${k}`);
   assert.deepEqual(pairs(ENV_BINDINGS).sort(), expected.sort());
 });
 
