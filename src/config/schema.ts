@@ -342,7 +342,7 @@ export function configSchema() {
       hash: {
         enabled: { doc: 'Compute file.hash.sha256 of each loaded file (off the main thread, cached by device, inode, size and mtime).', format: Boolean, default: true },
         maxFileBytes: { doc: 'Files larger than this are not hashed (soload.file.hash.skipped = too_large).', format: 'nat', default: 256 * 1024 * 1024 },
-        bytesPerSecond: { doc: 'Hashing budget in bytes per second: a flood of new files is hashed at this rate at most, the rest skipped (budget, queue_full) rather than queued without bound.', format: 'nat', default: 64 * 1024 * 1024 },
+        bytesPerSecond: { doc: 'Hashing budget in bytes per second (0 = unbounded): a flood of new files is hashed at this rate at most, the rest skipped (budget, queue_full) rather than queued without bound.', format: 'nat', default: 64 * 1024 * 1024 },
         maxQueue: { doc: 'Files waiting to be hashed at most.', format: 'nat', default: 256 },
         waitMs: { doc: 'How long a record waits for its file’s first hash before it is sent without (soload.file.hash.skipped = pending); later loads of the file get it from the cache. Other records never wait.', format: 'nat', default: 2000 },
       },
