@@ -78,7 +78,9 @@ test('records of a C program reach VictoriaLogs through the repo collector confi
   assert.equal(ok['soload.requested_name'], lib);
   assert.equal(ok['process.executable.path'], loader);
   assert.equal(ok._msg, `dlopener[${r.pid}] loaded ${lib} via dlopen`);
-  assert.equal(ok.severity_text, 'INFO');
+  // a library under /tmp: risk high (tmp_path), and its severity says so
+  assert.equal(ok['soload.risk'], 'high');
+  assert.equal(ok.severity_text, 'ERROR');
   // The traced program's service (its OTEL_SERVICE_NAME) is a record attribute; soload's own
   // identity is the resource. VictoriaLogs stores both under the same field name "service.name":
   // the record attribute is what the row carries, the resource one is in the stream.
