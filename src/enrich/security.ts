@@ -283,7 +283,7 @@ export class LoadSecurity {
     const flags = ldCacheFlagsFor(st.machine, st.elfClass);
     const obj = (o: LoadedObject) => ({ path: o.path, ...(o.rpath ? { rpath: o.rpath } : {}), ...(o.runpath ? { runpath: o.runpath } : {}), ...(o.flags1 !== undefined && (o.flags1 & DF_1_NODEFLIB) !== 0 ? { nodeflib: true } : {}) });
     try {
-      return deriveSearchStep({
+      const r = deriveSearchStep({
         libc: st.libc,
         method: ev.method,
         ...(ev.requestedName !== undefined ? { requestedName: ev.requestedName } : {}),
@@ -301,6 +301,8 @@ export class LoadSecurity {
         lib: st.machine === 'x86_64' ? 'lib/x86_64-linux-gnu' : st.machine === 'aarch64' ? 'lib/aarch64-linux-gnu' : 'lib/i386-linux-gnu',
         platform: st.machine,
       });
+      // the object whose DT_NEEDED named it, when the step itself names no dynamic-section owner
+      return r.requester === undefined && r.step !== undefined && chain[0] && ev.method !== 'preload' ? { ...r, requester: chain[0].path } : r;
     } catch {
       return undefined;
     }
