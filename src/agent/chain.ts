@@ -5,7 +5,8 @@ import type { LoadPathResolver } from '../enrich/paths';
 import type { TraceClock } from '../otel/clock';
 import { processAttributesOf, type SoLoadLogMapper } from '../otel/mapper';
 import type { LoadSecurity, SecurityVerdict } from '../enrich/security';
-import { SeverityNumber, type LogRecord, type Logger } from '@opentelemetry/api-logs';
+import { SeverityNumber, type LogAttributes, type LogRecord, type Logger } from '@opentelemetry/api-logs';
+import type { ProcessInfo } from '../host/proc-reader';
 import type { RecordLoggers } from '../otel/resources';
 import type { LoadEvent, ProbeSpec, TraceRecord } from '../types';
 
@@ -42,6 +43,7 @@ export class LoadChain {
   readonly stats: ChainStats = { loadsEmitted: 0, loadsFiltered: 0, customEmitted: 0, customFiltered: 0 };
   private readonly p: LoadChainParts;
   private readonly held = new Set<Promise<void>>();
+  private readonly procAttrs = new WeakMap<ProcessInfo, LogAttributes>();
 
   constructor(parts: LoadChainParts) {
     this.p = parts;
@@ -74,7 +76,7 @@ export class LoadChain {
       logger.emit(record);
       return;
     }
-    const processAttrs = enriched.process ? { 'process.pid': ev.pid, ...processAttributesOf(enriched.process, 'service.name') } : { 'process.pid': ev.pid };
+    const processAttrs = enriched.process ? this.processAttrs(enriched.process) : { 'process.pid': ev.pid };
     const verdict = security.assess(enriched, record.attributes ?? {}, processAttrs);
     if (!verdict.pending) {
       emitWith(logger, record, verdict);
@@ -89,6 +91,16 @@ export class LoadChain {
     );
     this.held.add(done);
     void done.finally(() => this.held.delete(done));
+  }
+
+  /** The process's attributes for the risk rules, once per ProcessInfo (shared by its records). */
+  private processAttrs(p: ProcessInfo): LogAttributes {
+    let a = this.procAttrs.get(p);
+    if (!a) {
+      a = { 'process.pid': p.pid, ...processAttributesOf(p, 'service.name') };
+      this.procAttrs.set(p, a);
+    }
+    return a;
   }
 
   /** Records still waiting for a digest (each at most security.hash.waitMs). */

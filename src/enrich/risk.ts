@@ -161,13 +161,21 @@ export class RiskEvaluator {
     }));
   }
 
-  /** Risk of a record whose attributes (record ∪ process) are `attrs`. */
-  assess(attrs: Readonly<Record<string, AttrValue>>): RiskAssessment {
+  /**
+   * Risk of a record whose attributes (record ∪ process) are `attrs`, or the layers of them,
+   * highest priority first (looked up in turn: no merged copy per record).
+   */
+  assess(attrs: Readonly<Record<string, AttrValue>> | ReadonlyArray<Readonly<Record<string, AttrValue>>>): RiskAssessment {
+    const layers = Array.isArray(attrs) ? (attrs as ReadonlyArray<Readonly<Record<string, AttrValue>>>) : [attrs as Readonly<Record<string, AttrValue>>];
+    const get = (k: string): AttrValue => {
+      for (const l of layers) if (l[k] !== undefined) return l[k];
+      return undefined;
+    };
     let level = 0;
     const reasons: string[] = [];
     for (const r of this.rules) {
-      if (!r.when.every(([k, t]) => t(attrs[k]))) continue;
-      if (r.unless.some(([k, t]) => t(attrs[k]))) continue;
+      if (!r.when.every(([k, t]) => t(get(k)))) continue;
+      if (r.unless.some(([k, t]) => t(get(k)))) continue;
       level = Math.max(level, RISK_LEVELS.indexOf(r.rule.risk));
       if (!reasons.includes(r.rule.reason)) reasons.push(r.rule.reason);
     }

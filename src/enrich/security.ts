@@ -87,6 +87,9 @@ const MAX_PROCS = 4096;
 const MAX_OBJECTS = 1024;
 /** Per-view caches (ld.so.cache, ld.so.preload, the musl path file): bounded in views. */
 const MAX_VIEWS = 64;
+/** Directory facts (writable_dir): bounded, and re-read after a second (a chmod shows within it). */
+const MAX_DIRS = 4096;
+const DIR_TTL_MS = 1000;
 
 const TMP_HASH_ALGOS: readonly HashAlgorithm[] = ['sha256'];
 
@@ -107,6 +110,7 @@ export class LoadSecurity {
   private readonly ldCaches = new Map<string, { at: number; stamp: string; cache?: LdCache }>();
   private readonly preloadFiles = new Map<string, { at: number; entries: string[] }>();
   private readonly muslPaths = new Map<string, { at: number; dirs?: string[] }>();
+  private readonly dirs = new Map<string, { at: number; facts?: FileFacts }>();
   private readonly now: () => number;
   private readonly recheckMs: number;
 
@@ -154,7 +158,7 @@ export class LoadSecurity {
       if (facts?.kind === 'file') {
         a['soload.file.owner_uid'] = facts.uid;
         a['soload.file.world_writable'] = (facts.mode & 0o002) !== 0;
-        const dir = this.host.fileFacts(view.prefix + path.posix.dirname(file));
+        const dir = this.dirFacts(view.prefix + path.posix.dirname(file));
         if (dir) a['soload.file.writable_dir'] = writableByNonRoot(dir);
         dyn = this.host.dynamicInfo(hostPath);
         if (dyn?.buildId) a['soload.build_id'] = dyn.buildId;
@@ -241,7 +245,7 @@ export class LoadSecurity {
       const identity = dyn?.buildId ? `b:${dyn.buildId}` : sha256 ? `h:${sha256}` : undefined;
       if (identity) a['soload.first_seen'] = this.o.firstSeen.firstSeen(`${file}\0${identity}`);
     }
-    const verdict = this.rules.assess({ ...processAttrs, ...recordAttrs, ...a });
+    const verdict = this.rules.assess([a, recordAttrs, processAttrs]);
     a['soload.risk'] = verdict.risk;
     if (verdict.reasons.length) a['soload.risk.reasons'] = verdict.reasons;
     this.stats.byRisk[verdict.risk]++;
@@ -324,6 +328,18 @@ export class LoadSecurity {
     if (this.procs.size >= MAX_PROCS) this.procs.delete(this.procs.keys().next().value as number);
     this.procs.set(pid, st);
     return st;
+  }
+
+  /** Directory facts, cached briefly: the loads of one start-up share a handful of directories. */
+  private dirFacts(hostDir: string): FileFacts | undefined {
+    const now = this.now();
+    const hit = this.dirs.get(hostDir);
+    if (hit && now - hit.at < DIR_TTL_MS) return hit.facts;
+    const facts = this.host.fileFacts(hostDir);
+    this.dirs.delete(hostDir);
+    if (this.dirs.size >= MAX_DIRS) this.dirs.delete(this.dirs.keys().next().value as string);
+    this.dirs.set(hostDir, { at: now, ...(facts ? { facts } : {}) });
+    return facts;
   }
 
   private ldCache(view: { id: string; prefix: string }, st: ProcObjects): LdCache | undefined {
