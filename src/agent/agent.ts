@@ -244,6 +244,7 @@ export class SoloadAgent {
         clock: this.clock,
         loggers: this.pipeline.loggers,
         ...(security ? { security } : {}),
+        warn: (m) => this.log.warn(m),
         ...(this.opts.onLoad ? { onLoad: this.opts.onLoad } : {}),
       });
       const chain = this.chain;

@@ -16,6 +16,8 @@ export interface ChainStats {
   loadsFiltered: number;
   customEmitted: number;
   customFiltered: number;
+  /** Records whose security signal could not be computed (sent without it). */
+  securityFailures: number;
 }
 
 /** What the chain is made of (built by the agent). */
@@ -30,6 +32,8 @@ export interface LoadChainParts {
   loggers: RecordLoggers;
   /** The security signal (search step, package, digest, risk); absent when security.enabled is off. */
   security?: LoadSecurity;
+  /** soload's diagnostics (a failing security stage is reported, never thrown into the capture). */
+  warn?: (msg: string) => void;
   /** Sees every load after filtering, before export (tests, the recall harness). */
   onLoad?: (ev: LoadEvent) => void;
 }
@@ -40,7 +44,7 @@ export interface LoadChainParts {
  * filter → /proc enrichment → LogRecord mapping → export.
  */
 export class LoadChain {
-  readonly stats: ChainStats = { loadsEmitted: 0, loadsFiltered: 0, customEmitted: 0, customFiltered: 0 };
+  readonly stats: ChainStats = { loadsEmitted: 0, loadsFiltered: 0, customEmitted: 0, customFiltered: 0, securityFailures: 0 };
   private readonly p: LoadChainParts;
   private readonly held = new Set<Promise<void>>();
   private readonly procAttrs = new WeakMap<ProcessInfo, LogAttributes>();
@@ -77,7 +81,16 @@ export class LoadChain {
       return;
     }
     const processAttrs = enriched.process ? this.processAttrs(enriched.process) : { 'process.pid': ev.pid };
-    const verdict = security.assess(enriched, record.attributes ?? {}, processAttrs);
+    let verdict: SecurityVerdict;
+    try {
+      verdict = security.assess(enriched, record.attributes ?? {}, processAttrs);
+    } catch (err) {
+      // the security signal must never cost a load record: it goes without, and the failure counts
+      this.stats.securityFailures++;
+      if (this.stats.securityFailures <= 3) this.p.warn?.(`security signal of ${ev.path ?? ev.requestedName ?? '?'} failed: ${(err as Error).stack ?? String(err)}`);
+      logger.emit(record);
+      return;
+    }
     if (!verdict.pending) {
       emitWith(logger, record, verdict);
       return;

@@ -70,6 +70,9 @@ export function createSecurityStage(
       recheckMs: s.packages.recheckMs,
     },
   );
+  // the host's own database is indexed before soload reports ready (its records carry provenance
+  // from the first one); other roots are indexed when first met
+  security.warmPackages(paths.viewRoot(process.pid));
   return {
     security,
     ...(hasher ? { hasher } : {}),

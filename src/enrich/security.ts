@@ -40,6 +40,8 @@ export interface LoadSecurityOptions {
   /** How long a record waits for its file's first hash (ms). */
   hashWaitMs: number;
   firstSeen?: FirstSeenStore;
+  /** Delay before a root first met is indexed (ms; default 1000): see packagesReady. */
+  packageDelayMs?: number;
   /** ms between checks of a root's ld.so.cache and ld.so.preload for changes. */
   recheckMs?: number;
   now?: () => number;
@@ -111,6 +113,7 @@ export class LoadSecurity {
   private readonly preloadFiles = new Map<string, { at: number; entries: string[] }>();
   private readonly muslPaths = new Map<string, { at: number; dirs?: string[] }>();
   private readonly dirs = new Map<string, { at: number; facts?: FileFacts }>();
+  private readonly packageRoots = new Map<string, 'scheduled' | 'ready'>();
   private readonly now: () => number;
   private readonly recheckMs: number;
 
@@ -174,7 +177,9 @@ export class LoadSecurity {
     }
 
     let pkg: PackageFile | undefined;
-    if (this.o.packages && file !== undefined) {
+    if (this.o.packages && file !== undefined && !this.packagesReady(view)) {
+      a['soload.enrichment.missing'] = [...((recordAttrs['soload.enrichment.missing'] as string[] | undefined) ?? []), 'soload.package'];
+    } else if (this.o.packages && file !== undefined) {
       try {
         const index = this.o.packages.forRoot(view.id, () => this.host.rootFs(view.id, view.prefix));
         const status = index.status();
@@ -328,6 +333,39 @@ export class LoadSecurity {
     if (this.procs.size >= MAX_PROCS) this.procs.delete(this.procs.keys().next().value as number);
     this.procs.set(pid, st);
     return st;
+  }
+
+  /**
+   * Indexes a root's package database now (the host's, before soload reports ready), so its
+   * records carry provenance from the first one.
+   */
+  warmPackages(view: { id: string; prefix: string }): void {
+    if (!this.o.packages) return;
+    try {
+      this.o.packages.forRoot(view.id, () => this.host.rootFs(view.id, view.prefix)).status();
+    } catch {
+      // reported by the records' missing provenance
+    }
+    this.packageRoots.set(view.id, 'ready');
+  }
+
+  /**
+   * Whether `view`'s package index is built. Building one takes 0.1–0.5 s of the main thread (a
+   * Debian root lists ~100k files): done at once when a container's first process starts, it
+   * delays arming that container's loader until its short-lived first processes are gone. So a new
+   * root is indexed `packageDelayMs` later, off the start-up burst; its records until then say
+   * `soload.package` in soload.enrichment.missing.
+   */
+  private packagesReady(view: { id: string; prefix: string }): boolean {
+    const state = this.packageRoots.get(view.id);
+    if (state === 'ready') return true;
+    if (state === undefined) {
+      if (this.packageRoots.size >= MAX_VIEWS * 4) this.packageRoots.delete(this.packageRoots.keys().next().value as string);
+      this.packageRoots.set(view.id, 'scheduled');
+      const t = setTimeout(() => this.warmPackages(view), this.o.packageDelayMs ?? 1000);
+      t.unref?.();
+    }
+    return false;
   }
 
   /** Directory facts, cached briefly: the loads of one start-up share a handful of directories. */

@@ -201,6 +201,12 @@ test('provenance and file facts of a package-owned libc: none; the scratch root 
     assert.equal(attr(mine, 'soload.package.manager'), 'dpkg');
     assert.ok((attr(mine, 'soload.risk.reasons') as string[]).includes('not_packaged'));
 
+    // a root first met is indexed a second later (off its start-up burst): its first process says
+    // so, the next ones have provenance
+    const first = sh('chroot', [R, '/prog-plain']);
+    const early = await loadOf(s, first.pid, '/usr/lib/x86_64-linux-gnu/libsstep.so');
+    assert.ok((attr(early, 'soload.enrichment.missing') as string[]).includes('soload.package'), JSON.stringify(early.attributes));
+    await new Promise((r) => setTimeout(r, 1500));
     const scratch = sh('chroot', [R, '/prog-plain']);
     // chroot(8) loaded the host's libc in the same pid first: the scratch root's copy is told by its inode
     const rootLibc = await loadOf(s, scratch.pid, '/usr/lib/x86_64-linux-gnu/libc.so.6', { inode: fs.statSync(path.join(R, 'usr/lib/x86_64-linux-gnu/libc.so.6')).ino });

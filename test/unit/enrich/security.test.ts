@@ -92,6 +92,9 @@ test('the requester graph gives each DT_NEEDED load its step; packages, modified
     hasher: fakeHasher({ [libc]: '1'.repeat(32), [zlib]: '9'.repeat(32) }),
     hashWaitMs: 1000,
   });
+  const early = await verdictOf(sec, load('/usr/lib/x86_64-linux-gnu/libc.so.6', 'needed', 'libc.so.6', files, { pid: 8 }));
+  assert.deepEqual(early.attributes['soload.enrichment.missing'], ['soload.package'], 'a root first met is indexed later, off its start-up burst');
+  sec.warmPackages({ id: 'host', prefix: '' });
   const app = await verdictOf(sec, load('/opt/app/lib/libapp.so', 'needed', 'libapp.so', files));
   assert.equal(app.attributes['soload.search.step'], 'runpath');
   assert.equal(app.attributes['soload.search.requester'], '/usr/bin/app');
