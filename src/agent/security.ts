@@ -7,6 +7,7 @@ import { nodeRootFs, PackageIndexes } from '../enrich/packages';
 import { LoadSecurity } from '../enrich/security';
 import type { ProcReader } from '../host/proc-reader';
 import type { DiagLog } from './log';
+import { isSoloadProcess } from './stale';
 
 /** The security stage with what it owns (hasher worker, first-seen state), closed at shutdown. */
 export interface SecurityStage {
@@ -34,7 +35,7 @@ export function createSecurityStage(
   let firstSeen: FirstSeenStore | undefined;
   if (s.stateDir) {
     try {
-      const store = new FirstSeenStore({ dir: s.stateDir, maxEntries: s.firstSeenEntries });
+      const store = new FirstSeenStore({ dir: s.stateDir, maxEntries: s.firstSeenEntries, isAlive: (pid) => isSoloadProcess(proc, pid) });
       const opened = store.open();
       if (opened.recovered) log.warn(`first-seen state: ${opened.recovered}`);
       log.debug(`first-seen state: ${opened.entries} keys in ${s.stateDir}`);

@@ -39,6 +39,13 @@ export interface FirstSeenOptions {
   now?: () => number;
   /** Errors of the background flush (the state stays dirty and is tried again later). */
   onError?: (err: Error) => void;
+  /**
+   * Whether the process named in an existing lock file is a live soload (default: the pid exists).
+   * A lock whose holder is not alive was left by a crash and is taken over.
+   */
+  isAlive?: (pid: number) => boolean;
+  /** This process's id, written into the lock file. Default process.pid. */
+  pid?: number;
 }
 
 /** What {@link FirstSeenStore.open} found. */
@@ -55,6 +62,12 @@ export interface FirstSeenOpenInfo {
 
 /** Name of the state file in the state directory. */
 export const FIRST_SEEN_FILE = 'first-seen.v1';
+/**
+ * Lock file beside it, holding the owner's pid: two soloads sharing a state directory would each
+ * rewrite the file from their own memory (last writer wins, the other's sightings lost), so the
+ * second one is refused the state instead.
+ */
+export const FIRST_SEEN_LOCK = 'first-seen.v1.lock';
 
 const HEADER = 'soload-first-seen v1';
 const KEY_CHARS = 22;
@@ -63,6 +76,15 @@ const KEY_RE = /^[A-Za-z0-9_-]{22}$/;
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
 class CorruptState extends Error {}
+
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /** The compact form of a key stored in the state. */
 export function firstSeenDigest(key: string): string {
@@ -78,6 +100,10 @@ export class FirstSeenStore {
   private readonly flushMs: number;
   private readonly now: () => number;
   private readonly onError: ((err: Error) => void) | undefined;
+  private readonly lock: string;
+  private readonly pid: number;
+  private readonly isAlive: (pid: number) => boolean;
+  private locked = false;
   /** Insertion order is recency order: first = least recently seen. */
   private readonly keys = new Set<string>();
   private since = 0;
@@ -97,6 +123,9 @@ export class FirstSeenStore {
     this.flushMs = opts.flushMs ?? 5000;
     this.now = opts.now ?? Date.now;
     this.onError = opts.onError;
+    this.lock = path.join(this.dir, FIRST_SEEN_LOCK);
+    this.pid = opts.pid ?? process.pid;
+    this.isAlive = opts.isAlive ?? pidExists;
   }
 
   /**
@@ -108,6 +137,7 @@ export class FirstSeenStore {
   open(): FirstSeenOpenInfo {
     if (this.state !== 'new') throw new SoloadError(ErrorCodes.INTERNAL, 'FirstSeenStore: already opened');
     this.checkDir();
+    this.acquireLock();
     try {
       fs.unlinkSync(this.tmp);
     } catch {
@@ -210,6 +240,57 @@ export class FirstSeenStore {
       this.flush();
     } finally {
       this.state = 'closed';
+      this.releaseLock();
+    }
+  }
+
+  /**
+   * Takes the directory's lock (O_EXCL create of a file holding our pid). A lock held by a live
+   * soload is an error naming it; a lock left by a dead one is taken over. Two starts racing for a
+   * stale lock both unlink it and retry the exclusive create: exactly one wins.
+   */
+  private acquireLock(): void {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const fd = fs.openSync(this.lock, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+        try {
+          fs.writeSync(fd, `${this.pid}\n`);
+        } finally {
+          fs.closeSync(fd);
+        }
+        this.locked = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      let holder = NaN;
+      try {
+        holder = Number(fs.readFileSync(this.lock, 'utf8').trim());
+      } catch {
+        continue; // removed meanwhile: try again
+      }
+      if (Number.isInteger(holder) && holder > 0 && holder !== this.pid && this.isAlive(holder)) {
+        throw new SoloadError(
+          ErrorCodes.STATE_DIR_UNUSABLE,
+          `state directory ${this.dir} is in use by soload pid ${holder} (${this.lock}); give each soload its own security.stateDir (SOLOAD_STATE_DIR)`,
+        );
+      }
+      try {
+        fs.unlinkSync(this.lock); // left by a soload that died (or unreadable garbage)
+      } catch {
+        // another start took it first: its O_EXCL create decides
+      }
+    }
+    throw new SoloadError(ErrorCodes.STATE_DIR_UNUSABLE, `could not take the lock ${this.lock}; remove it if no soload is running`);
+  }
+
+  private releaseLock(): void {
+    if (!this.locked) return;
+    this.locked = false;
+    try {
+      if (Number(fs.readFileSync(this.lock, 'utf8').trim()) === this.pid) fs.unlinkSync(this.lock);
+    } catch {
+      // already gone
     }
   }
 

@@ -74,11 +74,16 @@ test('SIGKILL leaves state; the next start removes it (and only it); a clean sto
   assertForeignIntact();
 });
 
-test('a live soload is not mistaken for a dead one by a second instance', async () => {
-  const a = await startSoload(quiet);
-  const b = await startSoload(quiet);
+test('a live soload is not mistaken for a dead one by a second instance; a shared state directory is refused to the second, naming the first', async () => {
+  const stateDir = fs.mkdtempSync('/tmp/soload-shared-state-');
+  const shared = { ...quiet, security: { stateDir } };
+  const a = await startSoload(shared);
+  const b = await startSoload(shared);
   const s = soloadLeftovers();
   assert.ok(s.instances.includes(`soload_${a.pid}`) && s.instances.includes(`soload_${b.pid}`));
+  assert.doesNotMatch(a.stderr(), /first-seen state unavailable/);
+  assert.match(b.stderr(), new RegExp(`first-seen state unavailable .*in use by soload pid ${a.pid}`));
+  assert.doesNotMatch(b.stderr(), /removing state left by a soload that died/);
   await b.stop();
   assert.ok(soloadLeftovers().instances.includes(`soload_${a.pid}`), "stopping b removed a's instance");
   await a.stop();

@@ -189,3 +189,26 @@ test('100,000 keys: the state file stays at ~23 bytes a key, whatever the paths'
   again.close();
   t.diagnostic(`100k keys: ${bytes} bytes (${(bytes / 100_000).toFixed(1)} B/key); 101k firstSeen ${addMs.toFixed(0)} ms, flush ${flushMs.toFixed(0)} ms, open ${openMs.toFixed(0)} ms`);
 });
+
+test('a state directory held by a live soload is refused, naming its pid; a dead holder’s lock is taken over; close releases it', () => {
+  const dir = freshDir();
+  const a = new FirstSeenStore({ dir, pid: 1001, isAlive: (pid) => pid === 1001 });
+  a.open();
+  assert.equal(fs.readFileSync(path.join(dir, 'first-seen.v1.lock'), 'utf8'), '1001\n');
+  const b = new FirstSeenStore({ dir, pid: 1002, isAlive: (pid) => pid === 1001 });
+  assert.throws(() => b.open(), (err: Error & { code?: string }) => err.code === 'SOLOAD_ERR_STATE_DIR' && /in use by soload pid 1001/.test(err.message));
+  a.close();
+  assert.ok(!fs.existsSync(path.join(dir, 'first-seen.v1.lock')), 'close removes the lock');
+
+  // A SIGKILLed holder leaves its lock: the next start (holder not alive) takes it over.
+  fs.writeFileSync(path.join(dir, 'first-seen.v1.lock'), '999999\n');
+  const c = new FirstSeenStore({ dir, pid: 1003, isAlive: () => false });
+  c.open();
+  assert.equal(fs.readFileSync(path.join(dir, 'first-seen.v1.lock'), 'utf8'), '1003\n');
+  c.close();
+  // Garbage in the lock file is no holder.
+  fs.writeFileSync(path.join(dir, 'first-seen.v1.lock'), 'not a pid');
+  const d = new FirstSeenStore({ dir, pid: 1004, isAlive: () => true });
+  d.open();
+  d.close();
+});
