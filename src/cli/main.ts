@@ -11,6 +11,7 @@ import { validateConfig } from '../config/validate';
 import { isSoloadError, SoloadError } from '../errors';
 import { buildProbeLine, probeAliases } from '../tracefs/probe-line';
 import { formatCheck, runCheck } from './check';
+import { escapeForLog } from '../util/path-bytes';
 
 const USAGE = `usage: soload [run|check|probes|config] [--config FILE] [--json]
 
@@ -48,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     // and `probes` open none of it and still work, e.g. to show what a broken setup resolves to.
     if (command === 'run' || command === 'check') validateConfig(config);
   } catch (err) {
-    process.stderr.write(`soload: ${isSoloadError(err) ? `${err.code}: ` : ''}${(err as Error).message}\n`);
+    process.stderr.write(`soload: ${isSoloadError(err) ? `${err.code}: ` : ''}${escapeForLog((err as Error).message)}\n`);
     return 2;
   }
   const log = stderrLog(config.log.level);
@@ -68,16 +69,16 @@ export async function main(argv: string[]): Promise<number> {
         const group = `${config.tracefs.groupPrefix}_${process.pid}`;
         const aliases = probeAliases(plan.specs, path.join(DEFAULT_ALIAS_ROOT, group));
         for (const s of plan.specs) process.stdout.write(buildProbeLine(group, s, aliases.get(s.path)) + '\n');
-        for (const c of plan.sets) process.stderr.write(`# ${c.set.dir}: ${c.mechanism ? `${c.mechanism.name} (${c.reason})` : `no capture mechanism (${c.rejected.map((r) => `${r.mechanism}: ${r.reason}`).join('; ')})`}\n`);
-        for (const f of plan.stubs) process.stderr.write(`# ${f}: glibc ≥ 2.34 stub (dlopen lives in libc.so.6 next to it): nothing to probe\n`);
-        for (const s of plan.skipped) process.stderr.write(`# skipped ${s.probe} (${s.library}): ${s.reason}\n`);
+        for (const c of plan.sets) process.stderr.write(`# ${escapeForLog(`${c.set.dir}: ${c.mechanism ? `${c.mechanism.name} (${c.reason})` : `no capture mechanism (${c.rejected.map((r) => `${r.mechanism}: ${r.reason}`).join('; ')})`}`)}\n`);
+        for (const f of plan.stubs) process.stderr.write(`# ${escapeForLog(f)}: glibc ≥ 2.34 stub (dlopen lives in libc.so.6 next to it): nothing to probe\n`);
+        for (const s of plan.skipped) process.stderr.write(`# ${escapeForLog(`skipped ${s.probe} (${s.library}): ${s.reason}`)}\n`);
         return plan.specs.length ? 0 : 1;
       }
       default:
         return await run(config, log);
     }
   } catch (err) {
-    process.stderr.write(`soload: ${err instanceof SoloadError ? `${err.code}: ` : ''}${(err as Error).message}\n`);
+    process.stderr.write(`soload: ${err instanceof SoloadError ? `${err.code}: ` : ''}${escapeForLog((err as Error).message)}\n`);
     return 1;
   }
 }

@@ -4,9 +4,9 @@ import { ErrorCodes, SoloadError } from '../errors';
 import { ElfClass, ElfImage, Endian, ProgramHeader, SHT_DYNSYM, SHT_SYMTAB, invalid, parseElf } from './image';
 import { DebugLink, DynamicInfo, crc32, decodeBuildId, decodeDebugLink, decodeDynamic, decodeInterpreter } from './metadata';
 import { readDynamicInfo } from './dynamic-lite';
-import { toRawBytes } from '../pipe/decode';
 import { SegmentLayout, fetchOffsetFor, vaddrToFileOffset } from './offsets';
 import { globDatSlots } from './relocations';
+import { fsName } from '../util/path-bytes';
 import {
   ElfSymbol,
   SymbolIndex,
@@ -427,11 +427,10 @@ export class ElfSymbolResolver {
   private cached<T>(file: string, cache: Map<string, T>, max: number, count: boolean, compute: (fd: number, size: number) => T): T {
     let fd: number;
     try {
-      fd = fs.openSync(file, 'r');
+      // the escaped text itself could name another file someone created: only the bytes it stands for
+      fd = fs.openSync(fsName(file), 'r');
     } catch (err) {
-      const raw = /\\x[0-9a-f]{2}/.test(file) ? tryOpen(toRawBytes(file)) : undefined;
-      if (raw === undefined) throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
-      fd = raw;
+      throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
     }
     try {
       const st = fs.fstatSync(fd);
@@ -453,12 +452,4 @@ export class ElfSymbolResolver {
     }
   }
 
-}
-
-function tryOpen(p: Buffer): number | undefined {
-  try {
-    return fs.openSync(p, 'r');
-  } catch {
-    return undefined;
-  }
 }

@@ -10,6 +10,7 @@ import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { HashAlgorithm } from './hasher';
+import { fsName } from '../util/path-bytes';
 
 /** One job, main thread → worker. */
 export interface HashJobMessage {
@@ -113,13 +114,13 @@ let noatime = O_NOATIME !== 0;
 function openFile(path: string): number {
   if (noatime) {
     try {
-      return fs.openSync(path, OPEN_FLAGS | O_NOATIME);
+      return fs.openSync(fsName(path), OPEN_FLAGS | O_NOATIME);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
       if (process.getuid?.() !== 0) noatime = false; // not privileged: stop paying for the retry
     }
   }
-  return fs.openSync(path, OPEN_FLAGS);
+  return fs.openSync(fsName(path), OPEN_FLAGS);
 }
 
 function errnoOf(err: unknown): string {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseOtelKeyValueList } from '../util/otel-kv';
-import { decodeLineBytes, toRawBytes } from '../pipe/decode';
+import { escapePathBytes, fsName } from '../util/path-bytes';
 import type { PathStat } from '../enrich/canonical';
 
 /** What /proc tells about one process. Every field may be missing when the process is gone. */
@@ -108,7 +108,7 @@ export class ProcReader {
       info.startTicks = Number(rest[19]);
     }
     try {
-      info.exePath = fs.readlinkSync(path.join(dir, 'exe')).replace(/ \(deleted\)$/, '');
+      info.exePath = readlinkEscaped(path.join(dir, 'exe')).replace(/ \(deleted\)$/, '');
       info.exeName = path.basename(info.exePath);
     } catch {
       info.missing.push('process.executable.path');
@@ -157,7 +157,7 @@ export class ProcReader {
   statAs(pid: number, file: string): FileInfo | undefined {
     for (const p of [path.join(this.root, String(pid), 'root', file), file]) {
       try {
-        const st = fs.statSync(p);
+        const st = fs.statSync(fsName(p));
         return { size: st.size, inode: st.ino, dev: st.dev };
       } catch {
         continue;
@@ -206,7 +206,7 @@ export class ProcReader {
   readlink(hostPath: string): string | undefined {
     return firstOf(hostPath, (p) => {
       const raw = fs.readlinkSync(p, { encoding: 'buffer' });
-      return decodeLineBytes(raw, 0, raw.length);
+      return escapePathBytes(raw);
     });
   }
 
@@ -291,7 +291,7 @@ export class ProcReader {
   /** Current working directory of `pid` (as that process sees paths), if readable. */
   cwd(pid: number): string | undefined {
     try {
-      return fs.readlinkSync(path.join(this.root, String(pid), 'cwd'));
+      return readlinkEscaped(path.join(this.root, String(pid), 'cwd'));
     } catch {
       return undefined;
     }
@@ -328,7 +328,7 @@ export class ProcReader {
     for (const line of maps.split('\n')) {
       const m = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S+)\s+([0-9a-f]+)\s+\S+\s+(\d+)\s*(.*)$/.exec(line);
       if (!m) continue;
-      out.push({ start: BigInt('0x' + m[1]), end: BigInt('0x' + m[2]), perms: m[3]!, offset: BigInt('0x' + m[4]), inode: Number(m[5]), path: m[6]!.replace(/ \(deleted\)$/, '') });
+      out.push({ start: BigInt('0x' + m[1]), end: BigInt('0x' + m[2]), perms: m[3]!, offset: BigInt('0x' + m[4]), inode: Number(m[5]), path: mapsPathField(m[6]!.replace(/ \(deleted\)$/, '')) });
     }
     return out;
   }
@@ -381,29 +381,40 @@ export class ProcReader {
 }
 
 /**
- * `call` on the first file-system name a path string may stand for: itself, and — when it holds
- * `\xNN` escapes (how soload spells non-UTF-8 bytes of kernel-printed names, see pipe/decode.ts) —
- * the raw bytes they encode. Undefined when every name fails (throws or gives undefined).
+ * `call` on the file-system name a path string stands for: its raw bytes when it holds `\xhh`
+ * escapes (soload's spelling of kernel-printed names, see util/path-bytes.ts), else itself. Never
+ * the escaped text taken literally: that would open a different file someone named after it.
+ * Undefined when the call fails (throws or gives undefined).
  */
 function firstOf<T>(p: string, call: (name: string | Buffer) => T): T | undefined {
-  const names: Array<string | Buffer> = /\\x[0-9a-f]{2}/.test(p) ? [p, toRawBytes(p)] : [p];
-  for (const name of names) {
-    try {
-      const r = call(name);
-      if (r !== undefined) return r;
-    } catch {
-      continue;
-    }
-  }
-  return undefined;
-}
-
-function readText(p: string): string | undefined {
   try {
-    return fs.readFileSync(p, 'utf8');
+    return call(fsName(p));
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A /proc (or other outside) text file in soload's path escaping (util/path-bytes.ts): names in
+ * it — a comm, arguments, environment values, mapped paths — are arbitrary bytes, and a lossy
+ * UTF-8 decode would turn different names into the same string.
+ */
+function readText(p: string): string | undefined {
+  try {
+    return escapePathBytes(fs.readFileSync(p));
+  } catch {
+    return undefined;
+  }
+}
+
+/** readlink in soload's path escaping (a lossy UTF-8 decode would lose the name's bytes). */
+function readlinkEscaped(p: string): string {
+  return escapePathBytes(fs.readlinkSync(p, { encoding: 'buffer' }));
+}
+
+/** A maps path field (already path-escaped) with the kernel's `\012` for a newline undone. */
+function mapsPathField(field: string): string {
+  return field.indexOf('\\012') === -1 ? field : field.replace(/\\012/g, '\n');
 }
 
 /** Paths of file-backed mappings in a maps text (pure). Skips [heap], anon and deleted-marker noise. */
@@ -415,7 +426,7 @@ export function parseMapsPaths(maps: string, executableOnly = false): string[] {
     const m = /^\S+\s+(\S+)\s+\S+\s+\S+\s+(\d+)\s+(.*)$/.exec(line);
     if (!m || m[2] === '0') continue;
     if (executableOnly && !m[1]!.includes('x')) continue;
-    const p = m[3]!.replace(/ \(deleted\)$/, '');
+    const p = mapsPathField(m[3]!.replace(/ \(deleted\)$/, ''));
     if (p.startsWith('/')) seen.add(p);
   }
   return [...seen];

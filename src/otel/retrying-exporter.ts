@@ -2,6 +2,7 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { encodeLogs, type BatchSender, type EncodedBatch, type OtlpEncoding } from './otlp-sender';
 import { heldBytes, type SpillStore, type SpilledBatch } from './spill';
+import { escapeForLog } from '../util/path-bytes';
 
 /** Why records were dropped (the `reason` attribute of soload.records.dropped). */
 export type DropReason = 'queue_full' | 'rejected' | 'shutdown' | 'spill_error';
@@ -141,7 +142,7 @@ export class RetryingLogExporter implements LogRecordExporter {
       maxBackoffMs: 5_000,
       shutdownDrainMs: 5_000,
       requestTimeoutMs: 10_000,
-      warn: (m) => process.stderr.write(`soload: warn: ${m}\n`),
+      warn: (m) => process.stderr.write(`soload: warn: ${escapeForLog(m)}\n`),
       info: () => {},
       now: Date.now,
       ...opts,

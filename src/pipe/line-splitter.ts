@@ -79,7 +79,8 @@ export class LineSplitter {
     const lastNl = chunk.lastIndexOf(10);
     let validFrom = 0;
     if (this.partLen > 0 || this.discarding) validFrom = chunk.indexOf(10) + 1;
-    const valid = lastNl > validFrom && isUtf8(chunk.subarray(validFrom, lastNl));
+    // A backslash may need escaping (before `x`+hex, see util/path-bytes.ts): such chunks decode per line.
+    const valid = lastNl > validFrom && isUtf8(chunk.subarray(validFrom, lastNl)) && chunk.subarray(validFrom, lastNl).indexOf(92) === -1;
     while (pos < len) {
       const nl = chunk.indexOf(10, pos);
       const stop = nl === -1 ? len : nl;

@@ -162,7 +162,9 @@ export class TraceStreamParser {
         p = nl + 1;
       }
     }
-    if (!isAscii(chunk.subarray(start, end))) {
+    const seg = chunk.subarray(start, end);
+    // A backslash may need escaping (before `x`+hex, see util/path-bytes.ts): decode those lines one by one.
+    if (!isAscii(seg) || seg.indexOf(92) !== -1) {
       for (let p = start; p <= end; ) {
         const nl = chunk.indexOf(10, p);
         this.onLine(decodeLineBytes(chunk, p, nl), false);

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ProcReader } from '../host/proc-reader';
+import { escapePathBytes, fsName } from '../util/path-bytes';
 
 /** A library file on the host, identified by inode: uprobes attach per inode, not per path. */
 export interface LibraryFile {
@@ -104,7 +105,7 @@ export function inventoryLibraries(proc: ProcReader, libDirs: string[] = DEFAULT
   const add = (hostPath: string, alias: string, pid?: number) => {
     let st: fs.Stats;
     try {
-      st = fs.statSync(hostPath);
+      st = fs.statSync(fsName(hostPath));
     } catch {
       return;
     }
@@ -140,15 +141,16 @@ export function inventoryLibraries(proc: ProcReader, libDirs: string[] = DEFAULT
   // A file reachable by a host path beats one reachable only through /proc/<pid>/root, which
   // stops resolving when that process exits.
   for (const lib of byInode.values()) {
-    const host = lib.aliases.find((a) => fs.existsSync(a) && sameInode(a, lib));
-    if (host) lib.path = fs.realpathSync(host);
+    // Names are soload-escaped (util/path-bytes.ts): the file system gets their bytes back.
+    const host = lib.aliases.find((a) => fs.existsSync(fsName(a)) && sameInode(a, lib));
+    if (host) lib.path = escapePathBytes(fs.realpathSync(fsName(host), { encoding: 'buffer' }));
   }
   return [...byInode.values()];
 }
 
 function sameInode(p: string, lib: LibraryFile): boolean {
   try {
-    const st = fs.statSync(p);
+    const st = fs.statSync(fsName(p));
     return st.ino === lib.ino && st.dev === lib.dev;
   } catch {
     return false;

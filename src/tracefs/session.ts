@@ -3,7 +3,8 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ErrorCodes, SoloadError } from '../errors';
 import type { ProbeSpec } from '../types';
-import { buildProbeLine, buildRemoveLine, parseProbeListing, probeAliases } from './probe-line';
+import { buildProbeLine, buildRemoveLine, checkFilter, parseProbeListing, probeAliases } from './probe-line';
+import { fsName } from '../util/path-bytes';
 import { readRingBufferStats, type RingBufferStats } from './ring-stats';
 import { parseTracepointFormat, type TracepointFormat } from './format';
 
@@ -244,7 +245,7 @@ export class TracefsSession {
     return failures;
   }
 
-  /** Symlinks for probed files with whitespace in their paths (see probeAliases); made ones only. */
+  /** Symlinks for probed files whose paths uprobe_events cannot carry (see probeAliases); made ones only. */
   private makeAliases(probes: readonly ProbeSpec[]): Map<string, string> {
     const wanted = this.opts.aliasDir ? probeAliases(probes, this.opts.aliasDir, this.aliasesMade) : new Map<string, string>();
     const made = new Map<string, string>();
@@ -261,7 +262,8 @@ export class TracefsSession {
     }
     for (const [file, alias] of wanted) {
       try {
-        fs.symlinkSync(file, alias);
+        // `file` is soload-escaped: the link must point at the file's real bytes
+        fs.symlinkSync(fsName(file), alias);
         made.set(file, alias);
       } catch {
         /* refused below, loudly */
@@ -279,7 +281,7 @@ export class TracefsSession {
     this.undo.push({ what: `remove probe ${this.group}/${event}`, event, run: () => this.writeProbeDefinition(buildRemoveLine(this.group, event), true) });
     const eventDir = path.join(this.instanceDir, 'events', this.group, event);
     if (probe.filter) {
-      this.writeControl(path.join(eventDir, 'filter'), probe.filter);
+      this.writeControl(path.join(eventDir, 'filter'), checkFilter(event, probe.filter));
       this.undo.push({ what: `clear filter ${event}`, event, run: () => this.writeControl(path.join(eventDir, 'filter'), '0') });
     }
     const enable = path.join(eventDir, 'enable');
@@ -295,7 +297,7 @@ export class TracefsSession {
     // event must then be treated as unfiltered rather than silently believed filtered.
     const filtered = tp.filter !== undefined && (tp.filterNeeds ?? []).every((f) => format.fields.includes(f));
     if (filtered) {
-      this.writeControl(path.join(dir, 'filter'), tp.filter!);
+      this.writeControl(path.join(dir, 'filter'), checkFilter(tp.event, tp.filter!));
       this.undo.push({ what: `clear filter ${tp.event}`, run: () => this.writeControl(path.join(dir, 'filter'), '0') });
     }
     this.writeControl(path.join(dir, 'enable'), '1');
