@@ -24,13 +24,18 @@ function find(dir) {
 const only = process.argv[2]; // optional: unit | integration
 const suites = only ? [only] : ['unit', 'integration'];
 if (suites.includes('integration')) {
-  // The loader-list capture mechanism needs glibc's debug symbols (found by build-id); the tests
-  // check both mechanisms, so the test command installs them where the distribution ships them.
-  if (spawnSync('dpkg', ['-s', 'libc6-dbg'], { stdio: 'ignore' }).status === 1) {
-    console.error('installing libc6-dbg (glibc debug symbols) for the loader-list mechanism tests');
+  // Distribution packages the integration tests use, installed where missing: glibc's debug
+  // symbols (found by build-id) for the loader-list mechanism tests, bpftrace for the coexistence
+  // test (a perf-event uprobe on the same function soload probes).
+  const needed = [
+    ['libc6-dbg', 'the tests of the debug-symbol capture mechanism will fail'],
+    ['bpftrace', 'the coexistence test will fail'],
+  ].filter(([pkg]) => spawnSync('dpkg', ['-s', pkg], { stdio: 'ignore' }).status !== 0);
+  if (needed.length) {
+    console.error(`installing ${needed.map(([p]) => p).join(', ')} for the integration tests`);
     const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status;
-    if (apt(['update']) !== 0 || apt(['install', '-y', 'libc6-dbg']) !== 0) {
-      console.error('could not install libc6-dbg: the tests of the debug-symbol capture mechanism will fail');
+    if (apt(['update']) !== 0 || apt(['install', '-y', '--no-install-recommends', ...needed.map(([p]) => p)]) !== 0) {
+      for (const [pkg, consequence] of needed) console.error(`could not install ${pkg}: ${consequence}`);
     }
   }
   for (const script of ['scripts/build-collector.sh']) {
