@@ -310,6 +310,7 @@ export class SoloadAgent {
           pipe: () => this.reader?.stats,
           ring: () => this.session?.ringStats(),
           paths: this.paths.stats,
+          elfInvalid: () => this.resolver.invalidReads(),
         }),
       });
       for (const [k, v] of schemasFor(this.session.probes, tracepoints)) this.schemas.set(k, v);

@@ -126,12 +126,23 @@ export function readerFor(image: ElfImage): ElfReader {
   return new ElfReader(image.buf, image.endian, image.file);
 }
 
+/**
+ * Why a file could not be read as an ELF object (`details.reason` of ELF_INVALID, the `reason` of the
+ * soload.elf.invalid metric): `unreadable` (cannot be opened), `not_elf` (no ELF magic: e.g. a Java
+ * `.jsa` archive the JVM maps executable), `headers` (truncated or corrupt ELF/program/section
+ * headers), `contents` (a table, string or note the headers point to is outside the file or corrupt).
+ */
+export type ElfInvalidReason = 'unreadable' | 'not_elf' | 'headers' | 'contents';
+
+/** Every ElfInvalidReason, in the order the metric reports them. */
+export const ELF_INVALID_REASONS: readonly ElfInvalidReason[] = ['unreadable', 'not_elf', 'headers', 'contents'];
+
 /** SoloadError ELF_INVALID naming the file. */
-export function invalid(file: string, why: string, cause?: unknown): SoloadError {
+export function invalid(file: string, why: string, cause?: unknown, reason: ElfInvalidReason = 'contents'): SoloadError {
   return new SoloadError(
     ErrorCodes.ELF_INVALID,
     `${file} is not a valid ELF object: ${why}`,
-    { file },
+    { file, reason },
     cause === undefined ? undefined : { cause },
   );
 }
@@ -151,7 +162,7 @@ export function invalid(file: string, why: string, cause?: unknown): SoloadError
  */
 export function parseElf(buf: Buffer, nameForErrors: string): ElfImage {
   if (buf.length < 4 || buf[0] !== 0x7f || buf[1] !== 0x45 || buf[2] !== 0x4c || buf[3] !== 0x46) {
-    throw invalid(nameForErrors, 'no ELF magic (\\x7fELF) at the start of the file');
+    throw invalid(nameForErrors, 'no ELF magic (\\x7fELF) at the start of the file', undefined, 'not_elf');
   }
   let parsed: ElfyFile;
   try {
@@ -162,7 +173,7 @@ export function parseElf(buf: Buffer, nameForErrors: string): ElfImage {
     const body = parser.parseBody(buf, header);
     parsed = { ...header, body: body.sections.length > 0 ? parser.resolveBody(body, header) : body };
   } catch (err) {
-    throw invalid(nameForErrors, `truncated or corrupt headers (${(err as Error).message})`, err);
+    throw invalid(nameForErrors, `truncated or corrupt headers (${(err as Error).message})`, err, 'headers');
   }
   const cls: ElfClass = parsed.class === '64' ? 64 : 32;
   const endian: Endian = parsed.endian === 'lsb' ? 'le' : 'be';
@@ -171,10 +182,10 @@ export function parseElf(buf: Buffer, nameForErrors: string): ElfImage {
   const phentMin = cls === 64 ? 56 : 32;
   const shentMin = cls === 64 ? 64 : 40;
   if (parsed.body.programs.length > 0 && parsed.phentsize < phentMin) {
-    throw invalid(nameForErrors, `e_phentsize ${parsed.phentsize} is smaller than a program header (${phentMin})`);
+    throw invalid(nameForErrors, `e_phentsize ${parsed.phentsize} is smaller than a program header (${phentMin})`, undefined, 'headers');
   }
   if (parsed.body.sections.length > 0 && parsed.shentsize < shentMin) {
-    throw invalid(nameForErrors, `e_shentsize ${parsed.shentsize} is smaller than a section header (${shentMin})`);
+    throw invalid(nameForErrors, `e_shentsize ${parsed.shentsize} is smaller than a section header (${shentMin})`, undefined, 'headers');
   }
 
   const segments: ProgramHeader[] = parsed.body.programs.map((p, i) => {

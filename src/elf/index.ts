@@ -17,6 +17,8 @@ export {
   PT_DYNAMIC,
   PT_INTERP,
   PT_NOTE,
+  ELF_INVALID_REASONS,
+  type ElfInvalidReason,
 } from './image';
 export {
   type ElfSymbol,

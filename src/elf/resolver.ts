@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCodes, SoloadError } from '../errors';
-import { ElfClass, ElfImage, Endian, ProgramHeader, SHT_DYNSYM, SHT_SYMTAB, invalid, parseElf } from './image';
+import { ELF_INVALID_REASONS, ElfClass, ElfImage, ElfInvalidReason, Endian, ProgramHeader, SHT_DYNSYM, SHT_SYMTAB, invalid, parseElf } from './image';
 import { DebugLink, DynamicInfo, crc32, decodeBuildId, decodeDebugLink, decodeDynamic, decodeInterpreter } from './metadata';
 import { readDynamicInfo } from './dynamic-lite';
 import { SegmentLayout, fetchOffsetFor, vaddrToFileOffset } from './offsets';
@@ -191,6 +191,7 @@ export class ElfSymbolResolver {
   private readonly dynamicCache = new Map<string, DynamicInfo>();
   private hits = 0;
   private misses = 0;
+  private readonly invalidCounts = Object.fromEntries(ELF_INVALID_REASONS.map((r) => [r, 0])) as Record<ElfInvalidReason, number>;
 
   /** @param opts.debugRoot debug-info root (default `/usr/lib/debug`); opts.maxEntries cache size (default 128) */
   constructor(opts: ElfSymbolResolverOptions = {}) {
@@ -215,12 +216,18 @@ export class ElfSymbolResolver {
    */
   dynamicInfo(file: string): DynamicInfo {
     return this.cached(file, this.dynamicCache, DYNAMIC_CACHE_ENTRIES, false, (fd, size) => {
+      let magic = false;
       const info = readDynamicInfo((offset, length) => {
         const buf = Buffer.alloc(Math.max(0, Math.min(length, size - offset)));
         const n = buf.length ? fs.readSync(fd, buf, 0, buf.length, offset) : 0;
+        if (offset === 0 && n >= 4 && buf.readUInt32BE(0) === 0x7f454c46) magic = true;
         return buf.subarray(0, n);
       });
-      if (!info) throw invalid(file, 'not an ELF object with a readable dynamic section');
+      if (!info) {
+        throw magic
+          ? invalid(file, 'its headers or dynamic section cannot be read', undefined, 'contents')
+          : invalid(file, 'no ELF magic (\\x7fELF) at the start of the file', undefined, 'not_elf');
+      }
       return Object.freeze({ ...info, needed: Object.freeze([...info.needed]) });
     });
   }
@@ -315,6 +322,14 @@ export class ElfSymbolResolver {
     }
     const probe = this.locate(file, entry, probeSymbol);
     return fetchOffsetFor({ file, segments: entry.info.segments }, probe.vaddr, slot);
+  }
+
+  /**
+   * Reads of files that could not be used as ELF objects since this resolver was made, by reason
+   * (each failed read counts: a bad file asked for twice counts twice). Feeds soload.elf.invalid.
+   */
+  invalidReads(): Readonly<Record<ElfInvalidReason, number>> {
+    return { ...this.invalidCounts };
   }
 
   /** Cache counters. */
@@ -430,7 +445,8 @@ export class ElfSymbolResolver {
       // the escaped text itself could name another file someone created: only the bytes it stands for
       fd = fs.openSync(fsName(file), 'r');
     } catch (err) {
-      throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+      this.invalidCounts.unreadable++;
+      throw invalid(file, `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err, 'unreadable');
     }
     try {
       const st = fs.fstatSync(fd);
@@ -443,7 +459,20 @@ export class ElfSymbolResolver {
         return hit;
       }
       if (count) this.misses++;
-      const value = compute(fd, st.size);
+      let value: T;
+      try {
+        value = compute(fd, st.size);
+      } catch (err) {
+        if (err instanceof SoloadError && err.code === ErrorCodes.ELF_INVALID) {
+          const reason = err.details.reason as ElfInvalidReason | undefined;
+          this.invalidCounts[reason !== undefined && reason in this.invalidCounts ? reason : 'contents']++;
+        } else if (!(err instanceof SoloadError) && (err as NodeJS.ErrnoException).code !== undefined) {
+          // A read error (EIO, EISDIR) on a file that opened: unreadable, like one that did not open.
+          this.invalidCounts.unreadable++;
+          throw invalid(file, `cannot read it (${(err as NodeJS.ErrnoException).code})`, err, 'unreadable');
+        }
+        throw err;
+      }
       cache.set(key, value);
       while (cache.size > max) cache.delete(cache.keys().next().value as string);
       return value;

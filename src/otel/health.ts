@@ -38,6 +38,8 @@ export interface HealthSnapshot {
     /** `/proc/self/fd/N` that could not be named (file.path left out). */
     fdUnresolved: number;
   };
+  /** Files soload tried to read as ELF objects at run time and could not, by reason (see ElfInvalidReason). */
+  elf?: { invalid: Readonly<Record<string, number>> };
   faults: {
     /** Requested name unreadable at dlopen entry ("(fault)"), recovered at return. */
     avoided: number;
@@ -59,6 +61,8 @@ export interface HealthInputs {
   pipe: () => { records: number; lostEvents: number; malformed: number } | undefined;
   /** Ring-buffer counters of soload's tracefs instance (undefined once it is gone). */
   ring: () => RingBufferStats | undefined;
+  /** Failed ELF reads of the agent's resolver, by reason (absent: none counted). */
+  elfInvalid?: () => Readonly<Record<string, number>>;
   /** Path-resolution counters (absent: all zero). */
   paths?: { changed: number; deleted: number; memfd: number; replaced: number; viewLost: number; fdUnresolved: number };
 }
@@ -85,6 +89,7 @@ export function healthSource(inputs: HealthInputs): HealthSource {
         namespaceGuessed: inputs.paths?.viewLost ?? 0,
         fdUnresolved: inputs.paths?.fdUnresolved ?? 0,
       },
+      elf: { invalid: inputs.elfInvalid?.() ?? {} },
       faults: { avoided: inputs.dlopen.nameRecovered, nameUnresolved: inputs.dlopen.nameUnresolved, pathUnresolved: inputs.dlopen.pathUnresolved },
     };
   };

@@ -117,6 +117,7 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
     const ringDropped = counter('soload.ring.dropped_events', 'events the ring buffer refused (per_cpu stats dropped events; non-overwrite mode)', '{event}');
     const traceRecords = counter('soload.trace.records', 'records parsed from trace_pipe', '{event}');
     const malformed = counter('soload.trace.malformed_lines', 'trace_pipe lines that did not parse', '{line}');
+    const elfInvalid = counter('soload.elf.invalid', 'files read as ELF objects at run time that could not be used, by reason (unreadable, not_elf, headers, contents)', '{read}');
     const avoided = counter('soload.faults.avoided', 'dlopen names unreadable at entry ("(fault)") recovered at return', '{load}');
     const unresolved = counter('soload.faults.unresolved', 'names (kind=name) or paths (kind=path) that stayed unreadable', '{load}');
     // One metric per outcome: a record can be renamed and deleted at once, so these do not add up.
@@ -141,6 +142,7 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
         obs(ringOverrun, h.trace.ring.overrun);
         obs(ringCommitOverrun, h.trace.ring.commitOverrun);
         obs(ringDropped, h.trace.ring.droppedEvents);
+        for (const [reason, n] of Object.entries(h.elf?.invalid ?? {})) obs(elfInvalid, n, { reason });
         obs(avoided, h.faults.avoided);
         obs(unresolved, h.faults.nameUnresolved, { kind: 'name' });
         obs(unresolved, h.faults.pathUnresolved, { kind: 'path' });
@@ -158,7 +160,7 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
           obs(failures, d.failedAttempts, { exporter });
         }
       },
-      [loadsEmitted, loadsFiltered, traceRecords, malformed, pipeLost, ringOverrun, ringCommitOverrun, ringDropped, avoided, unresolved, ...pathMetrics.map(([, m]) => m), exported, dropped, spilled, queued, queuedBytes, failures],
+      [loadsEmitted, loadsFiltered, traceRecords, malformed, elfInvalid, pipeLost, ringOverrun, ringCommitOverrun, ringDropped, avoided, unresolved, ...pathMetrics.map(([, m]) => m), exported, dropped, spilled, queued, queuedBytes, failures],
     );
 
     const latency = meter.createHistogram('soload.export.latency', {

@@ -200,3 +200,30 @@ test('unreadable path is ELF_INVALID naming the file', () => {
     (e: unknown) => isSoloadError(e, ErrorCodes.ELF_INVALID) && e.message.includes(missing) && /ENOENT/.test(e.message),
   );
 });
+
+test('failed ELF reads are counted by reason (feeds soload.elf.invalid): unreadable, not_elf (a CDS .jsa), headers, contents', () => {
+  const dir = tempDir('resolver-invalid');
+  const jsa = path.join(dir, 'classes.jsa');
+  fs.writeFileSync(jsa, fs.readFileSync(path.join(__dirname, '../../../../test/fixtures/fuzz/elf/cds-static.jsa')));
+  const cut = path.join(dir, 'cut.so');
+  fs.writeFileSync(cut, fs.readFileSync(fx.lib).subarray(0, 40));
+  const outside = path.join(dir, 'outside.so');
+  fs.writeFileSync(outside, fs.readFileSync(path.join(__dirname, '../../../../test/fixtures/fuzz/elf/symtab-outside.so')));
+  const r = new ElfSymbolResolver();
+  const code = (fn: () => unknown): string | undefined => {
+    try {
+      fn();
+      return undefined;
+    } catch (err) {
+      assert.ok(isSoloadError(err, ErrorCodes.ELF_INVALID), String(err));
+      return err.details.reason as string;
+    }
+  };
+  assert.equal(code(() => r.inspect(path.join(dir, 'absent.so'))), 'unreadable');
+  assert.equal(code(() => r.inspect(jsa)), 'not_elf');
+  assert.equal(code(() => r.dynamicInfo(jsa)), 'not_elf');
+  assert.equal(code(() => r.inspect(cut)), 'headers');
+  assert.equal(code(() => r.inspect(outside)), 'contents');
+  assert.equal(code(() => r.inspect(fx.lib)), undefined);
+  assert.deepEqual(r.invalidReads(), { unreadable: 1, not_elf: 2, headers: 1, contents: 1 });
+});

@@ -169,6 +169,7 @@ test('self-metrics are exported over OTLP/HTTP to the metrics URL with the confi
   const h: HealthSnapshot = {
     loads: { emitted: 12, filtered: 0, custom: 0 },
     trace: { records: 30, lostEvents: 2, malformed: 0, ring: { overrun: 5, commitOverrun: 1, droppedEvents: 3 } },
+    elf: { invalid: { unreadable: 0, not_elf: 2, headers: 1, contents: 0 } },
     faults: { avoided: 1, nameUnresolved: 0, pathUnresolved: 0 },
     paths: { renamed: 6, deleted: 1, memfd: 0, replaced: 0, namespaceGuessed: 2, fdUnresolved: 0 },
   };
@@ -205,6 +206,10 @@ test('self-metrics are exported over OTLP/HTTP to the metrics URL with the confi
     assert.deepEqual(ps[0]!.attributes, [], name);
     assert.equal(num(ps[0]), value, name);
   }
+  // Malformed ELF input, by reason (a .jsa mapped executable is not_elf).
+  const elfPoints = points(byName.get('soload.elf.invalid'));
+  assert.equal(num(elfPoints.find((p) => attr(p, 'reason') === 'not_elf')), 2);
+  assert.equal(num(elfPoints.find((p) => attr(p, 'reason') === 'headers')), 1);
   // Path outcomes: one metric each (a record can be renamed and deleted at once).
   assert.equal(num(points(byName.get('soload.paths.renamed'))[0]), 6);
   assert.equal(num(points(byName.get('soload.paths.namespace_guessed'))[0]), 2);
