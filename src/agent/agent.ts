@@ -29,6 +29,7 @@ import type { SetChoice } from '../plan/select';
 import type { Route as RouteT } from '../capture/router';
 import { stderrLog, type DiagLog } from './log';
 import { cleanupStale } from './stale';
+import { LossMonitor } from './loss';
 import { createSecurityStage, type SecurityStage } from './security';
 
 /** DT_NEEDED lists are reused this long (ms), like canonical paths (enrich/canonical.ts PathCache). */
@@ -120,6 +121,7 @@ export class SoloadAgent {
   private pipeline?: LogPipeline;
   private telemetry?: SelfTelemetry;
   private housekeeping?: NodeJS.Timeout;
+  private loss?: LossMonitor;
   private starting?: Promise<void>;
   private stopping?: Promise<void>;
   private cleanup?: Promise<void>;
@@ -321,6 +323,13 @@ export class SoloadAgent {
         onRecord: (rec) => router.route(rec),
       });
       this.reader.start();
+      const reader = this.reader;
+      this.loss = new LossMonitor({
+        read: () => ({ ring: session.ringStats(), pipeLost: reader.stats.lostEvents }),
+        warn: (m) => this.log.warn(m),
+        bufferSizeKb: session.bufferSizeKb() || this.config.tracefs.bufferSizeKb,
+      });
+      this.loss.start();
       if (this.config.capture.snapshot) this.emitSnapshot();
       // After the reader runs: arming other roots' loaders may take calibrations (seconds), and the
       // host's records must not wait in the ring buffer meanwhile.
@@ -462,6 +471,7 @@ export class SoloadAgent {
     // Kernel state first: nothing that waits on the network may delay removing the probes. The
     // health source keeps the last ring-buffer counters it read, so the final metrics still carry them.
     this.telemetry?.summary(); // reads the health source once more while the instance still exists
+    this.loss?.stop(); // a loss since the last check is reported before the instance goes
     if (this.session) {
       for (const f of this.session.shutdown()) this.log.error(`cleanup failed: ${f}`);
     }

@@ -160,6 +160,12 @@ export class TracefsSession {
     return readRingBufferStats(this.instanceDir);
   }
 
+  /** The instance's per-CPU buffer size in KiB as the kernel reports it (0 when unreadable). */
+  bufferSizeKb(): number {
+    const m = /^(\d+)/.exec(safeRead(path.join(this.instanceDir, 'buffer_size_kb')));
+    return m ? Number(m[1]) : 0;
+  }
+
   /** Probes the kernel accepted. */
   get probes(): readonly ProbeSpec[] {
     return this.installed;
