@@ -1,4 +1,5 @@
 import { DT_FLAGS_1, DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, type DynamicInfo } from './metadata';
+import { escapePathBytes } from '../util/path-bytes';
 
 /** Reads `length` bytes at file offset `offset` (short at end of file). */
 export type FileRead = (offset: number, length: number) => Buffer;
@@ -70,7 +71,7 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
   if (ip && ip.filesz > 1 && ip.filesz <= MAX_NAME) {
     const raw = read(ip.offset, ip.filesz);
     const nul = raw.indexOf(0);
-    interp = raw.subarray(0, nul < 0 ? raw.length : nul).toString('utf8');
+    interp = escapePathBytes(raw.subarray(0, nul < 0 ? raw.length : nul));
   }
   const withInterp = { ...(interp === undefined ? {} : { interp }), ...withBuildId };
   const dyn = segs.find((s) => s.type === PT_DYNAMIC);
@@ -102,7 +103,8 @@ export function readDynamicInfo(read: FileRead): DynamicInfo | undefined {
       acc = Buffer.concat([acc, nul < 0 ? chunk : chunk.subarray(0, nul)]);
       if (nul >= 0) break;
     }
-    return acc.toString('utf8');
+    // names are bytes: soload's path escaping keeps them exact (util/path-bytes.ts)
+    return escapePathBytes(acc);
   };
   const soname = str(value(DT_SONAME));
   const flags1 = value(DT_FLAGS_1);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ErrorCodes, SoloadError } from '../errors';
 import type { Mapping, ProcReader } from '../host/proc-reader';
 import type { LoaderRoot } from './discover';
+import { escapePathBytes } from '../util/path-bytes';
 
 /** Offsets inside glibc's private `struct link_map` that soload needs, for one ld.so build. */
 export interface LinkMapLayout {
@@ -95,7 +96,7 @@ export function findFileIdOffset(read: MemoryReader, maps: Array<{ map: bigint; 
   return found;
 }
 
-/** Reads a NUL-terminated string (at most `max` bytes) from process memory. */
+/** Reads a NUL-terminated string (at most `max` bytes) from process memory, in soload's path escaping. */
 export function readMemoryString(read: MemoryReader, at: bigint, max = 4096): string | undefined {
   if (at === 0n) return undefined;
   // Reads never cross a page boundary: a string near the end of the last mapped page would make a
@@ -111,7 +112,7 @@ export function readMemoryString(read: MemoryReader, at: bigint, max = 4096): st
   }
   if (buf.length === 0) return undefined;
   const end = buf.indexOf(0);
-  return buf.subarray(0, end < 0 ? buf.length : end).toString('utf8');
+  return escapePathBytes(buf.subarray(0, end < 0 ? buf.length : end));
 }
 
 /** Load bias of `file` (its inode) in a process: start of the mapping with file offset 0. */

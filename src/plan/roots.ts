@@ -4,6 +4,7 @@ import type { ElfSymbolResolver } from '../elf';
 import { resolveInView } from '../enrich/canonical';
 import type { ProcReader } from '../host/proc-reader';
 import { globToRegExp, LOADER_LOCATIONS, loaderKey, loaderSetFiles, type LibraryFile, type LoaderFileOps, type LoaderRoot } from './discover';
+import { fsName } from '../util/path-bytes';
 
 /** One loader installation outside the host's own root, and where it was found. */
 export interface ForeignLoader {
@@ -49,7 +50,7 @@ export function expandGlobs(globs: readonly string[]): string[] {
 /** stat of a regular file for loader keys; undefined when it is not one. */
 export function statFile(p: string): { ino: number; dev: number; size: number; mtimeMs: number } | undefined {
   try {
-    const st = fs.statSync(p);
+    const st = fs.statSync(fsName(p));
     return st.isFile() ? { ino: st.ino, dev: st.dev, size: st.size, mtimeMs: st.mtimeMs } : undefined;
   } catch {
     return undefined;
