@@ -139,7 +139,7 @@ function workload(prog: string, lib: string): () => Promise<void> {
 
 /** Groups and instances of `pid` in the kernel now. */
 function stateOf(pid: number): string[] {
-  return ownTracingTraces().filter((t) => t.includes(`soload_${pid}`));
+  return ownTracingTraces().filter((t) => Number(/soload_(\d+)/.exec(t)?.[1]) === pid);
 }
 
 /**
@@ -161,8 +161,14 @@ export async function runCrashSoak(opts: { cycles: number; seed?: number; log?: 
   const stateDir = path.join(dir, 'state');
   fs.writeFileSync(cfgFile, JSON.stringify({ otel: { exporters: ['none'] }, log: { statsIntervalMs: 0 }, security: { stateDir } }));
 
-  const stale = ownTracingTraces();
-  if (stale.length) throw new Error(`soload state present before the soak (stop other soload runs first): ${stale.join(', ')}`);
+  // Other soloads may be running on the host (they are left alone, and so is their state); state of
+  // dead ones would be cleaned by the first start without this soak knowing whose it was.
+  const pidOf = (t: string) => Number(/soload_(\d+)/.exec(t)?.[1] ?? 0);
+  const alive = (pid: number) => fs.existsSync(`/proc/${pid}`);
+  const mine = new Set<number>();
+  const ours = () => ownTracingTraces().filter((t) => mine.has(pidOf(t)) || !alive(pidOf(t)));
+  const stale = ours();
+  if (stale.length) throw new Error(`state of a dead soload present before the soak (start and stop soload once to clean it): ${stale.join(', ')}`);
   const removeForeign = installForeign();
   const foreignBefore = foreignTracingState();
   const cycles: SoakCycle[] = [];
@@ -174,6 +180,7 @@ export async function runCrashSoak(opts: { cycles: number; seed?: number; log?: 
       const phase: SoakPhase = (['startup', 'steady', 'shutdown'] as const)[Math.floor(rnd() * 3)]!;
       const s = launch(cfgFile);
       const pid = s.child.pid!;
+      mine.add(pid);
       let delayMs = 0;
       let stopWork: (() => Promise<void>) | undefined;
       if (phase === 'startup') {
@@ -224,9 +231,10 @@ export async function runCrashSoak(opts: { cycles: number; seed?: number; log?: 
     // The final run: a clean start must clean whatever the last kill left and log it, and a clean
     // stop must leave nothing.
     const last = launch(cfgFile);
+    mine.add(last.child.pid!);
     const ok = await Promise.race([last.readyAt, deadline(60_000, false)]);
     if (!ok) failures.push(`final start not ready:\n${last.stderr()}`);
-    const others = ownTracingTraces().filter((t) => !t.includes(`soload_${last.child.pid}`));
+    const others = ours().filter((t) => pidOf(t) !== last.child.pid);
     if (others.length) failures.push(`after the final start, state of dead soloads remains: ${others.join(', ')}`);
     const finalCleaned = [...last.stderr().matchAll(/groups \[([^\]]*)\], instances \[([^\]]*)\]/g)].flatMap((m) => [m[1]!, m[2]!].flatMap((x) => x.split(', ').filter(Boolean)));
     for (const c of finalCleaned) pending.delete(c);
@@ -234,7 +242,7 @@ export async function runCrashSoak(opts: { cycles: number; seed?: number; log?: 
     last.child.kill('SIGTERM');
     const code = await Promise.race([last.exited, deadline(60_000, 'timeout')]);
     if (code !== 143) failures.push(`final stop: exit ${code}\n${last.stderr()}`);
-    const leftovers = ownTracingTraces();
+    const leftovers = ours();
     if (leftovers.length) failures.push(`after the final clean stop: ${leftovers.join(', ')}`);
     const strays = fs.existsSync(stateDir) ? fs.readdirSync(stateDir).filter((f) => f.endsWith('.tmp')) : [];
     if (strays.length > 1) failures.push(`state directory holds stray temporary files: ${strays.join(', ')}`);
