@@ -261,11 +261,56 @@ export function findSection(image: ElfImage, name: string): SectionHeader | unde
   return image.sections.find((s) => s.name === name);
 }
 
-/** NUL-terminated string at `off` in a string table; ELF_INVALID if `off` is outside it. */
-export function readCString(table: Buffer, off: number, file: string): string {
+/** Longest string read from a string table: far above PATH_MAX and the longest C++ symbol names. */
+export const MAX_STRING = 64 * 1024;
+
+/** End (exclusive) of the string at `off`: its NUL, or the table's end; ELF_INVALID when over MAX_STRING. */
+function stringEnd(table: Buffer, off: number, file: string): number {
   if (off >= table.length && !(off === 0 && table.length === 0)) {
     throw invalid(file, `string offset ${off} is outside its string table (${table.length} bytes)`);
   }
-  const end = table.indexOf(0, off);
-  return table.toString('utf8', off, end === -1 ? table.length : end);
+  // Scan at most MAX_STRING bytes: a table without NULs must not cost a scan of the whole table per entry.
+  const limit = Math.min(table.length, off + MAX_STRING + 1);
+  const rel = table.subarray(off, limit).indexOf(0);
+  if (rel !== -1) return off + rel;
+  if (limit < table.length) throw invalid(file, `the string at offset ${off} of its string table is longer than ${MAX_STRING} bytes (no NUL terminator)`);
+  return table.length;
+}
+
+/** NUL-terminated string at `off` in a string table; ELF_INVALID if `off` is outside it or the string is over MAX_STRING. */
+export function readCString(table: Buffer, off: number, file: string): string {
+  return table.toString('utf8', off, stringEnd(table, off, file));
+}
+
+/**
+ * The strings of one string table, read by offset for a whole table of entries (symbols, DT_NEEDED,
+ * relocations): each offset is decoded once, and the bytes decoded in all are bounded by four times
+ * the table plus 1 MiB. Without the bound, entries pointing into strings that lack their NUL (or
+ * into the middle of one long string) cost entries × length time and memory: a few-MiB file could
+ * make soload decode gigabytes. Real tables stay far below it (tail merging shares a few suffixes).
+ */
+export class StringTable {
+  private readonly cache = new Map<number, string>();
+  private budget: number;
+
+  constructor(
+    readonly table: Buffer,
+    readonly file: string,
+  ) {
+    this.budget = 4 * table.length + 1024 * 1024;
+  }
+
+  /** The string at `off` (ELF_INVALID when outside the table, over MAX_STRING or over the budget). */
+  at(off: number): string {
+    const hit = this.cache.get(off);
+    if (hit !== undefined) return hit;
+    const end = stringEnd(this.table, off, this.file);
+    this.budget -= end - off + 1;
+    if (this.budget < 0) {
+      throw invalid(this.file, `its entries point into a ${this.table.length}-byte string table for more than four times its size in strings (strings without NUL terminators)`);
+    }
+    const s = this.table.toString('utf8', off, end);
+    this.cache.set(off, s);
+    return s;
+  }
 }

@@ -9,7 +9,7 @@ import {
   SHT_STRTAB,
   findSection,
   invalid,
-  readCString,
+  StringTable,
   readerFor,
   sectionData,
   segmentData,
@@ -99,16 +99,15 @@ export function decodeDynamic(image: ElfImage): DynamicInfo {
     if (hasStrings) throw invalid(image.file, 'the dynamic section names strings but its string table cannot be located');
     return { needed: [], ...(init === undefined ? {} : { init }) };
   }
-  const strtab = strings;
-  const str = (off: number | undefined): string | undefined =>
-    off === undefined ? undefined : readCString(strtab, off, image.file);
+  const strtab = new StringTable(strings, image.file);
+  const str = (off: number | undefined): string | undefined => (off === undefined ? undefined : strtab.at(off));
 
   const soname = str(value(DT_SONAME));
   const rpath = str(value(DT_RPATH));
   const runpath = str(value(DT_RUNPATH));
   return {
     ...(soname === undefined ? {} : { soname }),
-    needed: entries.filter(([t]) => t === DT_NEEDED).map(([, v]) => readCString(strtab, v, image.file)),
+    needed: entries.filter(([t]) => t === DT_NEEDED).map(([, v]) => strtab.at(v)),
     ...(rpath === undefined ? {} : { rpath }),
     ...(runpath === undefined ? {} : { runpath }),
     ...(init === undefined ? {} : { init }),
@@ -175,7 +174,12 @@ export function decodeBuildId(image: ElfImage): string | undefined {
       if (p.type === PT_NOTE) areas.push({ data: segmentData(image, p), align: p.align });
     }
   }
+  // Real note areas are disjoint, so together they are at most the file; thousands of headers naming
+  // the same large area are not, and would cost headers × area size. Scan at most the file's size.
+  let budget = image.buf.length;
   for (const area of areas) {
+    budget -= area.data.length;
+    if (budget < 0) break;
     let notes: ElfNote[];
     try {
       notes = decodeNotes(area.data, image.endian, area.align, image.file);

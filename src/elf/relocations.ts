@@ -1,4 +1,4 @@
-import { type ElfImage, readCString, readerFor, sectionData } from './image';
+import { type ElfImage, StringTable, invalid, readerFor, sectionData } from './image';
 
 const SHT_RELA = 4;
 const SHT_REL = 9;
@@ -26,15 +26,20 @@ export function globDatSlots(image: ElfImage): Map<string, number> {
   if (want === undefined) return out;
   const r = readerFor(image);
   const is64 = image.class === 64;
+  // Relocation sections are disjoint in a real file: their entries together fit in it. Headers that
+  // name the same bytes again and again would cost headers × section size.
+  let budget = image.buf.length;
   for (const sec of image.sections) {
     if (sec.type !== SHT_RELA && sec.type !== SHT_REL) continue;
     const symtab = image.sections[sec.link];
     if (!symtab || symtab.entsize === 0) continue;
     const strtab = image.sections[symtab.link];
     if (!strtab) continue;
-    const strings = sectionData(image, strtab);
+    const strings = new StringTable(sectionData(image, strtab), image.file);
     const entsize = sec.entsize || (is64 ? (sec.type === SHT_RELA ? 24 : 16) : sec.type === SHT_RELA ? 12 : 8);
     const count = Math.floor(sec.size / entsize);
+    budget -= Math.min(sec.size, image.buf.length);
+    if (budget < 0) throw invalid(image.file, 'its relocation sections together are larger than the file (section headers naming the same bytes)');
     for (let i = 0; i < count; i++) {
       const at = sec.offset + i * entsize;
       const offset = is64 ? r.u64(at) : r.u32(at);
@@ -44,7 +49,7 @@ export function globDatSlots(image: ElfImage): Map<string, number> {
       const index = is64 ? Math.floor(info / 2 ** 32) : info >>> 8;
       if (type !== want || index === 0) continue;
       const nameOff = r.u32(symtab.offset + index * symtab.entsize);
-      const name = readCString(strings, nameOff, image.file);
+      const name = strings.at(nameOff);
       if (!out.has(name)) out.set(name, offset);
     }
   }

@@ -129,9 +129,14 @@ function countSymbols(index: SymbolIndex): number {
 
 function symbolTables(image: ElfImage, type: number): SymbolIndex {
   const out: ElfSymbol[] = [];
-  for (const s of image.sections) {
-    // In a debug file the stripped-away tables keep their headers but become SHT_NOBITS, so the type test skips them.
-    if (s.type !== type) continue;
+  // In a debug file the stripped-away tables keep their headers but become SHT_NOBITS, so the type test skips them.
+  const tables = image.sections.filter((s) => s.type === type);
+  // The gABI allows one table of each kind. Many headers naming the same bytes would make the work
+  // (and the symbols kept) grow with headers × table size: up to 65535 × a file's worth.
+  if (tables.length > 1) {
+    throw invalid(image.file, `it has ${tables.length} ${type === SHT_DYNSYM ? 'SHT_DYNSYM' : 'SHT_SYMTAB'} sections (at most one is allowed)`);
+  }
+  for (const s of tables) {
     const versions = type === SHT_DYNSYM ? decodeSymbolVersions(image, s) : undefined;
     out.push(...decodeSymbols(image, s, versions));
   }

@@ -4,8 +4,8 @@ import {
   SHT_GNU_VERDEF,
   SHT_GNU_VERSYM,
   SHT_STRTAB,
+  StringTable,
   invalid,
-  readCString,
   readerFor,
   sectionData,
 } from './image';
@@ -53,12 +53,12 @@ export function symbolEntrySize(image: ElfImage): number {
   return image.class === 64 ? 24 : 16;
 }
 
-function stringTableOf(image: ElfImage, section: SectionHeader): Buffer {
+function stringTableOf(image: ElfImage, section: SectionHeader): StringTable {
   const strtab = image.sections[section.link];
   if (!strtab || strtab.type !== SHT_STRTAB) {
     throw invalid(image.file, `section ${section.name} links to section ${section.link}, which is not a string table`);
   }
-  return sectionData(image, strtab);
+  return new StringTable(sectionData(image, strtab), image.file);
 }
 
 /**
@@ -94,7 +94,7 @@ export function decodeSymbolVersions(image: ElfImage, dynsym: SectionHeader): Sy
       const VER_FLG_BASE = 1;
       if ((flags & VER_FLG_BASE) === 0) {
         if (off + aux + 8 > data.length) throw invalid(image.file, 'Elf_Verdaux entry outside .gnu.version_d');
-        names.set(ndx, readCString(strings, r.u32(at + aux), image.file));
+        names.set(ndx, strings.at(r.u32(at + aux)));
       }
       if (next === 0) break;
       off += next;
@@ -133,7 +133,7 @@ export function decodeSymbols(image: ElfImage, table: SectionHeader, versions?: 
       info = r.u8(at + 12);
       shndx = r.u16(at + 14);
     }
-    let name = readCString(strings, nameOff, image.file);
+    let name = strings.at(nameOff);
     let version: string | undefined;
     let defaultVersion = true;
     if (versions) {
