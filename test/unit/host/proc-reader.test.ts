@@ -173,3 +173,43 @@ test('otelResourceFromEnviron: the declared list, parsed and bounded; OTEL_SERVI
   assert.equal(r.attributes!.big, undefined, 'an over-long value is dropped, not truncated');
   assert.equal(r.attributes!.k0, 'v');
 });
+
+test('hostile names from /proc keep their bytes: maps (\\012 for a newline, 0xff raw), exe and cwd links, cmdline, comm', () => {
+  const proc = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-proc-hostile-'));
+  const dir = path.join(proc, '4242');
+  fs.mkdirSync(dir);
+  const bad = (s: string) => Buffer.from(s.replace(/\u00ff/g, '\u0000'), 'utf8').map((b) => (b === 0 ? 0xff : b));
+  // what the kernel prints: seq_path escapes only the newline, as \012
+  fs.writeFileSync(
+    path.join(dir, 'maps'),
+    Buffer.concat([
+      Buffer.from('7f00-7f01 r-xp 00000000 fe:01 11                         /tmp/new\\012line/lib a.so\n'),
+      Buffer.from('7f01-7f02 r-xp 00000000 fe:01 12                         '),
+      bad('/tmp/bad\u00ff/lib\\x41.so (deleted)\n'),
+      Buffer.from('7f02-7f03 rw-p 00000000 00:00 0 \n'),
+    ]),
+  );
+  const target = path.join(proc, 'targets');
+  fs.mkdirSync(target);
+  const exe = Buffer.concat([Buffer.from(target + '/bin'), Buffer.of(0xfe), Buffer.from('\nx')]);
+  fs.writeFileSync(exe, '');
+  fs.symlinkSync(exe, path.join(dir, 'exe'));
+  const cwdDir = Buffer.concat([Buffer.from(target + '/cwd'), Buffer.of(0x80)]);
+  fs.mkdirSync(cwdDir);
+  fs.symlinkSync(cwdDir, path.join(dir, 'cwd'));
+  fs.writeFileSync(path.join(dir, 'stat'), Buffer.concat([Buffer.from('4242 (c'), Buffer.of(0xff), Buffer.from(') S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0\n')]));
+  fs.writeFileSync(path.join(dir, 'cmdline'), Buffer.concat([Buffer.from('prog\0--dir=\\x41'), Buffer.of(0xff), Buffer.from('\0')]));
+  const r = new ProcReader(proc, '/nonexistent');
+  assert.deepEqual(r.mappedFiles(4242), ['/tmp/new\nline/lib a.so', '/tmp/bad\\xff/lib\\x5cx41.so']);
+  assert.deepEqual(r.executableMappings(4242), ['/tmp/new\nline/lib a.so', '/tmp/bad\\xff/lib\\x5cx41.so']);
+  assert.deepEqual(r.mappings(4242).map((m) => m.path), ['/tmp/new\nline/lib a.so', '/tmp/bad\\xff/lib\\x5cx41.so', '']);
+  assert.equal(r.cwd(4242), `${target}/cwd\\x80`);
+  const info = r.readProcess(4242)!;
+  assert.equal(info.exePath, `${target}/bin\\xfe\nx`);
+  assert.equal(info.comm, 'c\\xff');
+  assert.equal(info.commandLine, 'prog --dir=\\x5cx41\\xff');
+  // and an escaped name is opened by its bytes, never as its text
+  fs.writeFileSync(`${target}/bin\\xfe\nx`, 'a decoy named after the escaped text');
+  assert.equal(r.fileFacts(info.exePath!)?.size, 0, 'the real file (empty), not the decoy');
+  fs.rmSync(proc, { recursive: true, force: true });
+});
