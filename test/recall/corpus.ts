@@ -220,6 +220,12 @@ export interface BuildOptions {
   only?: string[];
   /** Where to build and run (default: the host). */
   env?: CorpusEnv;
+  /**
+   * The binaries are already in the dir (compiled earlier by the same gcc on the same userspace,
+   * e.g. on the host before a QEMU guest booted with a copy of it): describe the corpus, compile
+   * nothing (the guest has no gcc). Host environment only.
+   */
+  prebuilt?: boolean;
 }
 
 /** Scenarios that cannot run in an environment, with the reason (pure: unit-tested). */
@@ -277,11 +283,15 @@ async function build(dirArg: string, opts: BuildOptions): Promise<Corpus> {
   }
   const d = (...p: string[]): string => path.join(dir, ...p);
   // the environment's compiler, canonical path resolution and ldd
+  if (opts.prebuilt && env.kind !== 'host') throw new Error('a prebuilt corpus is for the host environment only');
   const cc: Cc = env.kind === 'musl' ? (args) => ({ file: 'musl-gcc', args }) : root ? (args) => ({ ...inRoot(root, ['gcc', ...args]), env: cleanHostEnv() }) : hostGcc;
   const realpath = (p: string): string => (root ? realpathIn(root, p) : fs.realpathSync(p));
+  const compile = (jobs: string[][], with_: Cc): Promise<void> => (opts.prebuilt ? Promise.resolve() : gccAll(jobs, with_));
   const lddOf = (prog: string): Map<string, string> =>
     env.kind === 'musl' ? new Map() : root ? parseLdd(runInRoot(root, ['ldd', prog])) : parseLdd(spawnSync('ldd', [prog], { encoding: 'utf8' }).stdout ?? '');
-  const arch = root ? multiarch(runInRoot(root, ['gcc', '-print-multiarch'])) : multiarch();
+  // prebuilt: the multiarch directory the compiling host made under chroot/usr/lib (no gcc here)
+  const prebuiltArch = opts.prebuilt ? fs.readdirSync(path.join(dir, 'chroot/usr/lib')).find((n) => n.includes('-linux-')) : undefined;
+  const arch = root ? multiarch(runInRoot(root, ['gcc', '-print-multiarch'])) : multiarch(prebuiltArch);
   // sources: the scenarios dir, or (root) a copy inside the root
   let srcDir = SCENARIO_SRC;
   if (root) {
@@ -313,7 +323,7 @@ async function build(dirArg: string, opts: BuildOptions): Promise<Corpus> {
   // Libraries, leaves first (a library's dependency must exist before it is linked).
   const c = d('lib/chain');
   const chrootLibDir = d('chroot/usr/lib', arch);
-  await gccAll(
+  await compile(
     [
       lib(d('lib/chain/libchain_c.so'), 'chain_c_fn'),
       lib(d('lib/pre/libpredep.so'), 'predep_fn'),
@@ -326,7 +336,7 @@ async function build(dirArg: string, opts: BuildOptions): Promise<Corpus> {
     ],
     cc,
   );
-  await gccAll(
+  await compile(
     [
       lib(d('lib/chain/libchain_b.so'), 'chain_b_fn', { name: 'chain_c', dir: c }),
       lib(d('lib/pre/libpre.so'), 'pre_fn', { name: 'predep', dir: d('lib/pre') }),
@@ -335,12 +345,12 @@ async function build(dirArg: string, opts: BuildOptions): Promise<Corpus> {
     ],
     cc,
   );
-  await gccAll(
+  await compile(
     [lib(d('lib/chain/libchain_a.so'), 'chain_a_fn', { name: 'chain_b', dir: c }), lib(d('lib/deep/libdeep1.so'), 'deep1_fn', { name: 'deep2', dir: d('lib/deep') })],
     cc,
   );
   const many = Array.from({ length: MANY_LIBS }, (_, i) => `many${String(i).padStart(2, '0')}`);
-  if (want('needed-42-libs')) await gccAll(many.map((m) => lib(d('lib/many', `lib${m}.so`), `${m}_fn`)), cc);
+  if (want('needed-42-libs')) await compile(many.map((m) => lib(d('lib/many', `lib${m}.so`), `${m}_fn`)), cc);
   symlink('../lib/plug/libplug.so', d('links/libplug-link.so'));
   symlink('lib/plug', d('linkdir'));
   symlink('libver.so.1.2.3', d('lib/ver/libver.so.1'));
@@ -365,7 +375,7 @@ async function build(dirArg: string, opts: BuildOptions): Promise<Corpus> {
   if (want('needed-42-libs')) progJobs.push(prog(d('bin/many'), [`-L${d('lib/many')}`, '-Wl,--no-as-needed', ...many.map((m) => `-l${m}`), `-Wl,-rpath,${d('lib/many')}`]));
   // the in-root launcher, static (it maps no ld.so: the root's loader first runs in a scenario's program)
   if (root) progJobs.push(['-O1', '-static', '-o', d('bin/forkexec'), src('forkexec.c')]);
-  await gccAll(progJobs, cc);
+  await compile(progJobs, cc);
 
   // The two objects every program maps, as the kernel prints them (canonical: on merged /usr,
   // PT_INTERP /lib64/ld-linux-x86-64.so.2 is /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2; in a

@@ -40,6 +40,9 @@
  * Usage: node dist/test/recall/harness.js [--no-bars] [--json FILE] [--only a,b] [--repeat N]
  *          [--short-lived-runs N] [--settle-ms MS] [--deadline-ms MS] [--max-list N] [--keep]
  *          [--self-check-only] [--rows host,bullseye,trixie,musl] [--root NAME|DIR]... [--musl]
+ *          [--build-only DIR | --prebuilt DIR]
+ * --build-only compiles the host corpus into DIR and stops; --prebuilt DIR runs that corpus without
+ * compiling anything (the QEMU kernel matrix, test/kernels: the guest has the host's files but no gcc).
  * Exit: 0 = bars met (or --no-bars), 1 = below the bars, 2 = the harness or corpus failed.
  */
 import { spawnSync } from 'node:child_process';
@@ -85,6 +88,8 @@ export interface RecallOptions {
   soloadConfig?: Record<string, unknown>;
   /** Give soload the roots directory as image layers (default true; false: loaders met at exec only). */
   prearm?: boolean;
+  /** Run the host corpus already compiled in this dir (see --build-only); nothing is compiled. */
+  prebuilt?: string;
   /** Environments, in the order they run (default ['host']): host, musl, bullseye, trixie, or a root directory. */
   rows?: string[];
   log?: (msg: string) => void;
@@ -275,9 +280,10 @@ export async function runRecall(opts: RecallOptions = {}): Promise<RecallReport>
     for (const row of rows) {
       const tb = Date.now();
       const env: CorpusEnv = row.kind === 'host' ? HOST_ENV : row.kind === 'musl' ? { kind: 'musl', name: 'musl' } : { kind: 'root', name: row.name, root: rootDir(row.rootArg!) };
-      const envDir = hostOnly ? dir : path.join(dir, env.name);
+      if (opts.prebuilt && !hostOnly) throw new Error('--prebuilt is for the host row only');
+      const envDir = opts.prebuilt ?? (hostOnly ? dir : path.join(dir, env.name));
       if (!hostOnly) fs.mkdirSync(envDir, { recursive: true });
-      const corpus = await buildCorpus(env.kind === 'root' ? `${path.basename(dir)}-${env.name}` : envDir, { repeat: opts.repeat, shortLivedRuns: opts.shortLivedRuns, only: opts.only, env });
+      const corpus = await buildCorpus(env.kind === 'root' ? `${path.basename(dir)}-${env.name}` : envDir, { repeat: opts.repeat, shortLivedRuns: opts.shortLivedRuns, only: opts.only, env, prebuilt: opts.prebuilt !== undefined });
       corpora.push(corpus);
       const ms = Date.now() - tb;
       if (hostOnly) timings.buildMs = ms;
@@ -642,8 +648,8 @@ export function reportJson(rep: RecallReport, bars: Bars | null): unknown {
   };
 }
 
-export function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json?: string; maxList: number } {
-  const o: RecallOptions & { bars: boolean; json?: string; maxList: number } = { bars: true, maxList: 10 };
+export function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json?: string; maxList: number; buildOnly?: string } {
+  const o: RecallOptions & { bars: boolean; json?: string; maxList: number; buildOnly?: string } = { bars: true, maxList: 10 };
   const rows: string[] = [];
   const num = (i: number): number => {
     const v = Number(argv[i]);
@@ -683,6 +689,12 @@ export function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json
       case '--self-check-only':
         o.selfCheckOnly = true;
         break;
+      case '--prebuilt':
+        o.prebuilt = path.resolve(argv[++i] ?? '');
+        break;
+      case '--build-only':
+        o.buildOnly = path.resolve(argv[++i] ?? '');
+        break;
       case '--rows':
         rows.push(...(argv[++i] ?? '').split(',').filter(Boolean));
         break;
@@ -702,6 +714,7 @@ export function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json
           'usage: node dist/test/recall/harness.js [--no-bars] [--json FILE] [--only a,b] [--repeat N] [--short-lived-runs N]\n' +
             '         [--settle-ms MS] [--deadline-ms MS] [--max-list N] [--keep] [--self-check-only]\n' +
             '         [--rows host,bullseye,trixie,musl] [--root bullseye|trixie|DIR]... [--musl] [--prearm on|off]\n' +
+            '         [--build-only DIR | --prebuilt DIR]\n' +
             '  prearm: the roots directory is given to soload as image layers (default on), as a container\n' +
             '          runtime\'s layer store would be; off measures loaders soload meets only at an exec\n' +
             '  rows: the environments to build and run the corpus in, in order (default: host only)\n',
@@ -718,6 +731,14 @@ export function parseArgs(argv: string[]): RecallOptions & { bars: boolean; json
 
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
+  if (o.buildOnly) {
+    // Compiles the host corpus for a later --prebuilt run in a QEMU guest (test/kernels), which has
+    // the host's userspace at the same paths but no gcc.
+    fs.mkdirSync(o.buildOnly, { recursive: true });
+    const c = await buildCorpus(o.buildOnly, { repeat: o.repeat, shortLivedRuns: o.shortLivedRuns, only: o.only });
+    process.stderr.write(`recall: built ${c.scenarios.length} scenarios in ${c.dir}\n`);
+    return 0;
+  }
   if (!o.selfCheckOnly && process.getuid?.() !== 0) throw new Error('the recall harness runs soload with live uprobes: run it as root (or use --self-check-only)');
   const rep = await runRecall(o);
   const bars = o.bars && !o.selfCheckOnly ? DEFAULT_BARS : null;
