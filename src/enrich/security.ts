@@ -11,6 +11,7 @@ import type { FirstSeenStore } from './first-seen';
 import type { PackageFile, PackageIndexes, RootFs } from './packages';
 import { RiskEvaluator, type RiskLevel, type RiskRule } from './risk';
 import { deriveSearchStep, type SearchResult } from './search-step';
+import { escapePathBytes } from '../util/path-bytes';
 
 /** What the security stage needs from the host (the agent wires the /proc reader, the views, the ELF reader). */
 export interface SecurityHost {
@@ -407,7 +408,9 @@ export class LoadSecurity {
     const now = this.now();
     const hit = this.preloadFiles.get(view.id);
     if (hit && now - hit.at < this.recheckMs) return hit.entries;
-    const text = this.host.readSmallFile(view.prefix + '/etc/ld.so.preload')?.toString('utf8') ?? '';
+    const raw = this.host.readSmallFile(view.prefix + '/etc/ld.so.preload');
+    // entries are compared with escaped record paths (util/path-bytes.ts)
+    const text = raw ? escapePathBytes(raw) : '';
     // ld.so splits /etc/ld.so.preload on whitespace and colons; '#' starts no comment there
     const entries = text.split(/[\s:]+/).filter(Boolean).slice(0, 256);
     bounded(this.preloadFiles, view.id, { at: now, entries });
@@ -420,7 +423,8 @@ export class LoadSecurity {
       let hit = this.muslPaths.get(view.id);
       if (!hit || now - hit.at >= this.recheckMs) {
         const arch = st.machine === 'i386' ? 'i386' : st.machine;
-        const text = this.host.readSmallFile(`${view.prefix}/etc/ld-musl-${arch}.path`)?.toString('utf8');
+        const raw = this.host.readSmallFile(`${view.prefix}/etc/ld-musl-${arch}.path`);
+        const text = raw ? escapePathBytes(raw) : undefined;
         // musl reads the path file as entries separated by newlines or colons
         hit = { at: now, ...(text !== undefined ? { dirs: text.split(/[\n:]+/).map((d) => d.trim()).filter(Boolean) } : {}) };
         bounded(this.muslPaths, view.id, hit);
