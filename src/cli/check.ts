@@ -11,6 +11,7 @@ import type { SoloadConfig } from '../config/schema';
 import { ElfSymbolResolver } from '../elf';
 import { ProcReader } from '../host/proc-reader';
 import { locateTracefs, probeCapabilities, TRACEFS_CANDIDATES, type TracefsCapabilities } from '../tracefs/session';
+import { escapeForLog } from '../util/path-bytes';
 
 /** One loader/libc file in use on the host and what soload found in it. */
 export interface LoaderFileReport {
@@ -200,6 +201,8 @@ export function formatCheck(r: CheckReport): string {
   }
   lines.push('', `probes planned: ${r.probes.planned}`);
   for (const s of r.probes.skipped) lines.push(`  skipped ${s.probe} (${s.library}): ${s.reason}`);
-  lines.push('', r.problems.length ? `soload CANNOT run here:\n${r.problems.map((p) => `  - ${p}`).join('\n')}` : 'soload can run here.');
-  return lines.join('\n');
+  lines.push('', ...(r.problems.length ? ['soload CANNOT run here:', ...r.problems.map((p) => `  - ${p}`)] : ['soload can run here.']));
+  // Paths and kernel text come from the outside: a newline or escape sequence in one must not
+  // make a line of its own or reach the terminal (each line is escaped alone).
+  return lines.map((l) => escapeForLog(l)).join('\n');
 }
