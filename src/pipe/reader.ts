@@ -6,6 +6,9 @@ import { isAscii } from 'node:buffer';
 import { decodeLineBytes } from './decode';
 import { parseSegmentLine, parseTraceLine, type ParseResult, type ProbeSchemaMap } from './parse';
 
+/** parseTraceLine's reason for a line whose fields stop short of (or differ from) the schema. */
+const SCHEMA_MISMATCH = 'fields do not match the probe schema';
+
 /** Counters of a {@link TracePipeReader}; read them with {@link TracePipeReader.stats}. */
 export interface PipeStats {
   /** Bytes read from the pipe. */
@@ -270,6 +273,14 @@ export class TraceStreamParser {
         this.malformed(line, r.reason);
         return;
       default:
+        // A tracepoint prints its strings unquoted (sched_process_exec's `filename=%s`): a newline
+        // in an exec'd program's path cuts the line before the schema's later fields. Held like an
+        // incomplete line: the header-less rest that follows is joined to it.
+        if (!joined && this.maxJoin > 1 && r.reason === SCHEMA_MISMATCH) {
+          this.pending = line;
+          this.pendingLines = 1;
+          return;
+        }
         this.malformed(line, r.reason);
     }
   }
@@ -278,7 +289,8 @@ export class TraceStreamParser {
     if (this.pending === null) return;
     const line = this.pending;
     this.pending = null;
-    this.malformed(line, 'line ends inside a quoted value and no continuation followed');
+    const alone = parseTraceLine(line, this.schemas);
+    this.malformed(line, alone.ok || alone.kind !== 'malformed' ? 'line ends inside a quoted value and no continuation followed' : alone.reason);
   }
 
   private malformed(line: string, reason: string): void {

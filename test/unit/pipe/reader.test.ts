@@ -302,3 +302,20 @@ describe('live tracefs instance', { skip: skipLive }, () => {
     assert.equal(reader.stats.malformed, 0);
   });
 });
+
+test('an exec of a program whose path holds a newline: the unquoted tracepoint line is joined back', async () => {
+  const { TraceStreamParser } = await import('../../../src/pipe');
+  const records: TraceRecord[] = [];
+  const malformed: string[] = [];
+  const p = new TraceStreamParser({ schemas: SCHEMAS, onRecord: (r) => records.push(r), onMalformed: (_l, why) => malformed.push(why) });
+  const head = '          <...>-20244   [000] DBZff   816.168620: ';
+  p.write(Buffer.concat([
+    Buffer.from(`${head}sched_process_exec: filename=/tmp/new\nline/p r`),
+    Buffer.of(0xff),
+    Buffer.from(` pid=20244 old_pid=20244\n${head}sched_process_exec: filename=/bin/true pid=7 old_pid=7\n${head}sched_process_exec: filename=/tmp/cut\n${head}sched_process_exec: filename=/x pid=8 old_pid=8\n`),
+  ]));
+  p.end();
+  assert.deepEqual(records.map((r) => r.fields.filename), ['/tmp/new\nline/p r\\xff', '/bin/true', '/x']);
+  assert.deepEqual(records.map((r) => r.fields.pid), ['20244', '7', '8']);
+  assert.deepEqual(malformed, ['fields do not match the probe schema'], 'a cut line with no continuation is still reported, with its own reason');
+});
