@@ -143,7 +143,13 @@ export function inventoryLibraries(proc: ProcReader, libDirs: string[] = DEFAULT
   for (const lib of byInode.values()) {
     // Names are soload-escaped (util/path-bytes.ts): the file system gets their bytes back.
     const host = lib.aliases.find((a) => fs.existsSync(fsName(a)) && sameInode(a, lib));
-    if (host) lib.path = escapePathBytes(fs.realpathSync(fsName(host), { encoding: 'buffer' }));
+    if (!host) continue;
+    try {
+      lib.path = escapePathBytes(fs.realpathSync(fsName(host), { encoding: 'buffer' }));
+    } catch {
+      // Gone since the checks above (the process exited, its directory was removed): the file
+      // keeps the name it was found under; planning must not fail for a process that went away.
+    }
   }
   return [...byInode.values()];
 }
