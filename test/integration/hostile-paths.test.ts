@@ -148,7 +148,11 @@ before(async () => {
   const ldso = fs.realpathSync('/lib64/ld-linux-x86-64.so.2');
   fs.copyFileSync(ldso, join(ldDir, B('ld-linux-x86-64.so.2')));
   fs.copyFileSync(fs.realpathSync('/lib/x86_64-linux-gnu/libc.so.6'), join(ldDir, B('libc.so.6')));
-  ldProg = join(base, B('ldprog'));
+  // The program lives in a hostile directory too: its exec event (sched_process_exec prints the
+  // name unquoted) is cut by the newline and must be joined back for the loader to be met at exec.
+  const binDir = join(base, B('bin "x"\nexec ', [0xfe]));
+  fs.mkdirSync(binDir);
+  ldProg = join(binDir, B('ldprog'));
   gccBytes([B('-o'), ldProg, B(path.join(FIXTURES_C, 'hostile.c')), B('-ldl'), Buffer.concat([B('-Wl,--dynamic-linker='), join(ldDir, B('ld-linux-x86-64.so.2'))]), Buffer.concat([B('-Wl,--disable-new-dtags,-rpath,'), ldDir])]);
 
   soload = await startSoload({ otel: { exporters: ['console'] }, log: { level: 'debug' } }, { readyTimeoutMs: 60_000 });
@@ -243,6 +247,7 @@ test('a loader in a hostile directory is probed through an alias, and its probes
   await new Promise((r) => setTimeout(r, 500));
   const second = await runHostile(ldProg, [['d', hostileDirs[4]!.file], ['d', hostileDirs[6]!.file]], 4);
   assertExact('armed loader', [ld, libc, hostileDirs[4]!.file, hostileDirs[6]!.file], second.maps, second.recs);
+  for (const r of [...first.recs, ...second.recs]) assert.equal(r.attributes['process.executable.path'], escapePathBytes(ldProg), 'process.executable.path');
   const dl = second.recs.find((r) => r.attributes['file.path'] === escapePathBytes(hostileDirs[6]!.file))!;
   assert.notEqual(dl.attributes['soload.load.recovered'], true, 'the dlopen came from a probe, not from memory');
   assert.equal(dl.attributes['soload.load.method'], 'dlopen');
