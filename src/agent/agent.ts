@@ -479,7 +479,11 @@ export class SoloadAgent {
     await this.chain?.drain();
     await this.securityStage?.close();
     this.viewRegistry.close();
-    await this.telemetry?.shutdown();
+    // Records still queued at this point mean a collector that is slow or unreachable (a refused
+    // connection is retried inside the request timeout, so it shows as a request in flight, not yet
+    // as a failure): the final metrics export would only wait out its own timeout, so it gets 1 s.
+    const stuck = (this.pipeline?.sinks ?? []).some((k) => k.stats.buffered > 0);
+    await this.telemetry?.shutdown(stuck ? 1000 : undefined);
     if (this.pipeline) {
       try {
         await this.pipeline.shutdown();

@@ -127,6 +127,12 @@ export class RetryingLogExporter implements LogRecordExporter {
   private backoffMs: number;
   private timer?: NodeJS.Timeout;
   private outage = false;
+  /**
+   * Set when a drain ran out of time during an outage: the SDK calls forceFlush and then shutdown,
+   * each of which drains; waiting a second time for a collector that just failed for the whole
+   * budget only delays the exit (and the spill of what is left). Cleared by a delivery.
+   */
+  private drainGaveUp = false;
   private closed = false;
   private draining = false;
   private lastDropWarn = 0;
@@ -325,6 +331,7 @@ export class RetryingLogExporter implements LogRecordExporter {
       }
       if (outcome.ok && this.outage) {
         this.outage = false;
+        this.drainGaveUp = false;
         this.opts.warn(`collector reachable again; delivering ${this.stats.buffered + this.stats.spilled} queued records`);
       }
       this.backoffMs = this.opts.initialBackoffMs;
@@ -355,6 +362,10 @@ export class RetryingLogExporter implements LogRecordExporter {
 
   /** Tries to deliver everything queued within `ms`; resolves with nothing in flight. */
   private async drain(ms: number): Promise<void> {
+    if (this.drainGaveUp && this.outage) {
+      if (this.inflight) await Promise.race([this.inflight, sleep(this.opts.requestTimeoutMs + 2_000)]);
+      return;
+    }
     this.draining = true;
     try {
       const until = this.opts.now() + ms;
@@ -372,6 +383,7 @@ export class RetryingLogExporter implements LogRecordExporter {
       // A request still in flight finishes (bounded by the request timeout) before the caller decides
       // what to do with the rest: resending it would duplicate it if the collector took it.
       if (this.inflight) await Promise.race([this.inflight, sleep(this.opts.requestTimeoutMs + 2_000)]);
+      if (this.pending && this.outage) this.drainGaveUp = true;
     } finally {
       this.draining = false;
     }

@@ -19,7 +19,11 @@ export interface SelfTelemetryOptions {
 export interface SelfTelemetry {
   /** The summary line (also printed every log.statsIntervalMs). */
   summary(): string;
-  shutdown(): Promise<void>;
+  /**
+   * `timeoutMs` bounds the final metrics export (default: the export timeout); the agent shortens
+   * it when the log exporter could not reach the collector either.
+   */
+  shutdown(timeoutMs?: number): Promise<void>;
 }
 
 /** The metrics URL: configured, else the logs URL with /v1/logs → /v1/metrics (or + /v1/metrics). */
@@ -188,13 +192,21 @@ export function startSelfTelemetry(opts: SelfTelemetryOptions): SelfTelemetry {
   let stopping: Promise<void> | undefined;
   return {
     summary,
-    shutdown() {
+    shutdown(timeoutMs?: number) {
       stopping ??= (async () => {
         if (timer) clearInterval(timer);
         unsubscribe?.();
         if (provider) {
           // Final export of the last values; bounded by exportTimeoutMillis, errors are not fatal.
-          await provider.shutdown().catch((err: Error) => log.warn(`self-metrics: final export failed: ${err.message}`));
+          const done = provider.shutdown(timeoutMs !== undefined ? { timeoutMillis: timeoutMs } : undefined).catch((err: Error) => log.warn(`self-metrics: final export failed: ${err.message}`));
+          // The OTLP exporter retries a refused connection inside its own timeout whatever the
+          // provider's: past `timeoutMs` the final export is abandoned, not awaited.
+          if (timeoutMs === undefined) await done;
+          else {
+            let t: NodeJS.Timeout | undefined;
+            await Promise.race([done, new Promise<void>((r) => (t = setTimeout(r, timeoutMs)))]);
+            clearTimeout(t);
+          }
         }
         if (config.log.statsIntervalMs > 0) log.info(summary());
       })();

@@ -321,3 +321,29 @@ test('console timeUnixNano is exact (the same nanoseconds the OTLP request carri
   const rec = { hrTime: [1795621511, 919535839], hrTimeObserved: [1795621511, 919600000], attributes: {}, resource: { attributes: {} }, instrumentationScope: { name: 'soload', version: '1' } } as unknown as ReadableLogRecord;
   assert.equal(toConsoleRecord(rec).timeUnixNano, '1795621511919535839');
 });
+
+test('the SDK’s forceFlush then shutdown during an outage: one drain budget, not two; a delivery after the flush restores the drain', async () => {
+  const c = new FakeCollector();
+  const ex = new RetryingLogExporter({ send: c.send, encode, maxBufferedRecords: 100, initialBackoffMs: 5, shutdownDrainMs: 300, warn: () => {} });
+  ex.export(fake(0, 3), () => {});
+  let t = Date.now();
+  await ex.forceFlush();
+  const flushMs = Date.now() - t;
+  assert.ok(flushMs >= 290, `the first drain uses its budget (${flushMs} ms)`);
+  t = Date.now();
+  await ex.shutdown();
+  const shutdownMs = Date.now() - t;
+  assert.ok(shutdownMs < 150, `shutdown did not wait a second budget for the same outage (${shutdownMs} ms)`);
+  assert.equal(ex.stats.droppedByReason.shutdown, 3);
+
+  // Same sequence, but the collector comes back between the flush and the shutdown.
+  const c2 = new FakeCollector();
+  const ex2 = new RetryingLogExporter({ send: c2.send, encode, maxBufferedRecords: 100, initialBackoffMs: 5, maxBackoffMs: 10, shutdownDrainMs: 300, warn: () => {} });
+  ex2.export(fake(0, 2), () => {});
+  await ex2.forceFlush();
+  c2.up = true;
+  await until(() => c2.acked.length === 2);
+  ex2.export(fake(2, 2), () => {});
+  await ex2.shutdown();
+  assert.deepEqual(c2.acked, [0, 1, 2, 3]);
+});
