@@ -79,6 +79,8 @@ export interface UnknownTypeDemo {
 /** `@+` fetches of fault.c's .data variables from a probe on take(), with and without a $comm before them. */
 export interface DataFetchDemo {
   expected: string;
+  /** The first 8 bytes of take() in the file, which `t=@+<take's file offset>:x64` must read (same segment as the probe). */
+  textExpected?: string;
   plain?: Record<string, string>;
   afterComm?: Record<string, string>;
   error?: string;
@@ -230,10 +232,14 @@ function unknownTypeDemo(root: string, group: string, P: string, prog: string, s
 
 function dataFetchDemo(root: string, group: string, P: string, prog: string, scratch: string, data: { magic: number; ptr: number }): DataFetchDemo {
   const events = path.join(root, 'uprobe_events');
-  const args = `v=@+0x${data.magic.toString(16)}:x64 s=+0(@+0x${data.ptr.toString(16)}):ustring`;
+  const args = `v=@+0x${data.magic.toString(16)}:x64 s=+0(@+0x${data.ptr.toString(16)}):ustring t=@+${P.slice(P.lastIndexOf(':') + 1)}:x64`;
+  const fd = fs.openSync(prog, 'r');
+  const bytes = Buffer.alloc(8);
+  fs.readSync(fd, bytes, 0, 8, Number(P.slice(P.lastIndexOf(':') + 1)));
+  fs.closeSync(fd);
   const expected = 'v=0x1122334455667788 s=pointed-to-string';
   const lines = { plain: `p:${group}/data_plain ${P} ${args}`, afterComm: `p:${group}/data_comm ${P} c=$comm ${args}` };
-  const out: DataFetchDemo = { expected };
+  const out: DataFetchDemo = { expected, textExpected: `0x${bytes.readBigUInt64LE().toString(16)}` };
   const made: string[] = [];
   try {
     for (const [k, l] of Object.entries(lines)) {
