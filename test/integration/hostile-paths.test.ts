@@ -14,7 +14,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { escapeForLog, escapePathBytes, unescapeMapsPath, unescapePathBytes } from '../../src/util/path-bytes';
@@ -25,9 +25,11 @@ const B = (...parts: Array<string | number[] | Buffer>) =>
   Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.isBuffer(p) ? p : Buffer.from(p))));
 const join = (...parts: Buffer[]) => Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from('/'), p])));
 
+const PY_RUN = 'import subprocess,sys;sys.exit(subprocess.run([bytes.fromhex(x) for x in sys.argv[1:]]).returncode)';
+
 /** Runs `argv` (raw bytes each) through python3 (a child of it, so the pid is the program's alone): Node would re-encode string arguments as UTF-8. */
 function execBytes(argv: Buffer[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('python3', ['-c', 'import subprocess,sys;sys.exit(subprocess.run([bytes.fromhex(x) for x in sys.argv[1:]]).returncode)', ...argv.map((a) => a.toString('hex'))], {
+  const r = spawnSync('python3', ['-c', PY_RUN, ...argv.map((a) => a.toString('hex'))], {
     env: { ...process.env, ...env },
     encoding: 'utf8',
   });
@@ -161,20 +163,45 @@ before(async () => {
 after(async () => {
   const code = await soload?.stop('SIGTERM');
   assert.equal(code, 143, `soload exit code after SIGTERM; stderr:\n${soload?.stderr()}`);
-  assert.deepEqual(soloadLeftovers(), { probes: [], instances: [] }, 'soload left probes or an instance behind');
+  assert.deepEqual(soloadLeftovers(), { probes: [], instances: [] }, `soload left probes or an instance behind; its stderr ends:\n${soload?.stderr().slice(-1500)}`);
   if (base) fs.rmSync(base, { recursive: true, force: true });
 });
 
-/** Runs `program` with hex-encoded steps, returns its pid, its maps dump and its records (waited for). */
-async function runHostile(program: Buffer | string, steps: Array<['d' | 'c', Buffer]>, expectPaths: number): Promise<{ pid: number; maps: Buffer; recs: ConsoleLine[] }> {
+/**
+ * Runs `program` with hex-encoded steps (through python3, see execBytes), waits for its "done" line
+ * (its maps dump is then written) and its records, until those of every `wanted` name are in. It lingers `lingerMs` after that; `exited`
+ * resolves with its exit status.
+ */
+async function runHostile(
+  program: Buffer | string,
+  steps: Array<['d' | 'c', Buffer]>,
+  wanted: Buffer[],
+  opts: { comm?: Buffer; lingerMs?: number } = {},
+): Promise<{ pid: number; maps: Buffer; recs: ConsoleLine[]; exited: Promise<number | null> }> {
   const mapsOut = path.join(base.toString(), `maps-${Date.now()}-${Math.random().toString(16).slice(2)}`);
-  const r = execBytes([Buffer.isBuffer(program) ? program : Buffer.from(program), ...steps.map(([k, v]) => Buffer.from(k + v.toString('hex')))], { HOSTILE_MAPS: mapsOut, HOSTILE_LINGER_MS: '1500' });
-  assert.equal(r.status, 0, `program failed (${r.status}): ${r.stderr}`);
-  const pid = Number(/^(\d+) done/m.exec(r.stdout)?.[1]);
-  assert.ok(pid > 0, r.stdout);
+  const env = { ...process.env, HOSTILE_MAPS: mapsOut, HOSTILE_LINGER_MS: String(opts.lingerMs ?? 1500), ...(opts.comm ? { HOSTILE_COMM_HEX: opts.comm.toString('hex') } : {}) };
+  const argv = [Buffer.isBuffer(program) ? program : Buffer.from(program), ...steps.map(([k, v]) => Buffer.from(k + v.toString('hex')))];
+  const child = spawn('python3', ['-c', PY_RUN, ...argv.map((a) => a.toString('hex'))], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const until = Date.now() + 15_000;
+  while (!/^\d+ done/m.test(out)) {
+    if (child.exitCode !== null || Date.now() > until) assert.fail(`program failed (${child.exitCode}): ${err}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const pid = Number(/^(\d+) done/m.exec(out)![1]);
   const maps = fs.readFileSync(mapsOut);
-  const recs = await soload.waitFor((x) => x.attributes['process.pid'] === pid, 8000, expectPaths);
-  return { pid, maps, recs };
+  // every wanted name's record (or the time-out: the assertions then say what is missing)
+  const names = wanted.map((w) => escapePathBytes(w));
+  const until2 = Date.now() + 8000;
+  const mine = () => soload.records.filter((x) => x.attributes['process.pid'] === pid);
+  while (!names.every((n) => mine().some((x) => x.attributes['file.path'] === n)) && Date.now() < until2) await new Promise((r) => setTimeout(r, 25));
+  const recs = mine();
+  if (!opts.lingerMs) assert.equal(await exited, 0, `program failed: ${err}`);
+  return { pid, maps, recs, exited };
 }
 
 /** The records of a failure message, short: long names cut in the middle. */
@@ -204,10 +231,14 @@ function assertExact(what: string, wanted: Buffer[], maps: Buffer, recs: Console
 }
 
 test('dlopen from hostile directories: file.path is the escaped maps name, byte for byte', async () => {
-  const { maps, recs } = await runHostile(prog, hostileDirs.map((h) => ['d', h.file] as ['d', Buffer]), hostileDirs.length);
+  // and a task name (prctl) with a newline, a quote, an ANSI escape and 0xff: trace_pipe prints it
+  // raw in the line's header and in the `comm` fetch
+  const comm = B('a\nb"\u001b[1m', [0xff], 'c');
+  const { maps, recs } = await runHostile(prog, hostileDirs.map((h) => ['d', h.file] as ['d', Buffer]), hostileDirs.map((h) => h.file), { comm });
   assertExact('dlopen', hostileDirs.map((h) => h.file), maps, recs);
   for (const h of hostileDirs) {
     const rec = recs.find((r) => r.attributes['file.path'] === escapePathBytes(h.file))!;
+    assert.equal(rec.attributes['soload.comm'], escapePathBytes(comm), `${h.what}: soload.comm`);
     assert.equal(rec.attributes['soload.requested_name'], escapePathBytes(h.file), `${h.what}: requested name`);
     assert.equal(rec.attributes['soload.load.method'], 'dlopen', h.what);
   }
@@ -218,18 +249,18 @@ test('dlopen from hostile directories: file.path is the escaped maps name, byte 
 });
 
 test('a path of PATH_MAX - 1 bytes (17 components, reached by chdir + a relative dlopen) and an absolute name of 2000 bytes are reported exactly', async () => {
-  const rel = await runHostile(prog, [['c', join(base, B('long'))], ...longSteps.map((c) => ['c', c] as ['c', Buffer]), ['d', B('./libl.so')]], 1);
+  const rel = await runHostile(prog, [['c', join(base, B('long'))], ...longSteps.map((c) => ['c', c] as ['c', Buffer]), ['d', B('./libl.so')]], [longLib]);
   assertExact('PATH_MAX - 1 bytes', [longLib], rel.maps, rel.recs);
   const rec = rel.recs.find((r) => r.attributes['file.path'] === escapePathBytes(longLib))!;
   assert.equal(rec.attributes['soload.requested_name'], './libl.so');
   assert.equal(Buffer.byteLength(String(rec.attributes['file.path'])), 4095);
-  const abs = await runHostile(prog, [['d', midLib]], 1);
+  const abs = await runHostile(prog, [['d', midLib]], [midLib]);
   assertExact('2000-byte absolute name', [midLib], abs.maps, abs.recs);
 });
 
 test('a DT_NEEDED library found through an RPATH in a hostile directory', async () => {
   const want = join(needDir, B('libhostneed.so'));
-  const { maps, recs } = await runHostile(needProg, [], 1);
+  const { maps, recs } = await runHostile(needProg, [], [want]);
   assertExact('rpath needed', [want], maps, recs);
   const rec = recs.find((r) => r.attributes['file.path'] === escapePathBytes(want))!;
   assert.equal(rec.attributes['soload.load.method'], 'needed');
@@ -240,12 +271,14 @@ test('a DT_NEEDED library found through an RPATH in a hostile directory', async 
 test('a loader in a hostile directory is probed through an alias, and its probes fire', async () => {
   const ld = join(ldDir, B('ld-linux-x86-64.so.2'));
   const libc = join(ldDir, B('libc.so.6'));
-  // The first process of a new loader is read from memory (its probes come after its exec) ...
-  const first = await runHostile(ldProg, [['d', hostileDirs[0]!.file]], 3);
+  // The first process of a new loader is read from memory (its probes come after its exec); it
+  // stays alive so the loader keeps its probes (a loader no process uses is swept) ...
+  const first = await runHostile(ldProg, [['d', hostileDirs[0]!.file]], [ld, libc, hostileDirs[0]!.file], { lingerMs: 8000 });
   assertExact('new loader, first process', [ld, libc, hostileDirs[0]!.file], first.maps, first.recs);
   // ... the next one is reported by the probes on that loader's alias.
   await new Promise((r) => setTimeout(r, 500));
-  const second = await runHostile(ldProg, [['d', hostileDirs[4]!.file], ['d', hostileDirs[6]!.file]], 4);
+  const second = await runHostile(ldProg, [['d', hostileDirs[4]!.file], ['d', hostileDirs[6]!.file]], [ld, libc, hostileDirs[4]!.file, hostileDirs[6]!.file]);
+  assert.equal(await first.exited, 0);
   assertExact('armed loader', [ld, libc, hostileDirs[4]!.file, hostileDirs[6]!.file], second.maps, second.recs);
   for (const r of [...first.recs, ...second.recs]) assert.equal(r.attributes['process.executable.path'], escapePathBytes(ldProg), 'process.executable.path');
   const dl = second.recs.find((r) => r.attributes['file.path'] === escapePathBytes(hostileDirs[6]!.file))!;
