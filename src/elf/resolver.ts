@@ -196,6 +196,11 @@ export class ElfSymbolResolver {
   private readonly dynamicCache = new Map<string, DynamicInfo>();
   private hits = 0;
   private misses = 0;
+  /**
+   * Per cache, the ELF_INVALID a file version (same key as the cache) failed with: a hostile file
+   * (65535 section headers over 12 MB take ~0.3 s to refuse) is decoded once, not at every question.
+   */
+  private readonly failures = new Map<Map<string, unknown>, Map<string, SoloadError>>();
   private readonly invalidCounts = Object.fromEntries(ELF_INVALID_REASONS.map((r) => [r, 0])) as Record<ElfInvalidReason, number>;
 
   /** @param opts.debugRoot debug-info root (default `/usr/lib/debug`); opts.maxEntries cache size (default 128) */
@@ -330,8 +335,10 @@ export class ElfSymbolResolver {
   }
 
   /**
-   * Reads of files that could not be used as ELF objects since this resolver was made, by reason
-   * (each failed read counts: a bad file asked for twice counts twice). Feeds soload.elf.invalid.
+   * Files that could not be used as ELF objects since this resolver was made, by reason. A file
+   * version (dev, inode, mtime, size) counts once per kind of read (full parse, light DT_NEEDED read):
+   * its failure is remembered, so asking again neither re-reads nor re-counts it (a file that cannot be
+   * opened counts at every attempt). Feeds soload.elf.invalid.
    */
   invalidReads(): Readonly<Record<ElfInvalidReason, number>> {
     return { ...this.invalidCounts };
@@ -346,6 +353,7 @@ export class ElfSymbolResolver {
   clear(): void {
     this.cache.clear();
     this.debugCache.clear();
+    this.failures.clear();
   }
 
   private pick(
@@ -463,6 +471,9 @@ export class ElfSymbolResolver {
         cache.set(key, hit);
         return hit;
       }
+      let failed = this.failures.get(cache);
+      const known = failed?.get(key);
+      if (known !== undefined) throw known;
       if (count) this.misses++;
       let value: T;
       try {
@@ -471,6 +482,9 @@ export class ElfSymbolResolver {
         if (err instanceof SoloadError && err.code === ErrorCodes.ELF_INVALID) {
           const reason = err.details.reason as ElfInvalidReason | undefined;
           this.invalidCounts[reason !== undefined && reason in this.invalidCounts ? reason : 'contents']++;
+          if (!failed) this.failures.set(cache, (failed = new Map()));
+          failed.set(key, err);
+          while (failed.size > max) failed.delete(failed.keys().next().value as string);
         } else if (!(err instanceof SoloadError) && (err as NodeJS.ErrnoException).code !== undefined) {
           // A read error (EIO, EISDIR) on a file that opened: unreadable, like one that did not open.
           this.invalidCounts.unreadable++;

@@ -226,4 +226,11 @@ test('failed ELF reads are counted by reason (feeds soload.elf.invalid): unreada
   assert.equal(code(() => r.inspect(outside)), 'contents');
   assert.equal(code(() => r.inspect(fx.lib)), undefined);
   assert.deepEqual(r.invalidReads(), { unreadable: 1, not_elf: 2, headers: 1, contents: 1 });
+  // Asked again: the remembered failure, not a new decode (and not counted again).
+  assert.equal(code(() => r.inspect(cut)), 'headers');
+  assert.equal(code(() => r.lookup(outside, 'dlopen')), 'contents');
+  assert.deepEqual(r.invalidReads(), { unreadable: 1, not_elf: 2, headers: 1, contents: 1 });
+  // A changed file is a new version: decoded again.
+  fs.writeFileSync(cut, fs.readFileSync(fx.lib));
+  assert.equal(code(() => r.inspect(cut)), undefined);
 });
