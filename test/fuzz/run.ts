@@ -28,6 +28,8 @@ export interface FuzzOptions {
   maxHeapMb?: number;
   /** Where failing inputs are written (default .cache/fuzz/crashes). */
   outDir?: string;
+  /** Also write each target's slowest input (over 1 s) to outDir. */
+  saveSlowest?: boolean;
   log?: (line: string) => void;
 }
 
@@ -109,6 +111,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
           input,
           workDir: path.join(workRoot, `${target}-${attempt}`),
           noSweep,
+          ...(opts.saveSlowest ? { saveSlowest: (fs.mkdirSync(outDir, { recursive: true }), outDir) } : {}),
         };
         const currentInput = (): Uint8Array => new Uint8Array(input, 0, Math.min(st[2], INPUT_CAPACITY)).slice();
         const outcome = await new Promise<'done' | 'restart'>((resolve) => {
@@ -169,7 +172,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       const last = report.stats[report.stats.length - 1];
       log(
         `fuzz ${target}: ${report.executions} executions, ${report.blocks} coverage keys, corpus ${last?.corpus ?? 0} (${((last?.corpusBytes ?? 0) / 1048576).toFixed(1)} MiB), ` +
-          `sweep ${last?.sweepDone ?? 0}${last?.sweepTotalKnown ? ' (complete)' : ''}, determinism checks ${last?.determinismChecks ?? 0}, slowest input ${report.maxInputMs.toFixed(0)} ms, ` +
+          `sweep ${report.stats[0]?.sweepDone ?? 0} of ${report.stats[0]?.sweepTotal ?? 0}, determinism checks ${last?.determinismChecks ?? 0}, slowest input ${report.maxInputMs.toFixed(0)} ms, ` +
           `largest ${((last?.maxInputBytes ?? 0) / 1048576).toFixed(1)} MiB, heap growth ${(report.heapGrowth / 1048576).toFixed(1)} MiB, restarts ${report.restarts}` +
           (last?.missingSeeds.length ? `; host seeds missing: ${last.missingSeeds.join(', ')}` : ''),
       );
@@ -206,7 +209,8 @@ function parseArgs(argv: string[]): FuzzOptions {
     else if (a === '--target') opts.targets = v().split(',') as TargetName[];
     else if (a === '--per-input-ms') opts.perInputMs = Number(v());
     else if (a === '--out') opts.outDir = path.resolve(v());
-    else throw new Error(`unknown option ${a} (use --seconds N, --seed N, --target trace,elf, --per-input-ms N, --out DIR)`);
+    else if (a === '--save-slowest') opts.saveSlowest = true;
+    else throw new Error(`unknown option ${a} (use --seconds N, --seed N, --target trace,elf, --per-input-ms N, --out DIR, --save-slowest)`);
   }
   if (!(opts.seconds > 0)) throw new Error('--seconds must be a positive number');
   return opts;

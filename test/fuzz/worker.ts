@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -21,6 +23,8 @@ export interface WorkerJob {
   workDir: string;
   /** Skip the deterministic sweep (a restart after a hang must not walk into the same input). */
   noSweep: boolean;
+  /** Directory to write the slowest input (over 1 s) to, as `slowest-<target>.bin` (`--save-slowest`). */
+  saveSlowest?: string;
 }
 
 /** A property violation found by the worker. */
@@ -36,7 +40,8 @@ export interface DoneMessage {
   type: 'done';
   executions: number;
   sweepDone: number;
-  sweepTotalKnown: boolean;
+  /** Inputs of the deterministic sweep in all (sweepDone = sweepTotal: the sweep was completed). */
+  sweepTotal: number;
   seeds: number;
   missingSeeds: string[];
   corpus: number;
@@ -164,7 +169,11 @@ function main(job: WorkerJob): void {
     }
     Atomics.store(st, 1, 0);
     const ms = performance.now() - t0;
-    if (ms > maxInputMs) maxInputMs = ms;
+    if (ms > maxInputMs) {
+      maxInputMs = ms;
+      // The slowest input is where the time limit would be hit first: worth profiling.
+      if (ms > 1000 && job.saveSlowest) fs.writeFileSync(path.join(job.saveSlowest, `slowest-${job.target}.bin`), input);
+    }
     executions++;
     if ((executions & 63) === 0) {
       const used = process.memoryUsage().heapUsed;
@@ -183,7 +192,11 @@ function main(job: WorkerJob): void {
   gc();
   const afterSeeds = process.memoryUsage();
 
-  const queue = job.noSweep ? [][Symbol.iterator]() : sweep(job.target === 'elf' ? 'elf' : 'trace', job.target.startsWith('canary') ? [] : seeds);
+  const sweepSeeds = job.target.startsWith('canary') ? [] : seeds;
+  const sweepKind = job.target === 'elf' ? 'elf' : 'trace';
+  let sweepTotal = 0;
+  if (!job.noSweep) for (const _ of sweep(sweepKind, sweepSeeds)) sweepTotal++;
+  const queue = job.noSweep ? [][Symbol.iterator]() : sweep(sweepKind, sweepSeeds);
   let sweepDone = 0;
   let sweepLeft = true;
   while (Date.now() < deadline) {
@@ -216,7 +229,7 @@ function main(job: WorkerJob): void {
     type: 'done',
     executions,
     sweepDone,
-    sweepTotalKnown: !sweepLeft,
+    sweepTotal,
     seeds: seeds.length,
     missingSeeds: missing,
     corpus: corpus.length,
