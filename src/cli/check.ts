@@ -11,6 +11,7 @@ import type { SoloadConfig } from '../config/schema';
 import { ElfSymbolResolver } from '../elf';
 import { ProcReader } from '../host/proc-reader';
 import { locateTracefs, probeCapabilities, TRACEFS_CANDIDATES, type TracefsCapabilities } from '../tracefs/session';
+import { fileOffsetFetchVerdict, type FileOffsetFetchTest } from '../tracefs/fetch-selftest';
 import { escapeForLog } from '../util/path-bytes';
 
 /** One loader/libc file in use on the host and what soload found in it. */
@@ -33,6 +34,11 @@ export interface CheckReport {
   arch: string;
   root: boolean;
   tracefs: TracefsCapabilities;
+  /**
+   * Live tests of what the README promises (the CLI runs them before check): `fileOffsetFetch`
+   * absent = not run (not root, no tracefs, no program to probe).
+   */
+  selfTests?: { fileOffsetFetch?: FileOffsetFetchTest };
   loaders: LoaderFileReport[];
   probes: { planned: number; skipped: Array<{ probe: string; library: string; reason: string }> };
   problems: string[];
@@ -153,6 +159,7 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
     arch: process.arch,
     root,
     tracefs: caps,
+    selfTests: { ...(fileOffsetFetchVerdict() ? { fileOffsetFetch: fileOffsetFetchVerdict()! } : {}) },
     loaders,
     probes: {
       planned: plan.specs.length,
@@ -160,6 +167,13 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
     },
     problems,
   };
+}
+
+function foffsLine(t: FileOffsetFetchTest | undefined): string {
+  if (!t) return ' (in the README; not tested live)';
+  return t.works
+    ? ` (tested: reads ${t.binary}'s bytes)`
+    : ` in the README, but it DOES NOT READ THE FILE (tested: ${t.read} from ${t.binary} at 0x${t.offset.toString(16)}, the file has ${t.expected}): the loader-lists and search-lists mechanisms are not used`;
 }
 
 function safeBuildId(resolver: ElfSymbolResolver, file: string): string | undefined {
@@ -182,7 +196,7 @@ export function formatCheck(r: CheckReport): string {
     `instances         ${yn(r.tracefs.instances)}`,
     `%return probes    ${yn(r.tracefs.returnProbes)}`,
     `ustring           ${yn(r.tracefs.ustring)}`,
-    `@+offset fetch    ${yn(r.tracefs.fileOffsetFetch)}`,
+    `@+offset fetch    ${yn(r.tracefs.fileOffsetFetch)}${foffsLine(r.selfTests?.fileOffsetFetch)}`,
     `$comm fetch       ${yn(r.tracefs.comm)}`,
     `record-tgid       ${yn(r.tracefs.recordTgid)}`,
     `sched tracepoints ${yn(r.tracefs.schedTracepoints)}`,

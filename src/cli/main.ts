@@ -10,6 +10,7 @@ import { loadConfig, redactConfig } from '../config/load';
 import { validateConfig } from '../config/validate';
 import { isSoloadError, SoloadError } from '../errors';
 import { buildProbeLine, probeAliases } from '../tracefs/probe-line';
+import { selfTestFileOffsetFetch } from '../tracefs/fetch-selftest';
 import { formatCheck, runCheck } from './check';
 import { escapeForLog } from '../util/path-bytes';
 
@@ -54,6 +55,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const log = stderrLog(config.log.level);
   try {
+    // Measured, not read from the README: some kernels accept `@+` fetches and read wrong memory
+    // (KERNELS.md); the planner then rejects the mechanisms that depend on them.
+    if (command !== 'config') {
+      const foffs = selfTestFileOffsetFetch(config.tracefs);
+      if (foffs && !foffs.works) log.info(`this kernel's @+ file-offset fetch does not read the probed file (read ${foffs.read} from ${foffs.binary}, the file has ${foffs.expected}): mechanisms that need it are not used`);
+    }
     switch (command) {
       case 'config':
         process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');

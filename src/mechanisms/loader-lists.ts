@@ -2,6 +2,7 @@ import { dlopenWalkProbe, fileIdFetch, openSelfProbe } from '../plan/list-probes
 import { GlibcHandler } from './glibc-handler';
 import { libcInitProbe, rtldGlobalSlot, startupListProbes } from './search-lists';
 import type { CaptureMechanism, LoaderSet, MechanismContext } from './types';
+import { fileOffsetFetchRejection } from '../tracefs/fetch-selftest';
 
 function openProbe(set: LoaderSet) {
   return set.specs.find((s) => s.role === 'loader.open');
@@ -22,6 +23,9 @@ export const loaderListsMechanism: CaptureMechanism = {
     const open = openProbe(set);
     if (!open) return { applies: false, reason: set.ldso ? 'no _dl_open symbol: ld.so has no debug symbols (install libc6-dbg / glibc-debuginfo)' : 'no ld.so in this directory' };
     if (ctx.config.capture.perObjectProbe) return { applies: false, reason: 'capture.perObjectProbe is set' };
+    // it reaches ld.so's state through libc's GOT with a @+ fetch, which some kernels accept but do not perform
+    const noFetch = fileOffsetFetchRejection();
+    if (noFetch) return { applies: false, reason: noFetch };
     const init = libcInitProbe(set, ctx.resolver);
     if (!init) return { applies: false, reason: 'libc.so.6 has no start-up hook (__libc_early_init or DT_INIT)' };
     try {

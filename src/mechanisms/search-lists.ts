@@ -5,6 +5,7 @@ import type { LinkMapLayout } from '../plan/calibrate';
 import type { ProbeSpec } from '../types';
 import { GlibcHandler } from './glibc-handler';
 import type { CaptureMechanism, LoaderSet, MechanismContext } from './types';
+import { fileOffsetFetchRejection } from '../tracefs/fetch-selftest';
 
 /**
  * The set's libc start-up hook: `__libc_early_init` (glibc ≥ 2.32); before that, libc's DT_INIT
@@ -61,6 +62,9 @@ export const searchListsMechanism: CaptureMechanism = {
   async applies(set, ctx) {
     const ldso = ldsoOf(set);
     if (!ldso) return { applies: false, reason: 'no ld.so in this directory' };
+    // it reaches ld.so's state through libc's GOT with a @+ fetch, which some kernels accept but do not perform
+    const noFetch = fileOffsetFetchRejection();
+    if (noFetch) return { applies: false, reason: noFetch };
     const init = libcInitProbe(set, ctx.resolver);
     if (!init) return { applies: false, reason: 'libc.so.6 has neither __libc_early_init nor __libc_init_first (no start-up hook to read the list at)' };
     try {

@@ -116,12 +116,11 @@ function main(): void {
       if (rc.only?.length) args.push('--only', rc.only.join(','));
       if (rc.settleMs !== undefined) args.push('--settle-ms', String(rc.settleMs));
       if (rc.deadlineMs !== undefined) args.push('--deadline-ms', String(rc.deadlineMs));
-      // A kernel whose @+ fetch does not read .data (measured above) cannot run the list
-      // mechanisms (they reach ld.so's state through libc's GOT with @+): per-object probes there.
-      const env = dataFetchBroken ? { ...process.env, SOLOAD_CAPTURE_PER_OBJECT_PROBE: 'true' } : process.env;
-      const r = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: plan.repo, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20, env });
+      // soload picks its capture mechanism itself (its @+ self-test decides on kernels where that
+      // fetch reads nothing); `dataFetchBroken` is only recorded next to the result.
+      const r = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: plan.repo, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
       const report = fs.existsSync(json) ? JSON.parse(fs.readFileSync(json, 'utf8')) : undefined;
-      emit('recall', { exitCode: r.status, perObjectProbe: dataFetchBroken, report, stdoutTail: r.stdout.slice(-6000), stderrTail: r.stderr.slice(-6000) });
+      emit('recall', { exitCode: r.status, dataFetchBroken, report, stdoutTail: r.stdout.slice(-6000), stderrTail: r.stderr.slice(-6000) });
     });
   }
   emit('done', { timings });

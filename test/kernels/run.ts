@@ -6,8 +6,8 @@
  * the same program on the host's own kernel, stores every kernel's results in
  * test/kernels/results/<name>.json and writes KERNELS.md from them (test/kernels/table.ts).
  *
- * Everything it needs is fetched or built by itself: qemu-system-x86 (apt-get install when
- * missing), the kernels (scripts/kernels/fetch-kernels.sh: apt-get download through a private apt
+ * Everything it needs is fetched or built by itself: qemu-system-x86 and libc6-dbg (apt-get
+ * install when missing), the kernels (scripts/kernels/fetch-kernels.sh: apt-get download through a private apt
  * configuration, cached in .cache/kernels/), the Collector (scripts/build-collector.sh), the corpus
  * (harness.js --build-only) and the puzzle program (gcc).
  *
@@ -182,6 +182,16 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   fs.mkdirSync(CACHE, { recursive: true });
   const qemu = ensureQemu();
+  // glibc's debug symbols go into the guests: without them the loader mechanisms that need no
+  // `@+` fetch (loader-probe) do not apply, and 5.10/6.1 are left with dlopen calls only.
+  if (spawnSync('dpkg', ['-s', 'libc6-dbg'], { stdio: 'ignore' }).status !== 0) {
+    log('installing libc6-dbg (apt-get)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    if (spawnSync('apt-get', ['install', '-y', 'libc6-dbg'], { stdio: 'inherit', env }).status !== 0) {
+      spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+      if (spawnSync('apt-get', ['install', '-y', 'libc6-dbg'], { stdio: 'inherit', env }).status !== 0) throw new Error('could not install libc6-dbg');
+    }
+  }
   log(qemu);
   const fetched = sh('bash', ['scripts/kernels/fetch-kernels.sh', ...o.kernels], 'fetching kernels')
     .trim()
@@ -265,7 +275,7 @@ function slim(r: KernelResult): KernelResult {
     ...r,
     results: {
       ...r.results,
-      recall: { exitCode: rec.exitCode, perObjectProbe: (rec as { perObjectProbe?: boolean }).perObjectProbe, report: { totals: rep.totals, timings: rep.timings, scenarios: (rep.scenarios ?? []).map((s) => ({ name: s.name, informational: s.informational, totals: s.totals })) } },
+      recall: { exitCode: rec.exitCode, dataFetchBroken: (rec as { dataFetchBroken?: boolean }).dataFetchBroken, report: { totals: rep.totals, timings: rep.timings, scenarios: (rep.scenarios ?? []).map((s) => ({ name: s.name, informational: s.informational, totals: s.totals })) } },
     },
   };
 }

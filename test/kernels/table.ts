@@ -129,6 +129,11 @@ export function tableRows(results: KernelResult[]): Array<{ label: string; cells
     const withInt3 = `${d.textExpected.slice(0, -2)}cc`;
     return d.plain.t === withInt3 ? `right (${d.plain.t}: the file's bytes with the uprobe's int3 0xcc first)` : `WRONG (${d.plain.t}; the file has ${d.textExpected})`;
   });
+  row('check: `@+` self-test (soload\'s own live test)', (r) => {
+    const t = checkOf(r)?.report?.selfTests?.fileOffsetFetch;
+    if (!t) return 'not run';
+    return t.works ? `works (read ${t.read})` : `WRONG BYTES (read ${t.read}, file has ${t.expected})`;
+  });
   row('`sched_process_exit` fields', (r) => featuresOf(r)?.schedProcessExitFields?.join(' ') ?? '—');
   row('capture mechanism for the host ld.so', (r) => mechanismOf(checkOf(r)?.report));
   row('capture mechanism for libc.so.6', (r) => mechanismOf(checkOf(r)?.report, 'libc'));
@@ -142,11 +147,6 @@ export function tableRows(results: KernelResult[]): Array<{ label: string; cells
     if (!u.deleted) return `delete refused (${u.deleteError ?? u.error ?? '?'})`;
     const unknown = u.afterDelete.filter((l) => /unknown type/i.test(l));
     return unknown.length ? `${u.beforeDelete.length} buffered lines → ${unknown.length} × "${unknown[0]!.trim()}"` : `${u.beforeDelete.length} buffered lines → ${u.afterDelete.length} after delete (buffer ${u.afterDelete.length ? 'kept' : 'cleared'})`;
-  });
-  row('capture used for the recall run', (r) => {
-    const rec = recallOf(r) as (RecallResult & { perObjectProbe?: boolean }) | undefined;
-    if (!rec) return '—';
-    return rec.perObjectProbe ? 'capture.perObjectProbe=true (the `@+` fetch is broken here)' : `${mechanismOf(checkOf(r)?.report)} (soload's choice)`;
   });
   row('recall (host-glibc rows)', (r) => pct(recallOf(r)?.report?.totals?.recall));
   row('precision', (r) => pct(recallOf(r)?.report?.totals?.precision));
@@ -221,12 +221,13 @@ export function renderKernelsMd(input: KernelResult[], meta: MatrixMeta): string
     '- `npm run bench -- --quick` cost ratios are not measured per kernel yet: the benchmark installs',
     '  comparison tracers from apt, which a guest without network cannot do.',
     '- The `@+` file-offset fetch is accepted by every kernel here and listed in every README, but on',
-    '  5.10 and 6.1 it reads nothing (0 / `(fault)`), even at the probed function\'s own bytes; it works',
-    '  on 6.12 and 6.18. `soload check` still reports it as available there (it reads the README), and',
-    '  soload\'s default loader-lists mechanism reaches ld.so\'s state through a `@+` GOT read: on these',
-    '  kernels it reports only the executables (recall 32.94 % on the CI subset of 6.1). The matrix',
-    '  measures the fetch (test/kernels/features.ts) and runs the recall there with',
-    '  `capture.perObjectProbe=true`, which needs no `@+`; soload choosing that by itself is not done yet.',
+    '  5.10 and 6.1 it does not read the probed file (0, `(fault)` or unrelated bytes), even at the probed',
+    '  function\'s own bytes; it works on 6.12 and 6.18. soload\'s loader-lists and search-lists mechanisms reach ld.so\'s state through',
+    '  a `@+` read of libc\'s GOT: before soload tested the fetch itself they reported only the',
+    '  executables on 6.1 (recall 32.94 % on the CI subset). Now `soload check`/`run`/`probes` run a',
+    '  live self-test first (src/tracefs/fetch-selftest.ts: a probe on `true`\'s entry point reading its',
+    '  own bytes) and the planner rejects those mechanisms where it fails, so these kernels get',
+    '  loader-probe (one probe per object at `_dl_add_to_namespace_list`, no `@+`).',
     '',
   ].join('\n');
 }
