@@ -245,11 +245,17 @@ export function elfTarget(workDir: string): FuzzTarget {
       // The run-time path, as the agent reads a mapped file.
       fs.writeFileSync(file, input);
       const resolver = new ElfSymbolResolver({ debugRoot, maxEntries: 2 });
-      step(h, 'resolver.inspect', () => h.update(JSON.stringify(resolver.inspect(file))));
-      step(h, 'resolver.dynamicInfo', () => h.update(JSON.stringify(resolver.dynamicInfo(file))));
+      const inspected = step(h, 'resolver.inspect', () => h.update(JSON.stringify(resolver.inspect(file))));
+      const light = step(h, 'resolver.dynamicInfo', () => h.update(JSON.stringify(resolver.dynamicInfo(file))));
+      // Malformed input is counted (soload.elf.invalid): one per kind of read that refused the file.
+      const refused = (inspected === undefined ? 1 : 0) + (light === undefined ? 1 : 0);
+      const counted = Object.values(resolver.invalidReads()).reduce((a, b) => a + b, 0);
+      if (counted !== refused) throw new PropertyViolation('elf-invalid-counted', `${refused} reads refused the file, soload.elf.invalid counted ${counted}`);
       step(h, 'resolver.lookup', () => h.update(JSON.stringify(resolver.lookup(file, 'dlopen'))));
       step(h, 'resolver.resolve', () => h.update(JSON.stringify(resolver.resolve(file, '_dl_catch_exception'))));
       step(h, 'resolver.gotFetchOffset', () => h.update(String(resolver.gotFetchOffset(file, 'dlopen', '_rtld_global'))));
+      const after = Object.values(resolver.invalidReads()).reduce((x, y) => x + y, 0);
+      if (after !== counted) throw new PropertyViolation('elf-invalid-counted', `asking again about a refused file counted it again (${counted} → ${after})`);
 
       if (LDCACHE_MAGICS.some((m) => input.toString('latin1', 0, m.length) === m)) {
         try {
