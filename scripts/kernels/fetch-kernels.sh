@@ -47,6 +47,12 @@ for s in "${SUITES[@]}"; do
     for deb in "$dir"/debs/*.deb; do dpkg-deb -x "$deb" "$dir/root"; done
     touch "$dir/.soload-stamp"
   fi
+  if ! ls "$dir"/root/boot/vmlinuz-* >/dev/null 2>&1; then
+    # the unpacked tree went missing (a cleaned cache): unpack the cached packages again
+    log "$s: unpacking $(ls "$dir"/debs) again"
+    rm -rf "$dir/root" "$dir/modules-plain"
+    for deb in "$dir"/debs/*.deb; do dpkg-deb -x "$deb" "$dir/root"; done
+  fi
   vmlinuz=$(ls "$dir"/root/boot/vmlinuz-* | head -n1)
   echo "$s $dir ${vmlinuz##*/vmlinuz-}"
 done

@@ -152,13 +152,26 @@ export function fileOffsetFetchRejection(): string | undefined {
 /**
  * Runs the self-test once for this process with soload's configured tracefs and names
  * (`<groupPrefix>_<pid>`, `<instancePrefix>_<pid>`) and records the verdict for the planner.
- * Does nothing without root or uprobe_events (check and run report those problems themselves).
+ * Does nothing without root, uprobe_events or a real tracefs mount (check and run report those
+ * problems themselves).
  */
 export function selfTestFileOffsetFetch(tracefs: { path: string; groupPrefix: string; instancePrefix: string }): FileOffsetFetchTest | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
   const root = locateTracefs(tracefs.path, true);
   if (!root || !fs.existsSync(path.join(root, 'uprobe_events')) || !fs.existsSync(path.join(root, 'instances'))) return undefined;
+  // Only a real tracefs: a configured path can be a fixture tree of plain files, which must not be written.
+  if (!isTracefs(root)) return undefined;
   const v = testFileOffsetFetch(root, `${tracefs.groupPrefix}_${process.pid}`, `${tracefs.instancePrefix}_${process.pid}`);
   setFileOffsetFetchVerdict(v);
   return v;
+}
+
+const TRACEFS_MAGIC = 0x74726163;
+
+function isTracefs(dir: string): boolean {
+  try {
+    return fs.statfsSync(dir).type === TRACEFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
