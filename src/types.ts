@@ -93,7 +93,8 @@ export interface LoadEvent {
   path?: string;
   /** The name as requested (dlopen argument / DT_NEEDED entry), when known. */
   requestedName?: string;
-  result: 'ok' | 'failed';
+  /** `incomplete`: a dlopen whose return never came (its thread or process was killed inside it). */
+  result: 'ok' | 'failed' | 'incomplete';
   /** dlopen flags, when known. */
   flags?: number;
   /** The probe event that produced it. */

@@ -1,4 +1,6 @@
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { ProcessFacts } from '../capture/process-facts';
 import { RecordRouter } from '../capture/router';
 import { LoadFilter } from '../capture/filters';
@@ -9,6 +11,7 @@ import { DebuginfodClient, debuginfodUrlsFromEnv } from '../elf/debuginfod';
 import { ProcessEnricher } from '../enrich/enricher';
 import { LoadPathResolver } from '../enrich/paths';
 import { ProcReader } from '../host/proc-reader';
+import { ProcessLoggers } from '../otel/resources';
 import { ViewRegistry } from '../enrich/views';
 import { ErrorCodes, SoloadError } from '../errors';
 import type { HandlerOptions, MechanismHandler } from '../mechanisms';
@@ -35,6 +38,17 @@ import { createSecurityStage, type SecurityStage } from './security';
 /** DT_NEEDED lists are reused this long (ms), like canonical paths (enrich/canonical.ts PathCache). */
 const NEEDED_TTL_MS = 1000;
 const NEEDED_CACHE_MAX = 4096;
+
+let gc: (() => void) | undefined;
+
+/** A full GC, for the debug state view only (node without --expose-gc gets the flag set here). */
+function forceGc(): void {
+  if (!gc) {
+    v8.setFlagsFromString('--expose-gc');
+    gc = vm.runInNewContext('gc') as () => void;
+  }
+  gc();
+}
 
 /** What the agent is built from. */
 export interface AgentOptions {
@@ -121,6 +135,7 @@ export class SoloadAgent {
   private pipeline?: LogPipeline;
   private telemetry?: SelfTelemetry;
   private housekeeping?: NodeJS.Timeout;
+  private stateSignal?: () => void;
   private loss?: LossMonitor;
   private starting?: Promise<void>;
   private stopping?: Promise<void>;
@@ -342,13 +357,21 @@ export class SoloadAgent {
       await this.cleanupOnce();
       throw err;
     }
+    const router = this.router!;
     this.housekeeping = setInterval(() => {
-      const now = this.clock.nowTraceNs();
-      for (const h of this.handlers) h.expire(now);
+      router.housekeep(this.clock.nowTraceNs(), (id) => this.proc.alive(id));
+      const now = Date.now();
+      this.enricher.sweep(this.config.state.exitedGraceMs, now);
+      this.paths.cache.prune(now);
+      for (const [k, v] of this.neededCache) if (now - v.at >= NEEDED_TTL_MS) this.neededCache.delete(k);
       this.paths.dropViews(this.viewRegistry.sweep(this.facts.views.inUse()));
       this.clock.resample();
-    }, 10_000);
+    }, this.config.state.housekeepingIntervalMs);
     this.housekeeping.unref();
+    if (this.config.state.debug) {
+      this.stateSignal = () => process.stderr.write(JSON.stringify(this.stateReport()) + '\n');
+      process.on('SIGUSR2', this.stateSignal);
+    }
     this.log.info(
       `tracing ${this.session.probes.length} probes in group ${group} (instance ${instance}); ` +
         plan.sets.map((c) => `${c.set.dir}: ${c.mechanism?.name ?? 'none'}`).join(', '),
@@ -380,6 +403,7 @@ export class SoloadAgent {
       initiallyLoaded: (pid) => this.proc.executableMappings(pid),
       execOf: (pid) => this.facts.execOf(pid),
       listCapacity: this.config.capture.listSlices * this.config.capture.listSliceSize,
+      dlopenMaxAgeMs: this.config.state.dlopenMaxAgeMs,
       recoverList: (pid, from) => this.loaders?.recoverTail(pid, from) ?? [],
     };
   }
@@ -427,6 +451,37 @@ export class SoloadAgent {
     return undefined;
   }
 
+  /**
+   * Entries in every per-process, per-thread and per-file structure soload keeps (README "Bounded
+   * state"), summed over the loader sets' handlers. Cheap: sizes only.
+   */
+  stateSizes(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const add = (o: Record<string, number>, prefix = ''): void => {
+      for (const [k, v] of Object.entries(o)) out[prefix + k] = (out[prefix + k] ?? 0) + v;
+    };
+    add({ routerTracked: this.router?.tracked ?? 0 });
+    add(this.facts.sizes(), 'facts.');
+    for (const h of this.handlers) add(h.sizes(), 'handlers.');
+    add(this.enricher.sizes(), 'enricher.');
+    if (this.securityStage) add(this.securityStage.security.sizes(), 'security.');
+    if (this.loaders) add(this.loaders.sizes(), 'registry.');
+    const loggers = this.pipeline?.loggers;
+    add({ unknownProcessLoggers: loggers instanceof ProcessLoggers ? loggers.unknownProcesses : 0 });
+    add({ neededCache: this.neededCache.size, pathCache: this.paths.cache.size, views: this.viewRegistry.size, resolverEntries: this.resolver.stats().entries });
+    return out;
+  }
+
+  /**
+   * The debug state view (state.debug, on SIGUSR2): {@link stateSizes} and the heap after a forced
+   * full GC, so a leak shows as sizes or heap that do not come back down.
+   */
+  stateReport(): { 'soload.state': Record<string, number>; memory: NodeJS.MemoryUsage; dlopenIncomplete: number; sweptGone: number } {
+    forceGc();
+    const incomplete = this.handlers.reduce((n, h) => n + (h.stats().dlopenIncomplete ?? 0), 0);
+    return { 'soload.state': this.stateSizes(), memory: process.memoryUsage(), dlopenIncomplete: incomplete, sweptGone: this.router?.stats.sweptGone ?? 0 };
+  }
+
   /** Reports what running processes already have loaded (capture.snapshot). */
   private emitSnapshot(): void {
     const events = snapshotLoads(this.proc, this.resolver, {
@@ -458,6 +513,7 @@ export class SoloadAgent {
 
   private async doShutdown(): Promise<void> {
     if (this.housekeeping) clearInterval(this.housekeeping);
+    if (this.stateSignal) process.off('SIGUSR2', this.stateSignal);
     if (this.sweeper) clearInterval(this.sweeper);
     this.loaders?.close();
     this.session?.stopRecording();

@@ -220,6 +220,11 @@ export class LoaderRegistry {
     for (const a of candidates) if (!inUse.has(a.ldsoIno)) this.disarm(a);
   }
 
+  /** Sizes of its maps (the debug state view). */
+  sizes(): Record<string, number> {
+    return { loaders: this.byKey.size, loaderUsers: this.userOf.size, loaderMerging: this.merged.size, interpCache: this.interpCache.size, layersSeen: this.layersSeen.size };
+  }
+
   /** Stops watching layers; the session's shutdown removes every probe. */
   close(): void {
     this.closed = true;
@@ -230,6 +235,7 @@ export class LoaderRegistry {
     this.drop(pid);
     const a = this.byKey.get(key);
     if (!a) return;
+    if (this.userOf.size >= MAX_PROCESSES) this.drop(this.userOf.keys().next().value as number);
     a.users.add(pid);
     this.userOf.set(pid, key);
   }
@@ -461,6 +467,7 @@ export class LoaderRegistry {
       },
     });
     const seen = new Set<string>();
+    if (this.merged.size >= MAX_MERGING && !this.merged.has(pid)) this.merged.delete(this.merged.keys().next().value as number);
     this.merged.set(pid, seen);
     for (const h of a.handlers) h.adopt?.(pid, loads.map((l) => l.path), startupComplete);
     const { comm } = d.proc.commandOf(pid);
@@ -515,7 +522,11 @@ export class LoaderRegistry {
 
   /** Loader files in image layers (each layer a root); new layers are armed as they appear. */
   private async scanLayers(globs: readonly string[]): Promise<void> {
-    const fresh = expandGlobs(globs).filter((d) => !this.layersSeen.has(d));
+    const present = expandGlobs(globs);
+    // A layer removed from disk (image pruned) is forgotten: the set follows what exists.
+    const now = new Set(present);
+    for (const d of this.layersSeen) if (!now.has(d)) this.layersSeen.delete(d);
+    const fresh = present.filter((d) => !this.layersSeen.has(d));
     for (const d of fresh) {
       const found = layerLoaders([d], this.d.proc, new Set(this.byKey.keys()));
       // A layer being unpacked may show its directory before its files: look again until it
@@ -530,6 +541,11 @@ export class LoaderRegistry {
 }
 
 /** The glibc mechanisms that need ld.so's debug symbols (what a debuginfod file upgrades to). */
+/** Processes whose loader is followed at most (oldest dropped: its loader may then be swept early). */
+const MAX_PROCESSES = 65536;
+/** Processes whose recovered loads are being merged with probe records at most. */
+const MAX_MERGING = 4096;
+
 const DEBUG_SYMBOL_MECHANISMS: ReadonlySet<string> = new Set(['loader-lists', 'loader-probe']);
 
 /** Tells the loader's own entry in its list: by the names it is known by; musl's also as `libc.so`. */

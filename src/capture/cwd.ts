@@ -32,7 +32,9 @@ export class CwdTracker {
   }
 
   onChdirEntry(pid: number, tid: number, dir: string | null): void {
-    if (dir) this.pendingChdir.set(tid, { pid, path: dir });
+    if (!dir) return;
+    if (this.pendingChdir.size >= this.max && !this.pendingChdir.has(tid)) this.pendingChdir.delete(this.pendingChdir.keys().next().value as number);
+    this.pendingChdir.set(tid, { pid, path: dir });
   }
 
   /** chdir returned `rc`: on success the directory changes (relative names resolve against the old one). */
@@ -50,6 +52,17 @@ export class CwdTracker {
 
   onExit(pid: number): void {
     this.cwd.delete(pid);
+    this.pendingChdir.delete(pid);
+  }
+
+  /** Thread `tid` is gone: a chdir it had in flight never returns. */
+  onThreadGone(tid: number): void {
+    this.pendingChdir.delete(tid);
+  }
+
+  /** chdir calls in flight (the debug state view). */
+  get pending(): number {
+    return this.pendingChdir.size;
   }
 
   /** `file` made absolute against `pid`'s directory, or undefined when that is unknown. */

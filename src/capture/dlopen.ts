@@ -22,18 +22,29 @@ export interface DlopenStats {
 /** A dlopen call in flight. */
 export interface PendingDlopen {
   pid: number;
+  tid: number;
   name: string | null;
   flags?: number;
   timestampNs: bigint;
   comm: string;
+  /** The entry probe's event. */
+  probe: string;
   /** Opaque number the caller attached at entry (the loader tracker: its add count then). */
   mark?: number;
 }
+
+/** Calls one thread may have in flight: nesting deeper than this is a lost return, not real nesting. */
+const MAX_DEPTH = 64;
 
 /**
  * Pairs dlopen entry and return hits per thread into LoadEvents (pure state machine; no I/O).
  * A stack per thread, because a library constructor may itself call dlopen before the outer call
  * returns. Return probes fire in LIFO order on a thread, so the top of the stack is the match.
+ *
+ * A call whose return never comes (its thread or process was killed inside dlopen, or the return
+ * record was lost) leaves by one of: its process's exit ({@link forgetProcess}), its thread found
+ * gone ({@link forgetThread}), age ({@link expire}), or the thread bound (oldest thread first).
+ * The first three hand the calls back so the caller can report them.
  */
 export class DlopenCorrelator {
   readonly stats: DlopenStats = {
@@ -47,8 +58,9 @@ export class DlopenCorrelator {
     pathUnresolved: 0,
   };
   private readonly pending = new Map<number, PendingDlopen[]>();
+  /** pid → its threads with a call in flight (a process's exit must not scan every thread). */
+  private readonly threadsOf = new Map<number, Set<number>>();
   private readonly maxAgeNs: bigint;
-
   private readonly maxThreads: number;
 
   /**
@@ -64,10 +76,24 @@ export class DlopenCorrelator {
   onEntry(rec: TraceRecord, mark?: number): void {
     this.stats.entries++;
     const flags = rec.fields.flags != null ? Number(rec.fields.flags) : undefined;
-    const stack = this.pending.get(rec.tid) ?? [];
-    if (stack.length === 0 && this.pending.size >= this.maxThreads) this.pending.delete(this.pending.keys().next().value as number);
-    stack.push({ pid: rec.tgid ?? rec.tid, ...(mark !== undefined ? { mark } : {}), name: rec.fields.name ?? null, flags, timestampNs: rec.timestampNs, comm: rec.fields.comm ?? rec.comm });
+    let stack = this.pending.get(rec.tid);
+    if (!stack) {
+      if (this.pending.size >= this.maxThreads) {
+        const oldest = this.pending.keys().next().value as number;
+        this.stats.expiredEntries += this.pending.get(oldest)!.length;
+        this.dropThread(oldest);
+      }
+      stack = [];
+    } else if (stack.length >= MAX_DEPTH) {
+      stack.shift();
+      this.stats.expiredEntries++;
+    }
+    const pid = rec.tgid ?? rec.tid;
+    stack.push({ pid, tid: rec.tid, probe: rec.event, ...(mark !== undefined ? { mark } : {}), name: rec.fields.name ?? null, flags, timestampNs: rec.timestampNs, comm: rec.fields.comm ?? rec.comm });
     this.pending.set(rec.tid, stack);
+    let tids = this.threadsOf.get(pid);
+    if (!tids) this.threadsOf.set(pid, (tids = new Set()));
+    tids.add(rec.tid);
   }
 
   /** The innermost dlopen in flight on thread `tid` (the one its next return completes). */
@@ -80,7 +106,7 @@ export class DlopenCorrelator {
     this.stats.returns++;
     const stack = this.pending.get(rec.tid);
     const entry = stack?.pop();
-    if (stack && stack.length === 0) this.pending.delete(rec.tid);
+    if (stack && stack.length === 0) this.dropThread(rec.tid);
     if (!entry) this.stats.orphanReturns++;
     const handle = parseHandle(rec.fields.handle);
     const ok = handle !== 0n;
@@ -123,29 +149,69 @@ export class DlopenCorrelator {
     return ev;
   }
 
-  /** Forgets every thread of a process that exited (threads that died inside dlopen included). */
-  forgetProcess(pid: number): void {
-    for (const [tid, stack] of this.pending) {
+  /**
+   * Forgets every thread of a process that exited (threads that died inside dlopen included) and
+   * returns their calls in flight.
+   */
+  forgetProcess(pid: number): PendingDlopen[] {
+    const out: PendingDlopen[] = [];
+    for (const tid of this.threadsOf.get(pid) ?? []) {
+      const stack = this.pending.get(tid) ?? [];
       const keep = stack.filter((p) => p.pid !== pid);
-      this.stats.expiredEntries += stack.length - keep.length;
+      out.push(...stack.filter((p) => p.pid === pid));
       if (keep.length === 0) this.pending.delete(tid);
-      else if (keep.length !== stack.length) this.pending.set(tid, keep);
+      else this.pending.set(tid, keep);
     }
+    this.threadsOf.delete(pid);
+    this.stats.expiredEntries += out.length;
+    return out;
   }
 
-  /** Drops entries older than maxAge relative to `nowNs` (trace clock). */
-  expire(nowNs: bigint): void {
+  /** Forgets thread `tid` (found gone while its process lives) and returns its calls in flight. */
+  forgetThread(tid: number): PendingDlopen[] {
+    const stack = this.pending.get(tid) ?? [];
+    this.dropThread(tid);
+    this.stats.expiredEntries += stack.length;
+    return stack;
+  }
+
+  /** Drops entries older than maxAge relative to `nowNs` (trace clock) and returns them. */
+  expire(nowNs: bigint): PendingDlopen[] {
+    const out: PendingDlopen[] = [];
     for (const [tid, stack] of this.pending) {
       const keep = stack.filter((p) => nowNs - p.timestampNs <= this.maxAgeNs);
-      this.stats.expiredEntries += stack.length - keep.length;
+      if (keep.length === stack.length) continue;
+      out.push(...stack.filter((p) => nowNs - p.timestampNs > this.maxAgeNs));
       if (keep.length) this.pending.set(tid, keep);
-      else this.pending.delete(tid);
+      else this.dropThread(tid);
+    }
+    this.stats.expiredEntries += out.length;
+    return out;
+  }
+
+  /** Threads with a call in flight, by thread id (the liveness sweep checks them). */
+  threads(): IterableIterator<number> {
+    return this.pending.keys();
+  }
+
+  private dropThread(tid: number): void {
+    const stack = this.pending.get(tid);
+    this.pending.delete(tid);
+    for (const p of stack ?? []) {
+      const tids = this.threadsOf.get(p.pid);
+      tids?.delete(tid);
+      if (tids?.size === 0) this.threadsOf.delete(p.pid);
     }
   }
 
   /** Threads with a dlopen in flight. */
   get inFlight(): number {
     return this.pending.size;
+  }
+
+  /** Processes with a call in flight. */
+  get processes(): number {
+    return this.threadsOf.size;
   }
 }
 

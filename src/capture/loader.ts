@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { LoadEvent, LoadMethod, TraceRecord } from '../types';
-import { DlopenCorrelator } from './dlopen';
+import { DlopenCorrelator, type PendingDlopen } from './dlopen';
 import { mappedOf } from './file-id';
 
 /** r_debug.r_state values (glibc <link.h>). */
@@ -42,6 +42,8 @@ export interface LoaderTrackerOptions {
   initiallyLoaded?: (pid: number) => readonly string[];
   /** Entries a start-up list probe set can carry (slices × slice size). */
   listCapacity?: number;
+  /** A dlopen in flight longer than this (ms) is reported incomplete at the next {@link LoaderTracker.expire}. */
+  dlopenMaxAgeMs?: number;
   /**
    * Names the probed ld.so is known by besides its probed path (PT_INTERP's `/lib64/ld-linux-…`,
    * the canonical file in another root): a list entry with one of these basenames is the loader.
@@ -63,6 +65,8 @@ export interface LoaderStats {
   listTruncated: number;
   /** Objects ld.so unmapped (`_dl_unmap`, loader-lists): a later dlopen of one is a new load. */
   unmapped: number;
+  /** dlopen calls that never returned, reported with result `incomplete`. */
+  dlopenIncomplete: number;
 }
 
 interface ProcState {
@@ -103,8 +107,8 @@ interface ProcState {
  * reported at the first state change of a new image, with the path of the probed ld.so.
  */
 export class LoaderTracker {
-  readonly stats: LoaderStats = { adds: 0, vdso: 0, execs: 0, exits: 0, startupLoads: 0, dlopenBatches: 0, dlopenAlreadyLoaded: 0, listTruncated: 0, unmapped: 0 };
-  readonly dlopen = new DlopenCorrelator();
+  readonly stats: LoaderStats = { adds: 0, vdso: 0, execs: 0, exits: 0, startupLoads: 0, dlopenBatches: 0, dlopenAlreadyLoaded: 0, listTruncated: 0, unmapped: 0, dlopenIncomplete: 0 };
+  readonly dlopen: DlopenCorrelator;
   private readonly procs = new Map<number, ProcState>();
   private readonly forkParent = new Map<number, number>();
   private readonly opts: LoaderTrackerOptions;
@@ -115,6 +119,7 @@ export class LoaderTracker {
     this.opts = opts;
     this.mode = opts.mode ?? 'loader';
     this.maxProcesses = opts.maxProcesses ?? 65536;
+    this.dlopen = new DlopenCorrelator(opts.dlopenMaxAgeMs);
   }
 
   /**
@@ -140,12 +145,54 @@ export class LoaderTracker {
     this.forkParent.set(child, parent);
   }
 
-  /** The process is gone: its state and every dlopen its threads had in flight. */
-  onExit(pid: number): void {
+  /**
+   * The process is gone: its state and every dlopen its threads had in flight, returned as
+   * `incomplete` loads (see {@link incomplete}).
+   */
+  onExit(pid: number): LoadEvent[] {
     this.stats.exits++;
+    const out = this.incomplete(this.dlopen.forgetProcess(pid));
     this.forkParent.delete(pid);
     this.procs.delete(pid);
-    this.dlopen.forgetProcess(pid);
+    return out;
+  }
+
+  /** Thread `tid` is gone while its process may live: its calls in flight, as `incomplete` loads. */
+  onThreadGone(tid: number): LoadEvent[] {
+    this.forkParent.delete(tid);
+    return this.incomplete(this.dlopen.forgetThread(tid));
+  }
+
+  /** dlopen calls in flight longer than the maximum age, as `incomplete` loads. */
+  expire(nowNs: bigint): LoadEvent[] {
+    return this.incomplete(this.dlopen.expire(nowNs));
+  }
+
+  /**
+   * dlopen calls that never returned (the thread was killed inside, typically in a library
+   * constructor) as loads with result `incomplete`: the requested name and flags from the entry,
+   * no path. A call during which the process got a load reported (loader-probe's per-object hit,
+   * loader-lists' `_dl_open` return) is left out: that record already names what it mapped.
+   */
+  private incomplete(calls: readonly PendingDlopen[]): LoadEvent[] {
+    const out: LoadEvent[] = [];
+    for (const c of calls) {
+      if (c.mark !== undefined && c.mark !== (this.procs.get(c.pid)?.adds ?? 0)) continue;
+      this.stats.dlopenIncomplete++;
+      out.push({
+        timestampNs: c.timestampNs,
+        pid: c.pid,
+        tid: c.tid,
+        comm: c.comm,
+        method: 'dlopen',
+        result: 'incomplete',
+        probe: c.probe,
+        ...(c.name !== null ? { requestedName: c.name } : {}),
+        ...(c.flags !== undefined && Number.isFinite(c.flags) ? { flags: c.flags } : {}),
+        unresolved: c.name === null ? ['file.path', 'soload.requested_name'] : ['file.path'],
+      });
+    }
+    return out;
   }
 
   private startupState(exe: string | undefined): ProcState {
@@ -357,6 +404,8 @@ export class LoaderTracker {
   onOpen(rec: TraceRecord, walk: TraceRecord, size: number): LoadEvent[] {
     const pid = rec.tgid ?? rec.tid;
     const out: LoadEvent[] = [];
+    // _dl_open returned: a public dlopen in flight that never returns after this is not incomplete.
+    this.state(pid).adds++;
     const self = rec.fields.self ?? undefined;
     if (self && self.includes('/') && this.markKnown(pid, self)) {
       const call = this.dlopen.peek(rec.tid);
@@ -438,6 +487,11 @@ export class LoaderTracker {
   /** Processes with state. */
   get tracked(): number {
     return this.procs.size;
+  }
+
+  /** Sizes of the per-process and per-thread maps (the debug state view). */
+  sizes(): Record<string, number> {
+    return { procs: this.procs.size, forkParent: this.forkParent.size, dlopenThreads: this.dlopen.inFlight, dlopenProcesses: this.dlopen.processes };
   }
 
   private interpreter(rec: TraceRecord, pid: number, st: ProcState, ldso: string): LoadEvent[] {

@@ -68,6 +68,13 @@ export class ProcessFacts {
     this.memfds.onExit(pid);
   }
 
+  /** Thread `tid` is gone while its process may live: the calls it had in flight never return. */
+  onThreadGone(tid: number): void {
+    this.cwd.onThreadGone(tid);
+    this.views.onThreadGone(tid);
+    this.memfds.onThreadGone(tid);
+  }
+
   /** One record of a fact probe. */
   handle(role: ProbeRole, rec: TraceRecord): void {
     const pid = rec.tgid ?? rec.tid;
@@ -115,5 +122,10 @@ export class ProcessFacts {
 
   stats(): Record<string, number> {
     return { cwd: this.cwd.size, views: this.views.size, memfds: this.memfds.size, execs: this.execs.size };
+  }
+
+  /** Sizes of every map it holds (the debug state view). */
+  sizes(): Record<string, number> {
+    return { execs: this.execs.size, cwd: this.cwd.size, pendingChdir: this.cwd.pending, ...this.views.sizes(), memfds: this.memfds.size, pendingMemfd: this.memfds.inFlight };
   }
 }

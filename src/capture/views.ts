@@ -73,6 +73,20 @@ export class ViewTracker {
 
   onExit(pid: number): void {
     this.byPid.delete(pid);
+    this.observed.delete(pid);
+    this.previous.delete(pid);
+    this.onThreadGone(pid);
+  }
+
+  /** Thread `tid` is gone: a chroot/unshare/setns it had in flight never returns. */
+  onThreadGone(tid: number): void {
+    this.pendingChroot.delete(tid);
+    this.pendingNs.delete(tid);
+  }
+
+  /** Sizes of its maps (the debug state view). */
+  sizes(): Record<string, number> {
+    return { views: this.byPid.size, viewObserved: this.observed.size, viewPrevious: this.previous.size, pendingChroot: this.pendingChroot.size, pendingNs: this.pendingNs.size };
   }
 
   private readonly pendingChroot = new Map<number, { pid: number; path: string }>();
@@ -159,12 +173,24 @@ export class MemfdTracker {
   /** Descriptors survive fork: the child has the same memfds at the same numbers. */
   onFork(parent: number, child: number): void {
     const fds = this.byPid.get(parent);
-    if (fds && child !== parent) this.byPid.set(child, new Map(fds));
+    if (!fds || child === parent) return;
+    if (this.byPid.size >= this.maxPids && !this.byPid.has(child)) this.byPid.delete(this.byPid.keys().next().value as number);
+    this.byPid.set(child, new Map(fds));
   }
 
   onExit(pid: number): void {
     this.byPid.delete(pid);
     this.pending.delete(pid);
+  }
+
+  /** Thread `tid` is gone: a memfd_create it had in flight never returns. */
+  onThreadGone(tid: number): void {
+    this.pending.delete(tid);
+  }
+
+  /** memfd_create calls in flight (the debug state view). */
+  get inFlight(): number {
+    return this.pending.size;
   }
 
   get size(): number {

@@ -303,6 +303,18 @@ export function configSchema() {
       layerScanIntervalMs: { doc: 'How often imageLayers are scanned for new layers (ms).', format: 'nat', default: 2000 },
       sweepIntervalMs: { doc: 'How often loaders no process uses any more lose their probes (ms).', format: 'nat', default: 10000 },
     },
+    state: {
+      housekeepingIntervalMs: {
+        doc: 'How often per-process and per-thread state is checked: dlopen calls older than dlopenMaxAgeMs are reported incomplete and dropped, processes /proc no longer shows (their exit event lost to a ring-buffer overrun, or a thread that died) are forgotten, facts of exited processes older than exitedGraceMs are released (ms).',
+        format: typed<number>((v) => {
+          if (!Number.isInteger(v) || (v as number) < 100) fail('must be an integer of at least 100 (ms)');
+        }),
+        default: 10000,
+      },
+      dlopenMaxAgeMs: { doc: 'A dlopen whose return never came (its thread was killed inside it) is reported with soload.result=incomplete and forgotten after this long (ms).', format: 'nat', default: 60000 },
+      exitedGraceMs: { doc: 'How long the /proc facts of an exited process are kept for its records still on their way (ms).', format: 'nat', default: 10000 },
+      debug: { doc: 'On SIGUSR2, print one JSON line to stderr with the size of every bounded structure and the heap after a forced GC (SOLOAD_DEBUG_STATE=1).', format: Boolean, default: false },
+    },
     debuginfod: {
       enabled: { doc: 'Fetch debug symbols of loaders without local ones by build-id from debuginfod servers (DEBUGINFOD_URLS).', format: Boolean, default: true },
       urls: { doc: 'debuginfod server URLs; empty = the space-separated DEBUGINFOD_URLS environment variable.', format: validateStringList, default: [] as string[] },

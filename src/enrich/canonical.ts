@@ -164,6 +164,11 @@ export class PathCache {
     return r;
   }
 
+  /** Drops resolutions older than the TTL (they would be walked again anyway). */
+  prune(now: number): void {
+    for (const [k, v] of this.entries) if (now - v.at >= this.ttlMs) this.entries.delete(k);
+  }
+
   /** Forgets every resolution made in a view (the view was released). */
   dropView(viewId: string): void {
     const p = viewId + '\0';

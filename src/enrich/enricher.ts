@@ -25,7 +25,7 @@ export interface EnrichedLoad {
  * start time when older than `revalidateMs`, so a reused pid never inherits a dead process's facts.
  */
 export class ProcessEnricher {
-  private readonly cache = new Map<number, { info: ProcessInfo; at: number; exited?: boolean }>();
+  private readonly cache = new Map<number, { info: ProcessInfo; at: number; exited?: number }>();
   /**
    * Pids /proc did not show, and when: most records are read after their process exited, and each
    * failed /proc open costs a thrown error. Valid until the pid starts a new process (fork, exec)
@@ -113,19 +113,33 @@ export class ProcessEnricher {
    * `pid` exited: what was read of it stays its facts (records of it may still be on their way
    * through a handler) and needs no more checks against /proc, until the pid is reused.
    */
-  onExit(pid: number): void {
+  onExit(pid: number, now = Date.now()): void {
     const hit = this.cache.get(pid);
-    if (hit) hit.exited = true;
+    if (hit) hit.exited ??= now;
+  }
+
+  /**
+   * Releases the facts of processes that exited more than `graceMs` ago (their records have had
+   * that long to pass) and the "not in /proc" marks older than the revalidation interval.
+   */
+  sweep(graceMs: number, now = Date.now()): void {
+    for (const [pid, hit] of this.cache) if (hit.exited !== undefined && now - hit.exited > graceMs) this.cache.delete(pid);
+    for (const [pid, at] of this.gone) if (now - at >= this.revalidateMs) this.gone.delete(pid);
   }
 
   get size(): number {
     return this.cache.size;
   }
 
+  /** Sizes of its maps (the debug state view). */
+  sizes(): Record<string, number> {
+    return { processInfo: this.cache.size, processGone: this.gone.size };
+  }
+
   private processInfo(pid: number, now: number): ProcessInfo | undefined {
     const hit = this.cache.get(pid);
     if (hit) {
-      if (hit.exited || now - hit.at < this.revalidateMs) return hit.info;
+      if (hit.exited !== undefined || now - hit.at < this.revalidateMs) return hit.info;
       const ticks = this.proc.startTicks(pid);
       if (ticks !== undefined && ticks === hit.info.startTicks) {
         hit.at = now;

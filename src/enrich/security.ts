@@ -136,6 +136,11 @@ export class LoadSecurity {
     this.procs.delete(pid);
   }
 
+  /** Sizes of its maps (the debug state view). */
+  sizes(): Record<string, number> {
+    return { requesterProcs: this.procs.size, ldCaches: this.ldCaches.size, preloadFiles: this.preloadFiles.size, muslPaths: this.muslPaths.size, dirFacts: this.dirs.size, packageRoots: this.packageRoots.size };
+  }
+
   /**
    * The verdict for one load. `recordAttrs` are the record's attributes as mapped; the rules also
    * see the process's (`processAttrs`: process.*, container.id, ...) whatever the resource mode.

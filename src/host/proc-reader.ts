@@ -288,6 +288,18 @@ export class ProcReader {
     return Number(rest[19]);
   }
 
+  /**
+   * True while process or thread `id` exists: /proc/<id> (a thread's too, though readdir hides
+   * it). A zombie counts as alive: a thread-group leader that called pthread_exit is one while
+   * its other threads still run.
+   */
+  alive(id: number): boolean {
+    const stat = readText(path.join(this.root, String(id), 'stat'));
+    if (!stat) return false;
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state !== 'X' && state !== 'x';
+  }
+
   /** Current working directory of `pid` (as that process sees paths), if readable. */
   cwd(pid: number): string | undefined {
     try {

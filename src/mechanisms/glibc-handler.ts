@@ -25,6 +25,7 @@ export class GlibcHandler implements MechanismHandler {
       canonical: opts.canonical,
       initiallyLoaded: opts.initiallyLoaded,
       execOf: opts.execOf,
+      ...(opts.dlopenMaxAgeMs !== undefined ? { dlopenMaxAgeMs: opts.dlopenMaxAgeMs } : {}),
       ...(listCapacity !== undefined ? { listCapacity } : {}),
       ...(loaderNames ? { loaderNames } : {}),
     });
@@ -100,12 +101,20 @@ export class GlibcHandler implements MechanismHandler {
     this.tracker.adopt(pid, loaded, startupDone);
   }
 
-  onExit(pid: number): void {
-    this.tracker.onExit(pid);
+  onExit(pid: number): LoadEvent[] {
+    return this.tracker.onExit(pid);
   }
 
-  expire(nowNs: bigint): void {
-    this.tracker.dlopen.expire(nowNs);
+  onThreadGone(tid: number): LoadEvent[] {
+    return this.tracker.onThreadGone(tid);
+  }
+
+  expire(nowNs: bigint): LoadEvent[] {
+    return this.tracker.expire(nowNs);
+  }
+
+  sizes(): Record<string, number> {
+    return this.tracker.sizes();
   }
 
   stats(): HandlerStats {

@@ -141,6 +141,9 @@ export const muslMechanism: CaptureMechanism = {
   },
 };
 
+/** Processes whose program name / start-up list slices are kept at most (oldest dropped). */
+const MAX_PROCESSES = 65536;
+
 /** Records of musl's probes, as list slices for the shared {@link LoaderTracker} (mode `lists`). */
 export class MuslHandler implements MechanismHandler {
   readonly tracker: LoaderTracker;
@@ -158,6 +161,7 @@ export class MuslHandler implements MechanismHandler {
       canonical: opts.canonical,
       initiallyLoaded: opts.initiallyLoaded,
       execOf: opts.execOf,
+      ...(opts.dlopenMaxAgeMs !== undefined ? { dlopenMaxAgeMs: opts.dlopenMaxAgeMs } : {}),
       listCapacity: 64,
     });
   }
@@ -174,6 +178,7 @@ export class MuslHandler implements MechanismHandler {
         // reaches; the program's deps array adds its direct dependencies past that.
         const names = [...chain, ...deps.filter((d) => !chain.includes(d))];
         if (names.length === 0) return [];
+        if (this.appNames.size >= MAX_PROCESSES && !this.appNames.has(pid)) this.appNames.delete(this.appNames.keys().next().value as number);
         this.appNames.set(pid, names[0]!);
         const fields: Record<string, string | null> = { ...rec.fields, n: String(names.length) };
         names.forEach((n, k) => {
@@ -223,6 +228,7 @@ export class MuslHandler implements MechanismHandler {
     let st = this.parts.get(pid);
     if (!st || st.n !== n0) {
       st = { n: n0, deps: new Map() };
+      if (this.parts.size >= MAX_PROCESSES) this.parts.delete(this.parts.keys().next().value as number);
       this.parts.set(pid, st);
     }
     if (first === 0) {
@@ -254,14 +260,22 @@ export class MuslHandler implements MechanismHandler {
     this.tracker.onFork(parent, child);
   }
 
-  onExit(pid: number): void {
+  onExit(pid: number): LoadEvent[] {
     this.parts.delete(pid);
     this.appNames.delete(pid);
-    this.tracker.onExit(pid);
+    return this.tracker.onExit(pid);
   }
 
-  expire(nowNs: bigint): void {
-    this.tracker.dlopen.expire(nowNs);
+  onThreadGone(tid: number): LoadEvent[] {
+    return this.tracker.onThreadGone(tid);
+  }
+
+  expire(nowNs: bigint): LoadEvent[] {
+    return this.tracker.expire(nowNs);
+  }
+
+  sizes(): Record<string, number> {
+    return { ...this.tracker.sizes(), appNames: this.appNames.size, listParts: this.parts.size };
   }
 
   stats(): HandlerStats {

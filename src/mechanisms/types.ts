@@ -55,6 +55,8 @@ export interface HandlerOptions {
   execOf: (pid: number) => string | undefined;
   /** Start-up list entries the list probes carry (capture.listSlices × capture.listSliceSize). */
   listCapacity: number;
+  /** A dlopen in flight longer than this (ms) is reported incomplete (state.dlopenMaxAgeMs). */
+  dlopenMaxAgeMs?: number;
   /**
    * Entries from index `from` on of `pid`'s loader list, read from its memory now (a list longer
    * than the probes carry); empty when the process is gone (then counted as missed).
@@ -74,7 +76,10 @@ export interface MechanismHandler {
   handle(role: ProbeRole, rec: TraceRecord, spec: ProbeSpec): LoadEvent[];
   /** A process image was replaced (every handler hears every exec and exit). */
   onExec(pid: number): void;
-  onExit(pid: number): void;
+  /** The process is gone; returns loads it left unfinished (dlopen calls that never returned). */
+  onExit(pid: number): LoadEvent[];
+  /** Thread `tid` is gone (found by the liveness sweep); returns the loads it left unfinished. */
+  onThreadGone(tid: number): LoadEvent[];
   /** `parent` forked `child` (or started a thread). */
   onFork?(parent: number, child: number): void;
   /**
@@ -82,9 +87,11 @@ export interface MechanismHandler {
    * started): `loaded` are its objects' names, `startupDone` whether its start-up was over.
    */
   adopt?(pid: number, loaded: readonly string[], startupDone: boolean): void;
-  /** Periodic housekeeping (trace-clock now). */
-  expire(nowNs: bigint): void;
+  /** Periodic housekeeping (trace-clock now); returns loads given up on (dlopen calls too old). */
+  expire(nowNs: bigint): LoadEvent[];
   stats(): HandlerStats;
+  /** Sizes of its per-process and per-thread maps (the debug state view). */
+  sizes(): Record<string, number>;
 }
 
 /**

@@ -96,7 +96,9 @@ export class SoLoadLogMapper {
     const body =
       ev.result === 'ok'
         ? `${who} loaded ${what} via ${ev.method}`
-        : `${who} failed to load ${ev.requestedName ?? '(unknown name)'} via ${ev.method}`;
+        : ev.result === 'incomplete'
+          ? `${who} never returned from loading ${ev.requestedName ?? '(unknown name)'} via ${ev.method}`
+          : `${who} failed to load ${ev.requestedName ?? '(unknown name)'} via ${ev.method}`;
     return {
       eventName: LOAD_EVENT_NAME,
       timestamp: nsToHrTime(this.toWallNs(ev.timestampNs)),

@@ -154,6 +154,11 @@ export class ProcessLoggers implements RecordLoggers {
     return this.created;
   }
 
+  /** Loggers of processes gone before /proc was read (the debug state view). */
+  get unknownProcesses(): number {
+    return this.byPid.size;
+  }
+
   loggerFor(p: ProcessInfo | undefined, pid: number): Logger {
     if (p) {
       let l = this.byInfo.get(p);

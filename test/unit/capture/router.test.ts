@@ -16,9 +16,11 @@ function fakeHandler(name: string, log: string[]): MechanismHandler {
   return {
     handle: (role, r) => (log.push(`${name} ${role} ${r.event}`), [{ timestampNs: 1n, pid: r.tgid!, tid: r.tid, comm: 'x', method: 'needed', path: `/${name}.so`, result: 'ok', probe: r.event } as LoadEvent]),
     onExec: (pid) => void log.push(`${name} exec ${pid}`),
-    onExit: (pid) => void log.push(`${name} exit ${pid}`),
-    expire: () => undefined,
+    onExit: (pid) => (log.push(`${name} exit ${pid}`), []),
+    onThreadGone: () => [],
+    expire: () => [],
     stats: () => ({}),
+    sizes: () => ({}),
   };
 }
 

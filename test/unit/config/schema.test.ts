@@ -48,6 +48,7 @@ export const handWritten: SoloadConfig = {
   probes: [],
   capture: { reportExecutable: false, snapshot: true, listSliceSize: 4, listSlices: 12, perObjectProbe: false, dlopenWalkDepth: 3 },
   discovery: { enabled: true, imageLayers: [...DEFAULT_IMAGE_LAYERS], layerScanIntervalMs: 2000, sweepIntervalMs: 10000 },
+  state: { housekeepingIntervalMs: 10000, dlopenMaxAgeMs: 60000, exitedGraceMs: 10000, debug: false },
   debuginfod: { enabled: true, urls: [], cacheDir: '/var/cache/soload/debuginfod', timeoutMs: 30000, maxBytes: 67108864 },
   filters: { pids: [], excludePids: [], comms: [], excludeComms: [], pathInclude: [], pathExclude: [], excludeSelf: true },
   security: {
