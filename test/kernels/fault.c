@@ -5,7 +5,9 @@
  *      a uprobe handler cannot take a page fault, so the fetch reads "(fault)" even though the
  *      file's bytes sit in the page cache),
  *   2. the same pointer after the process read a byte of that page (resident: the string),
- *   3. a string on the stack (always resident).
+ *   3. a string on the stack (always resident),
+ *   4. the same file page after munmap() (the address is no longer mapped: "(fault)"),
+ *   5. a page of the mapping made PROT_NONE (mapped, resident, but not readable: "(fault)").
  * The strings in FILE are NUL-terminated at those offsets (test/kernels/guest.ts writes it).
  */
 #include <fcntl.h>
@@ -34,6 +36,14 @@ int main(int argc, char **argv) {
   take(m + 2 * page, 2);
   char local[32] = "on-the-stack";
   take(local, 3);
+  char *m2 = mmap(NULL, 4 * page, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (m2 == MAP_FAILED) return 5;
+  volatile char c2 = m2[2 * page];
+  (void)c2;
+  if (mprotect(m2 + 2 * page, page, PROT_NONE) != 0) return 6;
+  munmap(m, 4 * page);
+  take(m + 2 * page, 4);
+  take(m2 + 2 * page, 5);
   printf("pid %d\n", (int)getpid());
   return 0;
 }

@@ -141,6 +141,8 @@ export function tableRows(results: KernelResult[]): Array<{ label: string; cells
   row('(fault) demo: untouched page', (r) => faultStep(r, 1));
   row('(fault) demo: same page after touching it', (r) => faultStep(r, 2));
   row('(fault) demo: stack string', (r) => faultStep(r, 3));
+  row('(fault) demo: the page after munmap', (r) => faultStep(r, 4));
+  row('(fault) demo: a resident PROT_NONE page', (r) => faultStep(r, 5));
   row('probe deleted with events still buffered', (r) => {
     const u = featuresOf(r)?.unknownType;
     if (!u) return '—';
