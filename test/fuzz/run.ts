@@ -10,7 +10,7 @@ import type { CrashMessage, DoneMessage, WorkerJob } from './worker';
  * The fuzzer's driver (`npm run fuzz`, and the time-boxed run inside `npm test`). Each target runs in
  * a worker thread under a watchdog: an input that runs longer than `perInputMs` is a hang (the worker
  * is terminated, the input saved from shared memory, and fuzzing resumes in a new worker); a worker
- * that dies (an uncaught error, or V8's heap limit `maxHeapMb`) is a crash with the input it was
+ * that dies (an uncaught error, or V8's heap limit `maxHeapMb`, so one input that needs more than 512 MiB of heap) is a crash with the input it was
  * running. Memory is judged three ways: heapUsed after a forced GC at the end against right after the
  * seeds ran, Buffer (external) memory the same way, and the process's peak RSS over the run.
  */
@@ -24,7 +24,7 @@ export interface FuzzOptions {
   seed?: number;
   /** Per-input time limit, ms (default 5000: the slowest real seed, a 4 MiB debug file, takes ~0.3 s). */
   perInputMs?: number;
-  /** V8 old-space limit of each worker, MiB (default 2048). */
+  /** V8 old-space limit of each worker, MiB (default 512: every input must be handled within it). */
   maxHeapMb?: number;
   /** Where failing inputs are written (default .cache/fuzz/crashes). */
   outDir?: string;
@@ -67,7 +67,7 @@ export const HEAP_GROWTH_LIMIT = 64 * 1024 * 1024;
 /** Buffer memory retained beyond the corpus (which is capped at 48 MiB) (bytes). */
 export const EXTERNAL_GROWTH_LIMIT = 96 * 1024 * 1024;
 /** Peak RSS above the process's RSS before the run (bytes). */
-export const RSS_GROWTH_LIMIT = 1536 * 1024 * 1024;
+export const RSS_GROWTH_LIMIT = 1024 * 1024 * 1024;
 
 const INPUT_CAPACITY = 16 * 1024 * 1024;
 
@@ -117,7 +117,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         const outcome = await new Promise<'done' | 'restart'>((resolve) => {
           const worker = new Worker(path.join(__dirname, 'worker.js'), {
             workerData: job,
-            resourceLimits: { maxOldGenerationSizeMb: opts.maxHeapMb ?? 2048 },
+            resourceLimits: { maxOldGenerationSizeMb: opts.maxHeapMb ?? 512 },
           });
           let settled = false;
           const finish = (v: 'done' | 'restart'): void => {
