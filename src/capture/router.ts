@@ -146,8 +146,12 @@ export class RecordRouter {
 
   private exit(pid: number): void {
     this.seen.delete(pid);
+    // What the process left unfinished goes out before its facts are dropped: resolving it needs
+    // them (its view, its cwd), and would otherwise make them again for a pid that is gone.
+    const unfinished: LoadEvent[] = [];
+    for (const h of this.o.handlers) unfinished.push(...h.onExit(pid));
+    for (const ev of unfinished) this.o.onLoad(ev);
     this.o.facts.onExit(pid);
-    for (const h of this.o.handlers) for (const ev of h.onExit(pid)) this.o.onLoad(ev);
     this.o.lifecycle?.onExit(pid);
   }
 
