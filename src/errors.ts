@@ -23,8 +23,12 @@ export const ErrorCodes = {
   TRACEFS_IO: 'SOLOAD_ERR_TRACEFS_IO',
   /** No library matched a probe's `library` selector on this host. */
   LIBRARY_NOT_FOUND: 'SOLOAD_ERR_LIBRARY_NOT_FOUND',
-  /** soload must run as root (or with CAP_SYS_ADMIN + CAP_DAC_OVERRIDE) to write tracefs. */
+  /** soload lacks what writing tracefs needs: uid 0, or CAP_DAC_OVERRIDE for another uid (README "Privileges"). */
   NOT_PRIVILEGED: 'SOLOAD_ERR_NOT_PRIVILEGED',
+  /** Kernel lockdown (confidentiality mode) or a security module forbids tracefs. */
+  KERNEL_LOCKDOWN: 'SOLOAD_ERR_KERNEL_LOCKDOWN',
+  /** tracefs is mounted read-only for soload (a read-only bind, ProtectKernelTunables=, a container's /sys). */
+  TRACEFS_READ_ONLY: 'SOLOAD_ERR_TRACEFS_READ_ONLY',
   /** No probe could be installed at all, so soload would observe nothing. */
   NOTHING_TO_PROBE: 'SOLOAD_ERR_NOTHING_TO_PROBE',
   /** A library's path cannot be written to uprobe_events (whitespace) and no alias could be made. */

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolverOptions } from '../agent/agent';
@@ -13,6 +12,7 @@ import { ProcReader } from '../host/proc-reader';
 import { locateTracefs, probeCapabilities, TRACEFS_CANDIDATES, type TracefsCapabilities } from '../tracefs/session';
 import { fileOffsetFetchVerdict, type FileOffsetFetchTest } from '../tracefs/fetch-selftest';
 import { escapeForLog } from '../util/path-bytes';
+import { assessPrivileges, type PrivilegeReport, type PrivilegeRoots } from '../host/privileges';
 
 /** One loader/libc file in use on the host and what soload found in it. */
 export interface LoaderFileReport {
@@ -33,6 +33,8 @@ export interface CheckReport {
   kernel: string;
   arch: string;
   root: boolean;
+  /** Effective uid and capabilities, lockdown mode, what is missing (also in `problems`) and what degrades records. */
+  privileges: PrivilegeReport;
   tracefs: TracefsCapabilities;
   /**
    * Live tests of what the README promises (the CLI runs them before check): `fileOffsetFetch`
@@ -62,20 +64,21 @@ function kindOf(p: string): LoaderFileReport['kind'] | undefined {
 }
 
 /** Gathers the report (reads the host and runs calibration helpers; never writes to the kernel). */
-export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; inventory?: LibraryFile[] } = {}): Promise<CheckReport> {
+export async function runCheck(
+  config: SoloadConfig,
+  opts: { proc?: ProcReader; inventory?: LibraryFile[]; /** fixture trees for the privilege facts (tests) */ privilegeRoots?: Omit<PrivilegeRoots, 'tracefsPath'> } = {},
+): Promise<CheckReport> {
   const proc = opts.proc ?? new ProcReader(config.procRoot);
   const problems: string[] = [];
   const root = typeof process.getuid === 'function' ? process.getuid() === 0 : false;
-  if (!root) problems.push('not running as root: writing tracefs needs root (or CAP_SYS_ADMIN + CAP_DAC_OVERRIDE)');
-  const tracefsPath = locateTracefs(config.tracefs.path, root);
+  // Capabilities, lockdown and tracefs writability, as `run` meets them (it fails with the same text).
+  const privileges = assessPrivileges({ ...opts.privilegeRoots, tracefsPath: config.tracefs.path });
+  problems.push(...privileges.problems.map((p) => p.message));
+  const canMount = privileges.capabilities.includes('CAP_SYS_ADMIN');
+  const tracefsPath = privileges.tracefs ?? locateTracefs(config.tracefs.path, canMount && !opts.privilegeRoots?.tracefsCandidates);
   const caps = probeCapabilities(tracefsPath);
   if (!caps.path) {
-    const dir = TRACEFS_CANDIDATES.find((d) => fs.existsSync(d));
-    problems.push(
-      !root && dir
-        ? `tracefs at ${dir} cannot be read by uid ${process.getuid?.()} (it is root-only): run as root`
-        : 'tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)',
-    );
+    if (privileges.problems.length === 0) problems.push(`tracefs is not mounted at ${(opts.privilegeRoots?.tracefsCandidates ?? TRACEFS_CANDIDATES).join(' or ')} (mount -t tracefs nodev /sys/kernel/tracing)`);
   } else if (!caps.uprobes) problems.push(`${caps.path}/uprobe_events is missing: kernel built without CONFIG_UPROBE_EVENTS`);
   else {
     if (!caps.instances) problems.push('tracefs has no instances/: soload needs its own instance so other tracers are not disturbed');
@@ -158,6 +161,7 @@ export async function runCheck(config: SoloadConfig, opts: { proc?: ProcReader; 
     kernel: os.release(),
     arch: process.arch,
     root,
+    privileges,
     tracefs: caps,
     selfTests: { ...(fileOffsetFetchVerdict() ? { fileOffsetFetch: fileOffsetFetchVerdict()! } : {}) },
     loaders,
@@ -190,7 +194,8 @@ export function formatCheck(r: CheckReport): string {
   const lines = [
     `kernel            ${r.kernel} (${r.arch})`,
     `running as root   ${yn(r.root)}`,
-    `tracefs           ${r.tracefs.path ?? 'NOT MOUNTED'}`,
+    `privileges        uid ${r.privileges.euid}; ${r.privileges.capabilities.join(' ') || 'no capabilities'}${r.privileges.lockdown ? `; lockdown ${r.privileges.lockdown}` : ''}`,
+    `tracefs           ${r.tracefs.path ?? (r.privileges.problems.length ? 'NOT USABLE (see below)' : 'NOT MOUNTED')}`,
     `uprobe_events     ${yn(r.tracefs.uprobes)}`,
     `kprobe_events     ${r.tracefs.kprobes ? 'yes' : 'no (optional: soload does not need kprobes)'}`,
     `instances         ${yn(r.tracefs.instances)}`,
@@ -216,6 +221,7 @@ export function formatCheck(r: CheckReport): string {
   }
   lines.push('', `probes planned: ${r.probes.planned}`);
   for (const s of r.probes.skipped) lines.push(`  skipped ${s.probe} (${s.library}): ${s.reason}`);
+  if (r.privileges.degraded.length) lines.push('', 'records will be incomplete:', ...r.privileges.degraded.map((d) => `  - ${d}`));
   lines.push('', ...(r.problems.length ? ['soload CANNOT run here:', ...r.problems.map((p) => `  - ${p}`)] : ['soload can run here.']));
   // Paths and kernel text come from the outside: a newline or escape sequence in one must not
   // make a line of its own or reach the terminal (each line is escaped alone).

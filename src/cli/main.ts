@@ -12,6 +12,7 @@ import { isSoloadError, SoloadError } from '../errors';
 import { buildProbeLine, probeAliases } from '../tracefs/probe-line';
 import { selfTestFileOffsetFetch } from '../tracefs/fetch-selftest';
 import { formatCheck, runCheck } from './check';
+import { assertPrivileged, assessPrivileges } from '../host/privileges';
 import { escapeForLog } from '../util/path-bytes';
 
 const USAGE = `usage: soload [run|check|probes|config] [--config FILE] [--json]
@@ -57,6 +58,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // Measured, not read from the README: some kernels accept `@+` fetches and read wrong memory
     // (KERNELS.md); the planner then rejects the mechanisms that depend on them.
+    // Before anything touches tracefs (the self-test below writes a probe): a missing capability,
+    // a read-only tracefs or lockdown is named exactly, with its code, and nothing is installed.
+    if (command === 'run') assertPrivileged(assessPrivileges({ tracefsPath: config.tracefs.path }));
     if (command !== 'config') {
       const foffs = selfTestFileOffsetFetch(config.tracefs);
       if (foffs && !foffs.works) log.info(`this kernel's @+ file-offset fetch does not read the probed file (read ${foffs.read} from ${foffs.binary}, the file has ${foffs.expected}): mechanisms that need it are not used`);

@@ -5,6 +5,7 @@ import { ErrorCodes, SoloadError } from '../errors';
 import type { ProbeSpec } from '../types';
 import { buildProbeLine, buildRemoveLine, checkFilter, parseProbeListing, probeAliases } from './probe-line';
 import { fsName } from '../util/path-bytes';
+import { pathExists } from '../util/exists';
 import { readRingBufferStats, type RingBufferStats } from './ring-stats';
 import { parseTracepointFormat, type TracepointFormat } from './format';
 
@@ -33,12 +34,12 @@ export const TRACEFS_CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tra
  */
 export function locateTracefs(configured = '', mountIfMissing = true): string | undefined {
   const candidates = configured ? [configured] : TRACEFS_CANDIDATES;
-  const found = candidates.find((p) => fs.existsSync(path.join(p, 'trace')));
+  const found = candidates.find((p) => pathExists(path.join(p, 'trace')));
   if (found || !mountIfMissing) return found;
   const target = configured || TRACEFS_CANDIDATES[0]!;
-  if (!fs.existsSync(target)) return undefined;
+  if (!pathExists(target)) return undefined;
   spawnSync('mount', ['-t', 'tracefs', 'nodev', target], { stdio: 'ignore' });
-  return fs.existsSync(path.join(target, 'trace')) ? target : undefined;
+  return pathExists(path.join(target, 'trace')) ? target : undefined;
 }
 
 /** Reads what a tracefs mount supports from its files and README (pure over the file tree). */
@@ -57,7 +58,7 @@ export function probeCapabilities(root: string | undefined): TracefsCapabilities
     schedTracepoints: false,
   };
   if (!root) return caps;
-  const exists = (p: string) => fs.existsSync(path.join(root, p));
+  const exists = (p: string) => pathExists(path.join(root, p));
   const readme = safeRead(path.join(root, 'README'));
   caps.uprobes = exists('uprobe_events');
   caps.kprobes = exists('kprobe_events');
@@ -180,7 +181,7 @@ export class TracefsSession {
     probes: ProbeSpec[],
     tracepoints: TracepointSpec[] = [],
   ): { rejected: Array<{ probe: ProbeSpec; error: SoloadError }>; tracepoints: EnabledTracepoint[] } {
-    if (!fs.existsSync(path.join(this.root, 'uprobe_events'))) {
+    if (!pathExists(path.join(this.root, 'uprobe_events'))) {
       throw new SoloadError(
         ErrorCodes.UPROBES_UNAVAILABLE,
         `${this.root}/uprobe_events does not exist: this kernel was built without CONFIG_UPROBE_EVENTS, so soload cannot trace. Run \`soload check\` for details.`,
@@ -199,7 +200,7 @@ export class TracefsSession {
     // load belongs to. irq-info off drops the latency flags column nobody here reads.
     for (const [opt, val] of [['record-tgid', '1'], ['irq-info', '0']] as const) {
       const p = path.join(this.instanceDir, 'options', opt);
-      if (fs.existsSync(p)) this.writeControl(p, val);
+      if (pathExists(p)) this.writeControl(p, val);
     }
 
     const rejected = this.addProbes(probes);
@@ -298,7 +299,7 @@ export class TracefsSession {
   private enableTracepoint(tp: TracepointSpec): EnabledTracepoint | undefined {
     const dir = path.join(this.instanceDir, 'events', tp.system, tp.event);
     const format = parseTracepointFormat(safeRead(path.join(dir, 'format')));
-    if (!fs.existsSync(dir) || !format) return undefined;
+    if (!pathExists(dir) || !format) return undefined;
     // Filter only on fields this kernel has: a filter naming a missing field is refused, and the
     // event must then be treated as unfiltered rather than silently believed filtered.
     const filtered = tp.filter !== undefined && (tp.filterNeeds ?? []).every((f) => format.fields.includes(f));
@@ -456,7 +457,7 @@ export function removeStaleState(root: string, stale: StaleState): string[] {
     for (const g of stale.groups) {
       const en = path.join(dir, 'events', g, 'enable');
       try {
-        if (fs.existsSync(en)) fs.writeFileSync(en, '0');
+        if (pathExists(en)) fs.writeFileSync(en, '0');
       } catch {
         /* removed below with the instance */
       }
@@ -472,7 +473,7 @@ export function removeStaleState(root: string, stale: StaleState): string[] {
     // someone enabled it by hand; disable it there too, or the kernel refuses the removal (EBUSY).
     const topEnable = path.join(root, 'events', g, 'enable');
     try {
-      if (fs.existsSync(topEnable)) fs.writeFileSync(topEnable, '0');
+      if (pathExists(topEnable)) fs.writeFileSync(topEnable, '0');
     } catch {
       /* best effort */
     }

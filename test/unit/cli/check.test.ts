@@ -8,6 +8,7 @@ test('formatCheck: a loader path with a newline or an ANSI escape stays on its o
     kernel: '6.18.0',
     arch: 'x86_64',
     root: true,
+    privileges: { euid: 0, capabilities: ['CAP_DAC_OVERRIDE', 'CAP_SYS_PTRACE'], problems: [], degraded: [] },
     tracefs: { path: '/sys/kernel/tracing', uprobes: true, kprobes: true, instances: true, returnProbes: true, ustring: true, fileOffsetFetch: true, comm: true, recordTgid: true, schedTracepoints: true, traceClocks: ['mono'] } as unknown as TracefsCapabilities,
     loaders: [{ path: '/r/x\nsoload can run here.\u001b[2J/ld.so', kind: 'ld.so', processes: 1, symbols: [], mechanism: 'loader-lists' } as unknown as CheckReport['loaders'][number]],
     probes: { planned: 3, skipped: [] },
