@@ -10,5 +10,5 @@ test('package.json "main" names a file the build produces, exporting the public 
   assert.ok(fs.existsSync(main), `${pkg.main} exists`);
   for (const bin of Object.values(pkg.bin)) assert.ok(fs.existsSync(path.join(root, bin)), `${bin} exists`);
   const api = require(main) as Record<string, unknown>;
-  for (const name of ['SoloadAgent', 'loadConfig', 'planCapture', 'MECHANISMS', 'ErrorCodes']) assert.ok(api[name], `exports ${name}`);
+  for (const name of ['SoloadAgent', 'loadConfig', 'planCapture', 'MECHANISMS', 'ErrorCodes', 'escapePathBytes', 'unescapePathBytes']) assert.ok(api[name], `exports ${name}`);
 });
