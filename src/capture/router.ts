@@ -81,6 +81,8 @@ export class RecordRouter {
         return;
       }
       case 'sched_process_fork':
+        // the parent too: a parent older than soload gets its cwd and view learnt here
+        this.touch(Number(rec.fields.pid));
         this.touch(Number(rec.fields.child_pid));
         this.o.facts.onFork(Number(rec.fields.pid), Number(rec.fields.child_pid));
         for (const h of this.o.handlers) h.onFork?.(Number(rec.fields.pid), Number(rec.fields.child_pid));

@@ -35,3 +35,19 @@ test('bounded', () => {
   assert.equal(t.size, 3);
   assert.equal(t.get(9), '/d9');
 });
+
+test('chdir calls in flight are bounded and dropped when their thread or process is gone', () => {
+  const t = new CwdTracker(2);
+  t.onChdirEntry(1, 11, '/a');
+  t.onChdirEntry(1, 12, '/b');
+  t.onChdirEntry(1, 13, '/c');
+  assert.equal(t.pending, 2, 'oldest dropped past the bound');
+  t.onThreadGone(12);
+  assert.equal(t.pending, 1);
+  t.onChdirEntry(4, 4, '/d');
+  t.onExit(4);
+  assert.equal(t.pending, 1);
+  t.onChdirReturn(13, 0);
+  assert.equal(t.get(1), '/c');
+  assert.equal(t.pending, 0);
+});

@@ -92,3 +92,35 @@ test('orphan returns are counted; stale entries expire; exits forget threads', (
   assert.equal(c.inFlight, 0);
   assert.equal(c.stats.expiredEntries, 2);
 });
+
+test('calls that never return come back from exit, thread death and age, each once', () => {
+  const c = new DlopenCorrelator(1);
+  c.onEntry(rec('e', 21, { name: 'a.so' }, 20));
+  c.onEntry(rec('e', 22, { name: 'b.so' }, 20));
+  c.onEntry(rec('e', 31, { name: 'c.so' }, 30));
+  assert.deepEqual({ threads: c.inFlight, processes: c.processes }, { threads: 3, processes: 2 });
+  // thread 22 died while process 20 lives on
+  assert.deepEqual(c.forgetThread(22).map((p) => [p.pid, p.tid, p.name, p.probe]), [[20, 22, 'b.so', 'e']]);
+  assert.deepEqual(c.forgetThread(22), []);
+  // process 20 exits: its other thread's call
+  assert.deepEqual(c.forgetProcess(20).map((p) => p.name), ['a.so']);
+  assert.equal(c.processes, 1);
+  // age: 1 ms
+  const young = c.expire(ts);
+  assert.deepEqual(young, []);
+  assert.deepEqual(c.expire(ts + 2_000_000n).map((p) => p.name), ['c.so']);
+  assert.deepEqual({ threads: c.inFlight, processes: c.processes, expired: c.stats.expiredEntries }, { threads: 0, processes: 0, expired: 3 });
+});
+
+test('thread bound: past it the oldest thread is dropped; one thread keeps at most 64 calls', () => {
+  const c = new DlopenCorrelator(60_000, 3);
+  for (const tid of [1, 2, 3, 4]) c.onEntry(rec('e', tid, { name: `t${tid}.so` }));
+  assert.equal(c.inFlight, 3);
+  assert.equal(c.peek(1), undefined);
+  assert.equal(c.peek(4)?.name, 't4.so');
+  assert.equal(c.processes, 3, 'the dropped thread leaves the per-process index too');
+  assert.equal(c.stats.expiredEntries, 1);
+  for (let i = 0; i < 70; i++) c.onEntry(rec('e', 9, { name: `n${i}.so` }));
+  assert.equal(c.forgetThread(9).length, 64);
+  assert.equal(c.forgetProcess(9).length, 0);
+});

@@ -152,3 +152,36 @@ test('defect 4: a process that exits inside dlopen leaves no in-flight entry; st
   for (let pid = 1; pid <= 10; pid++) t.onAdd(rec('loader_add', pid, { path: '/lib/l.so', req: 'l.so' }), LDSO);
   assert.ok(t.tracked <= 3, `tracked ${t.tracked}`);
 });
+
+test('a dlopen that never returns is reported incomplete, unless the call already reported what it mapped', () => {
+  const lists = new LoaderTracker({ mode: 'lists', reportExecutable: false, neededOf: () => [] });
+  lists.onDlopenEntry(rec('dlopen_entry', 40, { name: '/opt/x/libslow.so', flags: '0x2' }, 41));
+  assert.equal(lists.expire(ts).length, 0, 'not yet too old');
+  const [ev, ...rest] = lists.onExit(40);
+  assert.equal(rest.length, 0);
+  assert.deepEqual(
+    { ...ev, timestampNs: undefined },
+    { timestampNs: undefined, pid: 40, tid: 41, comm: 'main', method: 'dlopen', result: 'incomplete', probe: 'dlopen_entry', requestedName: '/opt/x/libslow.so', flags: 2, unresolved: ['file.path'] },
+  );
+  assert.equal(lists.stats.dlopenIncomplete, 1);
+  assert.deepEqual(lists.onExit(40), [], 'forgotten with the process');
+
+  // loader-lists: _dl_open returned (the object was reported), then the thread died before dlopen did
+  lists.onDlopenEntry(rec('dlopen_entry', 50, { name: 'libq.so' }, 52));
+  lists.onOpen(rec('loader_open', 50, { self: '/opt/x/libq.so' }, 52), rec('loader_open', 50, {}, 52), 1);
+  assert.deepEqual(lists.onThreadGone(52), []);
+
+  // loader-probe: objects were added during the call (each already reported)
+  const probe = new LoaderTracker({ mode: 'loader', reportExecutable: false, neededOf: () => [] });
+  probe.onState(rec('loader_state', 60, { state: '0' }), LDSO);
+  probe.onDlopenEntry(rec('dlopen_entry', 60, { name: 'libctor.so' }));
+  probe.onAdd(rec('loader_add', 60, { path: '/opt/x/libctor.so', req: 'libctor.so' }), LDSO);
+  assert.deepEqual(probe.onExit(60), []);
+  // ... and one that died before mapping anything, found by age, with an unreadable name
+  const aged = new LoaderTracker({ mode: 'loader', reportExecutable: false, neededOf: () => [], dlopenMaxAgeMs: 1 });
+  aged.onDlopenEntry(rec('dlopen_entry', 70, { name: null }));
+  const [old] = aged.expire(ts + 5_000_000n);
+  assert.equal(old?.result, 'incomplete');
+  assert.deepEqual(old?.unresolved, ['file.path', 'soload.requested_name']);
+  assert.equal(aged.sizes().dlopenThreads, 0);
+});

@@ -74,3 +74,73 @@ test('defect 1: without group_dead, a non-leader thread exit does not end the pr
   router.route(rec('sched_process_exit', { comm: 'app', pid: '40', prio: '120' }, 40, 40));
   assert.deepEqual(log, ['a exit 40', 'b exit 40']);
 });
+
+/** A handler that holds one unfinished dlopen per thread it saw, like the glibc handlers. */
+function pendingHandler(log: string[], viewAtExit: () => string | undefined): MechanismHandler {
+  const threads = new Map<number, number>();
+  const incomplete = (pid: number, tid: number): LoadEvent => ({ timestampNs: 1n, pid, tid, comm: 'x', method: 'dlopen', result: 'incomplete', probe: 'e' });
+  return {
+    handle: (_role, r) => (threads.set(r.tid, r.tgid!), []),
+    onExec: () => undefined,
+    onExit: (pid) => {
+      log.push(`exit ${pid} view ${viewAtExit() ?? 'gone'}`);
+      const out = [...threads].filter(([, p]) => p === pid).map(([t]) => incomplete(pid, t));
+      for (const e of out) threads.delete(e.tid);
+      return out;
+    },
+    onThreadGone: (tid) => {
+      const pid = threads.get(tid);
+      threads.delete(tid);
+      return pid === undefined ? [] : [incomplete(pid, tid)];
+    },
+    expire: () => [],
+    stats: () => ({}),
+    sizes: () => ({ threads: threads.size }),
+  };
+}
+
+test('liveness sweep: a process whose exit event was lost, and a dead thread of a live process, are forgotten; live ones stay', () => {
+  const log: string[] = [];
+  const loads: LoadEvent[] = [];
+  const facts = new ProcessFacts(host());
+  let h: MechanismHandler;
+  h = pendingHandler(log, () => facts.views.get(50));
+  const routes = new Map<string, Route>([['dlopen_entry', { role: 'dlopen.entry', spec: spec('dlopen_entry', 'dlopen.entry'), handler: h }]]);
+  const router = new RecordRouter({ routes, facts, handlers: [h], onLoad: (e) => loads.push(e), onCustom: () => undefined, exitIsGroupDead: true });
+  router.route(rec('sched_process_fork', { pid: '1', child_pid: '50' }, 1, 1));
+  facts.views.set(50, 'host');
+  router.route(rec('dlopen_entry', { name: 'a.so' }, 50, 50)); // process 50: its exit will be lost
+  router.route(rec('dlopen_entry', { name: 'b.so' }, 61, 60)); // thread 61 of live process 60 dies
+  router.route(rec('dlopen_entry', { name: 'c.so' }, 70, 70)); // lives on
+  const alive = new Set([1, 60, 70]);
+  const checked: number[] = [];
+  const isAlive = (id: number) => (checked.push(id), alive.has(id));
+  router.housekeep(0n, isAlive);
+  assert.deepEqual(checked, [], 'ids seen since the last sweep are not checked yet');
+  router.housekeep(0n, isAlive);
+  assert.deepEqual(checked.sort((x, y) => x - y), [1, 50, 60, 61, 70]);
+  assert.deepEqual(loads.map((l) => `${l.pid}/${l.tid} ${l.result}`).sort(), ['50/50 incomplete', '60/61 incomplete']);
+  assert.ok(log.includes('exit 50 view host'), `the unfinished load goes out while the process's facts still exist: ${log}`);
+  assert.equal(facts.views.get(50), undefined);
+  assert.equal(router.stats.sweptGone, 2);
+  assert.equal(router.tracked, 3, 'live ids stay followed');
+  assert.deepEqual(h.sizes(), { threads: 1 });
+  // live ids are checked again only after another quiet interval
+  checked.length = 0;
+  router.housekeep(0n, isAlive);
+  assert.deepEqual(checked, []);
+});
+
+test('liveness sweep checks at most checksPerSweep ids, oldest first; the id table is bounded', () => {
+  const facts = new ProcessFacts(host());
+  const router = new RecordRouter({ routes: new Map(), facts, handlers: [], onLoad: () => undefined, onCustom: () => undefined, exitIsGroupDead: true, checksPerSweep: 2, maxTracked: 4 });
+  for (const pid of [1, 2, 3, 4, 5]) router.route(rec('x', {}, pid, pid));
+  assert.equal(router.tracked, 4, 'pid 1 dropped at the bound');
+  router.housekeep(0n, () => false);
+  const checked: number[] = [];
+  router.housekeep(0n, (id) => (checked.push(id), false));
+  assert.deepEqual(checked, [2, 3]);
+  router.housekeep(0n, (id) => (checked.push(id), false));
+  assert.deepEqual(checked, [2, 3, 4, 5]);
+  assert.equal(router.tracked, 0);
+});

@@ -91,3 +91,26 @@ test('a view read from /proc that differs keeps the previous one (objects mapped
   v.set(3, 'host>/jail');
   assert.equal(v.previousOf(3), undefined, 'an event-driven change supersedes it');
 });
+
+test('bounded: exit drops a view with its /proc observation; calls in flight of a gone thread are dropped; fork copies of memfds are bounded', () => {
+  const v = new ViewTracker();
+  v.set(5, 'host');
+  v.set(5, 'v1', 100n); // /proc showed it in another view
+  assert.equal(v.previousOf(5), 'host');
+  v.onChrootEntry(5, 6, '/jail');
+  v.onNamespaceEntry(7, 0x20000);
+  v.onThreadGone(6);
+  v.onThreadGone(7);
+  assert.deepEqual(v.sizes(), { views: 1, viewObserved: 1, viewPrevious: 1, pendingChroot: 0, pendingNs: 0 });
+  v.onExit(5);
+  assert.deepEqual(v.sizes(), { views: 0, viewObserved: 0, viewPrevious: 0, pendingChroot: 0, pendingNs: 0 });
+
+  const m = new MemfdTracker(2);
+  m.onEntry(1, 'jit');
+  m.onReturn(1, 1, 3);
+  for (const child of [2, 3, 4]) m.onFork(1, child);
+  assert.equal(m.size, 2, 'fork copies count against the process bound');
+  m.onEntry(9, 'never');
+  m.onThreadGone(9);
+  assert.equal(m.inFlight, 0);
+});

@@ -131,3 +131,14 @@ test('PathCache: steady state is a lookup; entries expire after the TTL; views a
   cache.dropView('ns1');
   assert.equal(cache.size, 1);
 });
+
+test('PathCache.prune drops resolutions older than the TTL', () => {
+  const c = new PathCache({ ttlMs: 100 });
+  const ops = fakeFs({ '/': 'dir', '/lib': 'dir', '/lib/a.so': 'file', '/lib/b.so': 'file' });
+  c.resolve('host', '', '/lib/a.so', ops, 0);
+  c.resolve('host', '', '/lib/b.so', ops, 50);
+  c.prune(120);
+  assert.equal(c.size, 1);
+  c.prune(150);
+  assert.equal(c.size, 0);
+});

@@ -83,3 +83,21 @@ test('enricher: after exit the facts stay, without checks against /proc, until t
   e.onStart(1234);
   assert.equal(e.enrich(ev, [], 3000).process, undefined, 'a new process under the pid is read afresh');
 });
+
+test('enricher: facts of an exited process are released by the sweep after the grace period, "gone" marks after revalidateMs', () => {
+  const { proc, passwd } = fixtureProc();
+  const e = new ProcessEnricher(new ProcReader(proc, passwd), { revalidateMs: 100 });
+  const ev: LoadEvent = { timestampNs: 1n, pid: 1234, tid: 1234, comm: 'p', method: 'needed', result: 'ok', probe: 'p', path: '/x.so', file: { dev: 1, ino: 2, size: 3 } };
+  e.enrich(ev, [], 0);
+  e.enrich({ ...ev, pid: 999999 }, [], 0); // not in /proc
+  assert.deepEqual(e.sizes(), { processInfo: 1, processGone: 1 });
+  e.onExit(1234, 1000);
+  e.sweep(500, 1400);
+  assert.deepEqual(e.sizes(), { processInfo: 1, processGone: 0 }, 'within the grace period');
+  e.sweep(500, 1501);
+  assert.deepEqual(e.sizes(), { processInfo: 0, processGone: 0 });
+  // a live process is never swept
+  e.enrich(ev, [], 2000);
+  e.sweep(0, 1_000_000);
+  assert.equal(e.sizes().processInfo, 1);
+});

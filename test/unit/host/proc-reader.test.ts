@@ -213,3 +213,16 @@ test('hostile names from /proc keep their bytes: maps (\\012 for a newline, 0xff
   assert.equal(r.fileFacts(info.exePath!)?.size, 0, 'the real file (empty), not the decoy');
   fs.rmSync(proc, { recursive: true, force: true });
 });
+
+test('alive: a pid or tid with a stat file that is not dead; a zombie counts as alive', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-alive-'));
+  const stat = (id: number, state: string) => {
+    fs.mkdirSync(path.join(root, String(id)));
+    fs.writeFileSync(path.join(root, String(id), 'stat'), `${id} (a) b) ${state} 1 ${id} ${id} 0 -1\n`);
+  };
+  stat(10, 'S');
+  stat(11, 'Z');
+  stat(12, 'X');
+  const r = new ProcReader(root);
+  assert.deepEqual([10, 11, 12, 13].map((id) => r.alive(id)), [true, true, false, false]);
+});
