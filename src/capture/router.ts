@@ -74,6 +74,7 @@ export class RecordRouter {
         if (!this.o.exitIsGroupDead && rec.tgid !== undefined && pid !== rec.tgid) {
           this.stats.threadExits++;
           this.threadGone(pid);
+          this.o.facts.onExit(pid); // what its creation (a fork event) made under its tid
           return;
         }
         this.stats.processExits++;
