@@ -231,7 +231,7 @@ export class SoloadAgent {
         throw new SoloadError(ErrorCodes.NOTHING_TO_PROBE, `the kernel refused every probe: ${rejected.map((r) => r.error.message).join('; ')}`);
       }
       if (tracepoints.length < PROCESS_TRACEPOINTS.length) {
-        this.log.warn('sched tracepoints unavailable: per-process state is bounded by size instead of following exit/exec');
+        this.log.warn('sched tracepoints unavailable: per-process state is freed by the liveness sweep (state.housekeepingIntervalMs) and bounded by size instead of following exit/exec');
       }
       const exit = tracepoints.find((t) => t.spec.event === 'sched_process_exit');
       if (exit && !exit.filtered) this.log.info('sched_process_exit has no group_dead field on this kernel: thread exits are filtered in soload (leader exit = process exit)');
