@@ -26,10 +26,12 @@ const suites = only ? [only] : ['unit', 'integration'];
 if (suites.includes('integration')) {
   // Distribution packages the integration tests use, installed where missing: glibc's debug
   // symbols (found by build-id) for the loader-list mechanism tests, bpftrace for the coexistence
-  // test (a perf-event uprobe on the same function soload probes).
+  // test (a perf-event uprobe on the same function soload probes), systemd for systemd-analyze.
   const needed = [
     ['libc6-dbg', 'the tests of the debug-symbol capture mechanism will fail'],
     ['bpftrace', 'the coexistence test will fail'],
+    // systemd-analyze, to verify examples/systemd/soload.service (PID 1 need not be systemd)
+    ['systemd', 'the service test (systemd-analyze verify of the shipped unit) will fail'],
   ].filter(([pkg]) => spawnSync('dpkg', ['-s', pkg], { stdio: 'ignore' }).status !== 0);
   if (needed.length) {
     console.error(`installing ${needed.map(([p]) => p).join(', ')} for the integration tests`);

@@ -72,6 +72,15 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
 /** A JSON record soload printed. */
 export type PrintedRecord = { attributes: Record<string, unknown>; resource: Record<string, unknown>; body: string };
 
+/**
+ * Asserts a record lacks nothing a privilege or a mount could hide. The package index loads in the
+ * background after "ready", so a load right after start may still say `soload.package`: that is timing.
+ */
+export function assertNothingMissing(rec: PrintedRecord): void {
+  const missing = ((rec.attributes['soload.enrichment.missing'] as string[] | undefined) ?? []).filter((k) => k !== 'soload.package');
+  if (missing.length) throw new Error(`record lacks ${missing.join(', ')}: ${JSON.stringify(rec)}`);
+}
+
 /** soload run started under a prefix command. */
 export interface PrefixedSoload {
   child: ChildProcess;

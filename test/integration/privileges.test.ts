@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { CLI, requireLiveKernel, TRACEFS } from '../helpers/soload';
-import { buildLoadFixture, consoleConfig, kernelFootprint, prefixLeftovers, startUnder, type PrintedRecord } from '../helpers/service';
+import { assertNothingMissing, buildLoadFixture, consoleConfig, kernelFootprint, prefixLeftovers, startUnder, type PrintedRecord } from '../helpers/service';
 
 const PREFIX = 'soloadpriv';
 const ENV = { SOLOAD_TRACEFS_GROUP_PREFIX: PREFIX, SOLOAD_TRACEFS_INSTANCE_PREFIX: PREFIX, SOLOAD_RESOURCE_MODE: 'agent' };
@@ -81,7 +81,7 @@ test('root without CAP_SYS_ADMIN (tracefs mounted): check passes and run reports
   assert.doesNotMatch(c.stdout, /^privileges .*CAP_SYS_ADMIN/m);
   const { record } = await reportedLoad(NO_SYS_ADMIN);
   assert.equal(record.attributes['process.executable.path'], fx.loader);
-  assert.equal(record.attributes['soload.enrichment.missing'], undefined);
+  assertNothingMissing(record);
 });
 
 test('uid 65534 with CAP_DAC_OVERRIDE + CAP_SYS_PTRACE (the measured minimum): a root process’s dlopen from /tmp is reported with its executable', async () => {
@@ -93,7 +93,7 @@ test('uid 65534 with CAP_DAC_OVERRIDE + CAP_SYS_PTRACE (the measured minimum): a
   const { record } = await reportedLoad(prefix);
   assert.equal(record.attributes['process.executable.path'], fx.loader);
   assert.equal(record.attributes['file.size'], fs.statSync(fx.lib).size);
-  assert.equal(record.attributes['soload.enrichment.missing'], undefined);
+  assertNothingMissing(record);
 });
 
 test('uid 65534 with CAP_DAC_OVERRIDE only: runs; check names CAP_SYS_PTRACE and the record says what it lacks', async () => {
