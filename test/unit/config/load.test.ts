@@ -261,3 +261,11 @@ test('header values are never part of an error message', () => {
   const env = invalid(undefined, { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20s3cr3t', SOLOAD_SEVERITY: 'LOUD' });
   assert.ok(!env.includes('s3cr3t'), env);
 });
+
+test('state: housekeeping, dlopen age, exited grace and the debug view from file and environment; the interval has a floor', () => {
+  const d = loadConfig({ env: {} }).state;
+  assert.deepEqual(d, { housekeepingIntervalMs: 10000, dlopenMaxAgeMs: 60000, exitedGraceMs: 10000, debug: false });
+  const e = loadConfig({ env: { SOLOAD_DEBUG_STATE: '1', SOLOAD_STATE_HOUSEKEEPING_INTERVAL_MS: '500', SOLOAD_STATE_DLOPEN_MAX_AGE_MS: '3000' } }).state;
+  assert.deepEqual(e, { housekeepingIntervalMs: 500, dlopenMaxAgeMs: 3000, exitedGraceMs: 10000, debug: true });
+  assert.match(invalid({ state: { housekeepingIntervalMs: 10 } }), /SOLOAD_ERR_CONFIG_INVALID.*state\.housekeepingIntervalMs.*at least 100/s);
+});
