@@ -55,6 +55,10 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const log = stderrLog(config.log.level);
+  // From here on tracefs may be written (the self-test below installs a probe for a moment), so a
+  // SIGTERM/SIGINT/SIGHUP must not take Node's default action and kill soload between a write and
+  // its undo: it is noted, the synchronous step finishes and cleans up, then soload stops.
+  const early = captureEarlySignals();
   try {
     // Measured, not read from the README: some kernels accept `@+` fetches and read wrong memory
     // (KERNELS.md); the planner then rejects the mechanisms that depend on them.
@@ -65,12 +69,14 @@ export async function main(argv: string[]): Promise<number> {
       const foffs = selfTestFileOffsetFetch(config.tracefs);
       if (foffs && !foffs.works) log.info(`this kernel's @+ file-offset fetch does not read the probed file (read ${foffs.read} from ${foffs.binary}, the file has ${foffs.expected}): mechanisms that need it are not used`);
     }
+    if (early.signal && command !== 'run') return early.exitCode();
     switch (command) {
       case 'config':
         process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
         return 0;
       case 'check': {
         const report = await runCheck(config);
+        if (early.signal) return early.exitCode();
         process.stdout.write((args.values.json ? JSON.stringify(report, null, 2) : formatCheck(report)) + '\n');
         return report.problems.length ? 1 : 0;
       }
@@ -86,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
         return plan.specs.length ? 0 : 1;
       }
       default:
-        return await run(config, log);
+        return await run(config, log, early);
     }
   } catch (err) {
     process.stderr.write(`soload: ${err instanceof SoloadError ? `${err.code}: ` : ''}${escapeForLog((err as Error).message)}\n`);
@@ -94,7 +100,30 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function run(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof stderrLog>): Promise<number> {
+const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+
+interface EarlySignals {
+  /** The first stop signal received before `run` installed its own handlers. */
+  signal?: NodeJS.Signals;
+  exitCode(): number;
+}
+
+/**
+ * Listeners that only note a stop signal. They stay installed for the life of the process: with no
+ * listener left, Node restores the default disposition, and a signal queued in between would kill.
+ */
+function captureEarlySignals(): EarlySignals {
+  const state: EarlySignals = { exitCode: () => (state.signal ? SIGNAL_EXIT[state.signal]! : 0) };
+  for (const sig of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.on(sig, () => (state.signal ??= sig));
+  return state;
+}
+
+async function run(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof stderrLog>, early: EarlySignals): Promise<number> {
+  // A signal during the self-test (its probe is already removed): nothing was started, nothing to undo.
+  if (early.signal) {
+    log.info(`${early.signal} before start-up: nothing installed`);
+    return early.exitCode();
+  }
   process.title = 'soload';
   const agent = new SoloadAgent({ config, log });
   let exitCode = 0;

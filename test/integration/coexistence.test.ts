@@ -48,8 +48,36 @@ function tryCreate(file: string, line: string, removal: string): string {
 let prog = '';
 let lib = '';
 
+/**
+ * What an earlier run of this test left when it was killed mid-way (its after() never ran): the
+ * names are this test's own, so removing them touches no other tracer.
+ */
+function removeOwnLeftovers(): void {
+  const inst = path.join(TRACEFS, 'instances', INSTANCE);
+  const quiet = (f: () => void) => {
+    try {
+      f();
+    } catch {
+      /* absent already */
+    }
+  };
+  if (fs.existsSync(inst)) {
+    quiet(() => fs.writeFileSync(path.join(inst, 'events', GROUP, 'enable'), '0'));
+    quiet(() => fs.rmdirSync(inst));
+  }
+  quiet(() => fs.writeFileSync(ev(`events/${GROUP}/enable`), '0'));
+  for (const [file, re] of [['uprobe_events', /^[pr]:([^/\s]+)\/(\S+)/], ['kprobe_events', /^[pr]:([^/\s]+)\/(\S+)/], ['dynamic_events', /^[a-z]:([^/\s]+)\/(\S+)/]] as const) {
+    if (!fs.existsSync(ev(file))) continue;
+    for (const line of fs.readFileSync(ev(file), 'utf8').split('\n')) {
+      const m = re.exec(line);
+      if (m && m[1] === GROUP) quiet(() => fs.appendFileSync(ev(file), `-:${GROUP}/${m[2]}\n`));
+    }
+  }
+}
+
 before(() => {
   requireLiveKernel();
+  removeOwnLeftovers();
   assert.deepEqual(ownTracingTraces(), [], 'soload state present before the test');
   const dir = tmpDir('soload-coexist-');
   lib = path.join(dir, 'libplug.so');

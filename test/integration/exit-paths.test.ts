@@ -76,3 +76,31 @@ test('a signal at any moment of start-up leaves nothing behind', async () => {
     assert.deepEqual(soloadLeftovers(), { probes: [], instances: [] }, `delay ${delayMs} ms: leftovers\n${s.stderr()}`);
   }
 });
+
+test('SIGTERM while the @+ self-test probe is installed: the self-test removes it, soload exits 143 without starting', async () => {
+  requireLiveKernel();
+  // The self-test runs synchronously before the agent's handlers exist; Node's default SIGTERM
+  // action used to kill soload there and leave `selftest_foffs` and its instance behind (seen in CI).
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const s = launch({ otel: { exporters: ['none'] }, capture: { snapshot: false } });
+    s.ready.catch(() => undefined);
+    const until = Date.now() + 10_000;
+    let seen = false;
+    // A busy poll: the probe exists for a few milliseconds only.
+    while (!seen && Date.now() < until && s.child.exitCode === null) {
+      seen = fs.readFileSync('/sys/kernel/tracing/uprobe_events', 'utf8').includes(`soload_${s.child.pid}/selftest_foffs `);
+    }
+    if (!seen) {
+      s.child.kill('SIGKILL');
+      await s.exited;
+      continue;
+    }
+    s.child.kill('SIGTERM');
+    const code = await s.exited;
+    assert.equal(code, 143, s.stderr());
+    assert.match(s.stderr(), /SIGTERM before start-up: nothing installed|SIGTERM: removing probes/);
+    assert.deepEqual(soloadLeftovers(), { probes: [], instances: [] }, s.stderr());
+    return;
+  }
+  assert.fail('the self-test probe was never seen in 5 starts (is the @+ self-test still run by `soload run`?)');
+});
