@@ -3,7 +3,7 @@ import path from 'node:path';
 import convict from 'convict';
 import { ErrorCodes, SoloadError } from '../errors';
 import { readEnv } from './env';
-import { configSchema, maskUrlCredentials, type ConfigKey, type SoloadConfig } from './schema';
+import { configSchema, headerProblem, maskUrlCredentials, type ConfigKey, type SoloadConfig } from './schema';
 
 /** Where the bundled defaults live, relative to the package root. */
 export const DEFAULT_CONFIG_DIR = path.resolve(__dirname, '..', '..', '..', 'config');
@@ -63,6 +63,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): SoloadConfig {
   try {
     for (const { binding, value } of readEnv(env)) {
       if (binding.mode === 'merge') {
+        if (binding.key === 'otel.headers') checkHeaders(value as Record<string, string>, binding.name);
         Object.assign(maps[mapKeyOf(binding.key)], value);
       } else {
         conf.set(binding.key, value as never);
@@ -97,6 +98,14 @@ function checkAcrossKeys(config: SoloadConfig): void {
   }
 }
 
+function checkHeaders(headers: Record<string, unknown>, fromVariable?: string): void {
+  let i = 0;
+  for (const [k, v] of Object.entries(headers)) {
+    const problem = headerProblem(k, v, ++i);
+    if (problem) throw new SoloadError(ErrorCodes.CONFIG_INVALID, `otel.headers${fromVariable ? ` (from ${fromVariable})` : ''}: ${problem}`);
+  }
+}
+
 function mapKeyOf(key: ConfigKey): MapKey {
   if (key === 'otel.headers') return 'headers';
   if (key === 'otel.resourceAttributes') return 'resourceAttributes';
@@ -115,6 +124,7 @@ function takeMaps(obj: Record<string, unknown>, maps: Record<MapKey, Record<stri
     if (!(key in o)) continue;
     const v = o[key];
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SoloadError(ErrorCodes.CONFIG_INVALID, `otel.${key}: must be an object of string → string`);
+    if (key === 'headers') checkHeaders(v as Record<string, unknown>);
     for (const [k, val] of Object.entries(v)) {
       if (typeof val !== 'string') throw new SoloadError(ErrorCodes.CONFIG_INVALID, `otel.${key}: value of "${k}" must be a string`);
       maps[key][k] = val;

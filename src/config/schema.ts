@@ -153,6 +153,26 @@ const validateStringMap = typed<Record<string, string>>((map: unknown): void => 
   }
 });
 
+/** RFC 9110 field-name characters (a token). */
+const HEADER_NAME_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * What is wrong with one export header, or undefined (pure). Checked when the config is loaded, not
+ * at the first request: Node's http client throws on an invalid name or a CR/LF/NUL in a value
+ * (header injection, e.g. a percent-encoded %0D%0A in OTEL_EXPORTER_OTLP_HEADERS), which would fail
+ * every export of the run. The message says where the problem is, never the value (a credential)
+ * nor an invalid name (a value pasted into the name is the common mistake).
+ */
+export function headerProblem(name: string, value: unknown, position: number): string | undefined {
+  if (!HEADER_NAME_RE.test(name)) {
+    const bad = [...name].findIndex((c) => !HEADER_NAME_RE.test(c));
+    return `header #${position}: its name (${name.length} characters) is not an HTTP token: character ${bad + 1} is not a letter, digit or one of !#$%&'*+-.^_\`|~ (name not shown: it may hold a credential)`;
+  }
+  if (typeof value !== 'string') return `the value of header "${name}" must be a string (value not shown)`;
+  if (/[\r\n\0]/.test(value)) return `the value of header "${name}" contains a CR, LF or NUL character, which HTTP forbids (value not shown)`;
+  return undefined;
+}
+
 const validateRiskRules = typed<RiskRule[]>((list: unknown): void => {
   try {
     checkRiskRules(list);

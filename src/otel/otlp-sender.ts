@@ -116,6 +116,16 @@ export function isRetryable(error: unknown): boolean {
   return [401, 403, 404, 408, 429].includes(code);
 }
 
+/**
+ * A failed export as one line for soload's log: the HTTP status and reason when the collector
+ * answered, else the transport error. Never the response body: a proxy or collector may reflect
+ * the request's headers (credentials) into it.
+ */
+export function describeExportError(error: Error): string {
+  if (error instanceof OTLPExporterError && typeof error.code === 'number') return `HTTP ${error.code}${error.message ? ` ${error.message}` : ''}`;
+  return error.message;
+}
+
 /** One export() through an OTel exporter, as a SendOutcome (never rejects). */
 function exportOnce<T>(exporter: { export(items: T, cb: (r: { code: ExportResultCode; error?: Error }) => void): void }, items: T): Promise<SendOutcome> {
   return new Promise((resolve) => {

@@ -1,6 +1,6 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { encodeLogs, type BatchSender, type EncodedBatch, type OtlpEncoding } from './otlp-sender';
+import { describeExportError, encodeLogs, type BatchSender, type EncodedBatch, type OtlpEncoding } from './otlp-sender';
 import { heldBytes, type SpillStore, type SpilledBatch } from './spill';
 import { escapeForLog } from '../util/path-bytes';
 
@@ -326,7 +326,7 @@ export class RetryingLogExporter implements LogRecordExporter {
       this.removeHead(head);
       if (outcome.ok) this.stats.exported += batch.records;
       else {
-        this.opts.warn(`collector rejected a request of ${batch.records} records (${outcome.error.message}); not retrying it`);
+        this.opts.warn(`collector rejected a request of ${batch.records} records (${describeExportError(outcome.error)}); not retrying it`);
         this.drop(batch.records, 'rejected');
       }
       if (outcome.ok && this.outage) {
@@ -340,7 +340,7 @@ export class RetryingLogExporter implements LogRecordExporter {
     this.stats.failedAttempts++;
     if (!this.outage) {
       this.outage = true;
-      this.opts.warn(`OTLP export failed (${outcome.error.message}); keeping ${this.stats.buffered + this.stats.spilled} records and retrying with backoff`);
+      this.opts.warn(`OTLP export failed (${describeExportError(outcome.error)}); keeping ${this.stats.buffered + this.stats.spilled} records and retrying with backoff`);
     }
     return 'backoff';
   }
@@ -415,9 +415,9 @@ export class RetryingLogExporter implements LogRecordExporter {
         const failedBefore = this.stats.droppedByReason.spill_error;
         await spill.flush();
         kept -= this.stats.droppedByReason.spill_error - failedBefore;
-        this.opts.warn(`collector unreachable at shutdown: wrote ${kept} of ${n} undelivered records to ${spill.dir}; the next start delivers them`);
+        this.opts.warn(`collector unreachable or refusing at shutdown: wrote ${kept} of ${n} undelivered records to ${spill.dir}; the next start delivers them`);
       } else {
-        this.opts.warn(`shutting down with ${n} records undelivered (collector unreachable); they are counted as dropped (set otel.delivery.spillDir to keep them across restarts)`);
+        this.opts.warn(`shutting down with ${n} records undelivered (collector unreachable or refusing them); they are counted as dropped (set otel.delivery.spillDir to keep them across restarts)`);
       }
     }
     await spill?.flush(); // deletes of acknowledged files, writes of batches spilled earlier

@@ -256,7 +256,7 @@ test('client certificate and key: both or neither, checked at load', () => {
 
 test('header values are never part of an error message', () => {
   const msg = invalid({ otel: { headers: { authorization: 'Bearer s3cr3t', n: 5 } } });
-  assert.match(msg, /otel\.headers: value of "n" must be a string/);
+  assert.match(msg, /otel\.headers: the value of header "n" must be a string \(value not shown\)/);
   assert.ok(!msg.includes('s3cr3t'));
   const env = invalid(undefined, { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20s3cr3t', SOLOAD_SEVERITY: 'LOUD' });
   assert.ok(!env.includes('s3cr3t'), env);
@@ -268,4 +268,15 @@ test('state: housekeeping, dlopen age, exited grace and the debug view from file
   const e = loadConfig({ env: { SOLOAD_DEBUG_STATE: '1', SOLOAD_STATE_HOUSEKEEPING_INTERVAL_MS: '500', SOLOAD_STATE_DLOPEN_MAX_AGE_MS: '3000' } }).state;
   assert.deepEqual(e, { housekeepingIntervalMs: 500, dlopenMaxAgeMs: 3000, exitedGraceMs: 10000, debug: true });
   assert.match(invalid({ state: { housekeepingIntervalMs: 10 } }), /SOLOAD_ERR_CONFIG_INVALID.*state\.housekeepingIntervalMs.*at least 100/s);
+});
+
+test('header names must be HTTP tokens and values free of CR/LF/NUL, from the file or the environment; neither is quoted', () => {
+  const name = invalid({ otel: { headers: { 'Bearer s3cr3t': 'x' } } });
+  assert.match(name, /otel\.headers: header #1: its name \(13 characters\) is not an HTTP token: character 7/);
+  assert.ok(!name.includes('s3cr3t'), name);
+  const crlf = invalid(undefined, { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20s3cr3t%0D%0AX-Injected:%201' });
+  assert.match(crlf, /otel\.headers \(from OTEL_EXPORTER_OTLP_HEADERS\): the value of header "authorization" contains a CR, LF or NUL/);
+  assert.ok(!crlf.includes('s3cr3t') && !crlf.includes('Injected'), crlf);
+  assert.match(invalid(undefined, { OTEL_EXPORTER_OTLP_LOGS_HEADERS: 'x-token=a%00b' }), /\(from OTEL_EXPORTER_OTLP_LOGS_HEADERS\).*"x-token" contains a CR, LF or NUL/);
+  assert.doesNotThrow(() => loadConfig({ env: { OTEL_EXPORTER_OTLP_HEADERS: "x-Custom_h.1!#$%&'*+^`|~=value with spaces" } }));
 });
