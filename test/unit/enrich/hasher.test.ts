@@ -158,7 +158,29 @@ test('not_regular: a FIFO does not hang the worker, a symlink is not followed, a
   }
 });
 
-test('unreadable: a file the process may not open', { skip: process.getuid?.() === 0 ? 'root reads mode-000 files' : false }, async () => {
+test('unreadable: a file the process may not open', async () => {
+  if (process.getuid?.() === 0) {
+    // Root reads mode-000 files, so the same check runs in a child without privileges (uid 65534,
+    // no capabilities), on a file in a directory that uid can enter.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'soload-hasher-nobody-'));
+    try {
+      fs.chmodSync(dir, 0o755);
+      const p = path.join(dir, 'secret.so');
+      fs.writeFileSync(p, 'hidden');
+      fs.chmodSync(p, 0);
+      const id = identityOf(p);
+      const script = `const { FileHasher } = require(${JSON.stringify(require.resolve('../../../src/enrich/hasher'))});
+        const h = new FileHasher();
+        h.hash(${JSON.stringify(p)}, { dev: ${id.dev}, ino: ${id.ino}, size: ${id.size}, mtimeNs: BigInt(${JSON.stringify(String(id.mtimeNs))}) }, ['sha256'])
+          .then((r) => { process.stdout.write(JSON.stringify(r)); return h.close(); });`;
+      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, '-e', script], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout), { ok: false, reason: 'unreadable' });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    return;
+  }
   const h = new FileHasher();
   try {
     const p = file('secret.so', 'hidden');
