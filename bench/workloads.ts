@@ -37,6 +37,12 @@ export interface WorkloadOptions {
   quick?: boolean;
   /** Only these workloads (by name), in this order. Default all four. */
   only?: readonly string[];
+  /**
+   * `dir` already holds the binaries of an earlier prepareWorkloads(dir) with the same options, at
+   * the same absolute path (needed40's runpath names it): nothing is compiled. The kernel matrix
+   * compiles on the host and measures in guests that have no gcc.
+   */
+  prebuilt?: boolean;
 }
 
 /** N per round: full and quick. Sized so one round of each lasts long enough to swamp timer noise. */
@@ -62,7 +68,13 @@ export const C_SRC = ((): string => {
   }
 })();
 
-async function gcc(args: string[]): Promise<void> {
+/** The output of a gcc command line, which a prebuilt directory must have. */
+function requireBuilt(args: string[]): void {
+  const out = args[args.indexOf('-o') + 1];
+  if (!out || !fs.existsSync(out)) throw new Error(`prebuilt workloads: ${out ?? '?'} is missing (build them with prepareWorkloads(dir) first)`);
+}
+
+async function compile(args: string[]): Promise<void> {
   try {
     await execFileP('gcc', args, { maxBuffer: 4 << 20 });
   } catch (err) {
@@ -116,6 +128,7 @@ export async function prepareWorkloads(dir: string, opts: WorkloadOptions = {}):
   const out = (f: string): string => path.join(dir, f);
   // -O2 and no sanitizers: the drivers should spend their time in the work they time.
   const cflags = ['-O2', '-Wall', '-Werror'];
+  const gcc = opts.prebuilt ? async (args: string[]): Promise<void> => void requireBuilt(args) : compile;
 
   const spawnDriver = out('spawn');
   await gcc([...cflags, src('spawn.c'), '-o', spawnDriver]);

@@ -8,6 +8,7 @@
  *   check           `soload check --json` with tracefs mounted at /sys/kernel/tracing
  *   features        probe syntaxes accepted, and the (fault) / unknown-type demonstrations
  *   recall          the recall harness's JSON (host corpus, prebuilt on the host)
+ *   cost            wall-time ratios of the bench's quick workloads, soload running ÷ nothing (cost.ts)
  *   done            timings of every step
  * Usage: node dist/test/kernels/guest.js PLAN.json
  */
@@ -16,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ElfSymbolResolver } from '../../src/elf';
+import { measureCost, type CostPlan } from './cost';
 import { measureFeatures } from './features';
 
 /** What the runner asks a guest (or the host row) to do. */
@@ -27,6 +29,8 @@ export interface GuestPlan {
   faultProg: string;
   /** Recall harness options; absent: no recall run. */
   recall?: { only?: string[]; repeat: number; shortLivedRuns: number; settleMs?: number; deadlineMs?: number };
+  /** The cost step; absent: not measured. */
+  cost?: CostPlan;
   /** Where result lines go. */
   output: string;
   /** A shell script run after the features step (investigations: `--debug FILE` of run.ts); its output is the `debug` result. */
@@ -52,18 +56,18 @@ export function parseResultLines(text: string): Map<string, unknown> {
   return out;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const plan = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as GuestPlan;
   const emit = (name: string, value: unknown): void => {
     fs.appendFileSync(plan.output, `${RESULT_PREFIX} ${name} ${Buffer.from(JSON.stringify(value)).toString('base64')}\n`);
   };
   const say = (m: string): void => void process.stderr.write(`kmatrix: ${m}\n`);
   const timings: Record<string, number> = {};
-  const step = <T>(name: string, fn: () => T): T | undefined => {
+  const step = async <T>(name: string, fn: () => T | Promise<T>): Promise<T | undefined> => {
     const t = Date.now();
     say(`${name} ...`);
     try {
-      return fn();
+      return await fn();
     } catch (err) {
       emit(`${name}-error`, { error: (err as Error).stack ?? String(err) });
       say(`${name} failed: ${(err as Error).message}`);
@@ -86,13 +90,13 @@ function main(): void {
   };
   emit('kernel', { release: os.release(), version: fs.readFileSync('/proc/version', 'utf8').trim(), cpus: os.cpus().length, memMiB: Math.round(os.totalmem() / 2 ** 20) });
   if (plan.guest) {
-    step('check-debugfs', () => emit('check-debugfs', check()));
+    await step('check-debugfs', () => emit('check-debugfs', check()));
     fs.mkdirSync('/sys/kernel/tracing', { recursive: true });
     spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing'], { stdio: 'inherit' });
   }
-  step('check', () => emit('check', check()));
+  await step('check', () => emit('check', check()));
   let dataFetchBroken = false;
-  step('features', () => {
+  await step('features', () => {
     const tracefs = fs.existsSync('/sys/kernel/tracing/uprobe_events') ? '/sys/kernel/tracing' : '/sys/kernel/debug/tracing';
     const resolver = new ElfSymbolResolver();
     const offset = resolver.resolve(plan.faultProg, 'take').fileOffset;
@@ -103,14 +107,14 @@ function main(): void {
   });
   if (plan.debug) {
     const script = plan.debug;
-    step('debug', () => {
+    await step('debug', () => {
       const r = spawnSync('sh', ['-c', script], { encoding: 'utf8', cwd: plan.repo, maxBuffer: 64 << 20, timeout: 300_000 });
       emit('debug', { exitCode: r.status, stdout: r.stdout.slice(-200_000), stderr: r.stderr.slice(-50_000) });
     });
   }
   if (plan.recall) {
     const rc = plan.recall;
-    step('recall', () => {
+    await step('recall', () => {
       const json = path.join(os.tmpdir(), `kmatrix-recall-${process.pid}.json`);
       const args = [path.join(plan.repo, 'dist/test/recall/harness.js'), '--prebuilt', plan.corpusDir, '--no-bars', '--json', json, '--repeat', String(rc.repeat), '--short-lived-runs', String(rc.shortLivedRuns)];
       if (rc.only?.length) args.push('--only', rc.only.join(','));
@@ -123,7 +127,16 @@ function main(): void {
       emit('recall', { exitCode: r.status, dataFetchBroken, report, stdoutTail: r.stdout.slice(-6000), stderrTail: r.stderr.slice(-6000) });
     });
   }
+  if (plan.cost) {
+    const cp = plan.cost;
+    await step('cost', async () => emit('cost', await measureCost(cp)));
+  }
   emit('done', { timings });
 }
 
-if (require.main === module) main();
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`kmatrix: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  });
+}

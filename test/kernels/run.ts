@@ -12,8 +12,10 @@
  * (harness.js --build-only) and the puzzle program (gcc).
  *
  * Usage: node dist/test/kernels/run.js [--quick] [--kernels bullseye,bookworm,trixie] [--no-host]
- *          [--timeout-min N] [--no-write]
- *   --quick  the CI set: Debian 12's 6.1 only, with a small recall subset; KERNELS.md is not rewritten
+ *          [--timeout-min N] [--no-write] [--no-cost | --cost]
+ *   --quick  the CI set: Debian 12's 6.1 only, with a small recall subset and no cost step (--cost
+ *            adds it); KERNELS.md is not rewritten
+ *   --no-cost  skip the cost step (test/kernels/cost.ts: the bench's quick workloads, soload ÷ nothing)
  * Exit: 0 = every kernel booted, reported, and its host-glibc recall ≥ 99 %; 1 otherwise.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -22,6 +24,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { ImageBuilder } from './image';
 import { parseResultLines, type GuestPlan } from './guest';
+import { COST_WORKLOADS, type CostPlan } from './cost';
+import { prepareWorkloads } from '../../bench/workloads';
 import { KERNEL_SUITES, MATRIX_META, renderStoredResults, summarize, type KernelResult } from './table';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -37,10 +41,12 @@ interface Options {
   write: boolean;
   debug?: string;
   noRecall: boolean;
+  cost: boolean;
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, kernels: [], host: true, timeoutMin: 25, write: true, noRecall: false };
+  const o: Options = { quick: false, kernels: [], host: true, timeoutMin: 25, write: true, noRecall: false, cost: true };
+  let costFlag: boolean | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
@@ -53,6 +59,8 @@ export function parseArgs(argv: string[]): Options {
       o.debug = fs.readFileSync(argv[++i]!, 'utf8');
       o.write = false;
     } else if (a === '--no-recall') o.noRecall = true;
+    else if (a === '--no-cost') costFlag = false;
+    else if (a === '--cost') costFlag = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!o.kernels.length) o.kernels = o.quick ? ['bookworm'] : Object.keys(KERNEL_SUITES);
@@ -60,7 +68,9 @@ export function parseArgs(argv: string[]): Options {
   if (o.quick) {
     o.host = false;
     o.write = false;
+    o.cost = false;
   }
+  if (costFlag !== undefined) o.cost = costFlag;
   return o;
 }
 
@@ -92,7 +102,7 @@ function ensureQemu(): string {
 }
 
 /** The host's files the guest needs, at their own paths. */
-function baseImage(corpusDir: string, faultProg: string): ImageBuilder {
+function baseImage(corpusDir: string, faultProg: string, costDir?: string): ImageBuilder {
   const img = new ImageBuilder();
   img.addDirs('proc', 'sys', 'dev', 'tmp', 'run', 'root', 'mnt', 'var/tmp', 'sys/kernel');
   for (const l of ['bin', 'sbin', 'lib', 'lib64']) if (fs.lstatSync(`/${l}`).isSymbolicLink()) img.add(`/${l}`);
@@ -117,8 +127,11 @@ function baseImage(corpusDir: string, faultProg: string): ImageBuilder {
   for (const p of ['package.json', 'config', 'dist', 'node_modules', 'test/recall/scenarios', '.cache/otelcol/otelcol-soload']) {
     const abs = path.join(REPO, p);
     if (!fs.existsSync(abs)) throw new Error(`${abs} missing`);
-    fs.statSync(abs).isDirectory() ? img.addTree(abs, /\/dist\/(bench|test\/(unit|integration|soak))$/) : img.add(abs);
+    fs.statSync(abs).isDirectory() ? img.addTree(abs, /\/dist\/test\/(unit|integration|soak|fuzz)$/) : img.add(abs);
   }
+  // the cost step's workloads (bench/workloads.ts finds its C sources' directory when it loads)
+  img.addTree(path.join(REPO, 'bench', 'c'));
+  if (costDir) img.addTree(costDir);
   img.addTree(corpusDir);
   img.add(faultProg);
   return img;
@@ -205,13 +218,22 @@ async function main(): Promise<number> {
   const faultProg = path.join(CACHE, 'puzzle', 'fault');
   fs.mkdirSync(path.dirname(faultProg), { recursive: true });
   sh('gcc', ['-O1', '-o', faultProg, path.join(REPO, 'test/kernels/fault.c')], 'compiling fault.c');
-  const base = baseImage(corpusDir, faultProg);
+  let cost: CostPlan | undefined;
+  if (o.cost) {
+    const dir = path.join(CACHE, 'cost-workloads');
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    log('compiling the cost workloads (bench/c, quick sizes)');
+    await prepareWorkloads(dir, { quick: true, only: COST_WORKLOADS });
+    cost = { dir, rounds: 3 };
+  }
+  const base = baseImage(corpusDir, faultProg, cost?.dir);
   log(`guest image: ${base.list().length} entries, ${(base.size() / 2 ** 20).toFixed(0)} MiB`);
   const recall = recallPlan(o.quick);
   const results: KernelResult[] = [];
   fs.mkdirSync(RESULTS, { recursive: true });
   for (const k of fetched) {
-    const plan: GuestPlan = { repo: REPO, corpusDir, faultProg, ...(o.noRecall ? {} : { recall }), output: '/dev/ttyS1', guest: true, ...(o.debug ? { debug: o.debug } : {}) };
+    const plan: GuestPlan = { repo: REPO, corpusDir, faultProg, ...(o.noRecall ? {} : { recall }), ...(cost ? { cost } : {}), output: '/dev/ttyS1', guest: true, ...(o.debug ? { debug: o.debug } : {}) };
     const extra = new ImageBuilder();
     extra.addData('/etc/soload-kmatrix.json', JSON.stringify(plan));
     extra.addData('/init', fs.readFileSync(path.join(REPO, 'test/kernels/init.sh'), 'utf8').replace('cd /work/main\n', `${INIT_MODULES}\ncd ${REPO}\n`).replace('node dist/test/kernels/guest.js', `node ${REPO}/dist/test/kernels/guest.js`), 0o755);
@@ -237,7 +259,7 @@ async function main(): Promise<number> {
     const out = path.join(CACHE, 'host-results.txt');
     fs.rmSync(out, { force: true });
     const planFile = path.join(CACHE, 'host-plan.json');
-    const plan: GuestPlan = { repo: REPO, corpusDir, faultProg, recall, output: out, guest: false };
+    const plan: GuestPlan = { repo: REPO, corpusDir, faultProg, recall, ...(cost ? { cost } : {}), output: out, guest: false };
     fs.writeFileSync(planFile, JSON.stringify(plan));
     const t = Date.now();
     log(`host: running the guest program on the host's kernel ${os.release()}`);
@@ -255,15 +277,15 @@ async function main(): Promise<number> {
     log('wrote KERNELS.md');
   }
   log(`matrix took ${(totalMs / 60000).toFixed(1)} min`);
-  const bad = results.filter((r) => !passes(r));
+  const bad = results.filter((r) => !passes(r, Boolean(cost)));
   for (const r of bad) log(`${r.name}: FAILED (${r.timedOut ? 'timed out; ' : ''}${summarize(r)})`);
   return bad.length ? 1 : 0;
 }
 
-/** Booted, reported everything, and the host-glibc recall bar (≥ 99 %) holds. */
-function passes(r: KernelResult): boolean {
+/** Booted, reported everything (the cost step too when it was planned), and the host-glibc recall bar (≥ 99 %) holds. */
+function passes(r: KernelResult, costPlanned: boolean): boolean {
   const rec = (r.results.recall as { report?: { totals?: { recall?: number } } } | undefined)?.report?.totals?.recall;
-  return !r.timedOut && 'done' in r.results && typeof rec === 'number' && rec >= 99;
+  return !r.timedOut && 'done' in r.results && typeof rec === 'number' && rec >= 99 && (!costPlanned || 'cost' in r.results);
 }
 
 /** What is kept in test/kernels/results: the check reports, features, recall totals per scenario. */

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CheckReport } from '../../src/cli/check';
+import { COST_WORKLOADS, SOLOAD_CONDITION, type CostResult } from './cost';
 import { FEATURE_PROBES, type FeatureReport } from './features';
 
 /** The Debian kernels of the matrix (the suite's linux-image-cloud-amd64). */
@@ -67,6 +68,19 @@ export function recallOf(r: KernelResult): RecallResult | undefined {
 export function featuresOf(r: KernelResult): FeatureReport | undefined {
   return r.results.features as FeatureReport | undefined;
 }
+export function costOf(r: KernelResult): CostResult | undefined {
+  return r.results.cost as CostResult | undefined;
+}
+
+/** One workload's cost cell: the ratio and the per-operation times behind it. */
+export function costCell(r: KernelResult, workload: string): string {
+  const c = costOf(r);
+  if (!c) return (r.results['cost-error'] as { error?: string } | undefined)?.error?.split('\n')[0] ?? 'not measured';
+  const base = c.measurements.find((m) => m.workload === workload && m.condition === 'baseline');
+  const so = c.measurements.find((m) => m.workload === workload && m.condition === SOLOAD_CONDITION);
+  if (!base || !so) return '—';
+  return `${so.ratio.toFixed(2)}× (${base.medianUsPerOp.toFixed(0)} → ${so.medianUsPerOp.toFixed(0)} µs per op)`;
+}
 
 /** The capture mechanism `check` reports for the host's ld.so (its name, without the reasoning). */
 export function mechanismOf(report: CheckReport | undefined, kind: 'ld.so' | 'libc' = 'ld.so'): string {
@@ -81,7 +95,7 @@ export function summarize(r: KernelResult): string {
   const rec = recallOf(r)?.report?.totals;
   const f = featuresOf(r);
   const refused = f?.probes.filter((p) => !p.accepted).map((p) => p.id) ?? [];
-  return `${r.name} ${r.release}: check exit ${c?.exitCode ?? '?'}, recall ${pct(rec?.recall)} precision ${pct(rec?.precision)} method ${pct(rec?.methodAccuracy)}, refused probe syntaxes: ${refused.join(' ') || 'none'}`;
+  return `${r.name} ${r.release}: check exit ${c?.exitCode ?? '?'}, recall ${pct(rec?.recall)} precision ${pct(rec?.precision)} method ${pct(rec?.methodAccuracy)}, refused probe syntaxes: ${refused.join(' ') || 'none'}, cost ${COST_WORKLOADS.map((w) => `${w} ${costCell(r, w).split(' ')[0]}`).join(' ')}`;
 }
 
 /** The rows of the table: label and the cell of each kernel. */
@@ -161,7 +175,17 @@ export function tableRows(results: KernelResult[]): Array<{ label: string; cells
     const s = recallOf(r)?.report?.scenarios?.filter((x) => !x.informational && (x.totals.recall ?? 100) < 100);
     return s ? s.map((x) => `${x.name} ${pct(x.totals.recall)}`).join(', ') || 'none' : '—';
   });
-  row('`npm run bench -- --quick` cost ratios', () => 'not measured (see note)');
+  for (const w of COST_WORKLOADS) {
+    const n = results.map(costOf).find((c) => c)?.workloads.find((x) => x.name === w)?.iterations;
+    row(`cost to traced processes: ${w}${n ? ` (${n}×)` : ''}, soload ÷ nothing`, (r) => costCell(r, w));
+  }
+  row('cost: soload\'s mechanisms while measured', (r) => costOf(r)?.mechanisms.replace(/\/usr\/lib\/x86_64-linux-/g, '') || '—');
+  row('cost: soload start to ready (median)', (r) => {
+    const c = costOf(r);
+    if (!c?.startMs.length) return '—';
+    const s = [...c.startMs].sort((a, b) => a - b);
+    return `${(s[s.length >> 1]! / 1000).toFixed(1)} s`;
+  });
   row('guest boot → power-off', (r) => `${(r.bootMs / 1000).toFixed(0)} s${r.timedOut ? ' (TIMED OUT)' : ''}`);
   return rows;
 }
@@ -220,9 +244,13 @@ export function renderKernelsMd(input: KernelResult[], meta: MatrixMeta): string
     '  recall subset, without rewriting this file.',
     '- Guests run fewer repetitions than the host recall (`--repeat 2 --short-lived-runs 100`): TCG',
     '  emulation is 10-30x slower than the host.',
-    '- `npm run bench -- --quick` cost ratios are not measured per kernel: the benchmark installs',
-    '  bpftrace from apt and compiles its workloads with gcc, which a guest without network or gcc',
-    '  cannot do, and under TCG its timings would measure the emulator rather than the kernel.',
+    '- Cost rows: `npm run bench -- --quick`\'s C workloads (spawn, dlopen, needed40; compiled on the host,',
+    '  guests have no gcc) timed by their own loop, median of 3 interleaved rounds with soload running',
+    '  (the mechanism it picked on that kernel, export off) ÷ the same with nothing installed, in the same',
+    '  guest (test/kernels/cost.ts). The bench\'s comparison tracers (bpftrace, the seed\'s bare tracefs',
+    '  set) are not run in guests. Under TCG everything is emulated, the uprobe trap included: a guest',
+    '  ratio says how much the probes add to the emulated work, so compare kernels with each other; the',
+    '  host row is the same step run natively.',
     '- The `@+` file-offset fetch is accepted by every kernel here and listed in every README, but on',
     '  5.10 and 6.1 it does not read the probed file (0, `(fault)` or unrelated bytes), even at the probed',
     '  function\'s own bytes; it works on 6.12 and 6.18. soload\'s loader-lists and search-lists mechanisms reach ld.so\'s state through',

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { checkOf, lastErrorLogMessage, mechanismOf, renderStoredResults, tableRows, type KernelResult } from '../../kernels/table';
+import type { Measurement } from '../../../bench/workloads';
+import { checkOf, costCell, costOf, lastErrorLogMessage, mechanismOf, renderStoredResults, tableRows, type KernelResult } from '../../kernels/table';
 
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 const RESULTS = path.join(REPO, 'test', 'kernels', 'results');
@@ -42,4 +43,21 @@ test('tableRows: a kernel without results gets dashes, not a crash', () => {
   const rows = tableRows([empty]);
   assert.equal(rows.find((r) => r.label === 'recall (host-glibc rows)')!.cells[0], '—');
   assert.match(rows.find((r) => r.label === 'guest boot → power-off')!.cells[0]!, /TIMED OUT/);
+});
+
+test('cost rows: every stored kernel has the three workloads measured, and the cell is the stored ratio', () => {
+  for (const r of stored()) {
+    const c = costOf(r);
+    if (!c) assert.fail(`${r.name}: no cost result stored`);
+    for (const w of ['spawn', 'dlopen', 'needed40']) {
+      const so: Measurement = c.measurements.find((m) => m.workload === w && m.condition !== 'baseline')!;
+      const base: Measurement = c.measurements.find((m) => m.workload === w && m.condition === 'baseline')!;
+      assert.equal(so.samplesMs.length, c.rounds);
+      assert.ok(Math.abs(so.ratio - so.medianMs / base.medianMs) < 1e-9);
+      assert.match(costCell(r, w), new RegExp(`^${so.ratio.toFixed(2).replace('.', '\\.')}× \\(\\d+ → \\d+ µs per op\\)$`));
+    }
+  }
+  const bare: KernelResult = { name: 'x', distro: 'x', suite: 'x', release: 'x', bootMs: 0, timedOut: false, results: {} };
+  assert.equal(costCell(bare, 'spawn'), 'not measured');
+  assert.equal(costCell({ ...bare, results: { 'cost-error': { error: 'Error: soload exited 1\n  at …' } } }, 'spawn'), 'Error: soload exited 1');
 });
