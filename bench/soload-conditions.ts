@@ -57,21 +57,28 @@ export interface SoloadUsage {
   mechanisms: string;
 }
 
+/** The mechanism per loader set from soload's start-up line ("tracing N probes in group …; <this>"). */
+export function startupMechanisms(stderr: string): string {
+  return /tracing \d+ probes in group \S+ \(instance \S+\); (.*)/.exec(stderr)?.[1] ?? '';
+}
+
 /**
  * soload as a condition: started (and ready: probes installed) for every round, stopped with
- * SIGINT after it. Throws when soload picked another mechanism than the setup asks for, so a row
- * never measures something else than its name says.
+ * SIGINT after it. With a `mechanism`, throws when soload picked another one, so a row never
+ * measures something else than its name says; without one (the kernel matrix), soload picks and
+ * `usage.mechanisms` says what it picked.
  */
-export function soloadCondition(setup: MechanismSetup, usage: SoloadUsage): Condition {
+export function soloadCondition(setup: Omit<MechanismSetup, 'mechanism'> & { mechanism?: MechanismSetup['mechanism'] }, usage: SoloadUsage): Condition {
   let running: SoloadProcess | undefined;
   let cpu0 = 0;
   return {
     name: setup.name,
     async start() {
       running = await startSoload(setup.config, { readyTimeoutMs: 120_000, env: DEFAULT_RESOURCE_MODE });
-      const line = /tracing \d+ probes in group \S+ \(instance \S+\); (.*)/.exec(running.stderr())?.[1] ?? '';
+      const line = startupMechanisms(running.stderr());
       usage.mechanisms = line;
-      if (!line.includes(expectedMechanismLine(setup))) {
+      const mechanism = setup.mechanism;
+      if (mechanism && !line.includes(expectedMechanismLine({ ...setup, mechanism }))) {
         await running.stop('SIGINT');
         running = undefined;
         const libc = setup.mechanism === 'musl-lists' ? 'musl' : 'glibc';

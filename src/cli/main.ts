@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   // From here on tracefs may be written (the self-test below installs a probe for a moment), so a
   // SIGTERM/SIGINT/SIGHUP must not take Node's default action and kill soload between a write and
   // its undo: it is noted, the synchronous step finishes and cleans up, then soload stops.
-  const early = captureEarlySignals();
+  const signals = new StopSignals();
   try {
     // Measured, not read from the README: some kernels accept `@+` fetches and read wrong memory
     // (KERNELS.md); the planner then rejects the mechanisms that depend on them.
@@ -69,14 +69,14 @@ export async function main(argv: string[]): Promise<number> {
       const foffs = selfTestFileOffsetFetch(config.tracefs);
       if (foffs && !foffs.works) log.info(`this kernel's @+ file-offset fetch does not read the probed file (read ${foffs.read} from ${foffs.binary}, the file has ${foffs.expected}): mechanisms that need it are not used`);
     }
-    if (early.signal && command !== 'run') return early.exitCode();
+    if (signals.received && command !== 'run') return signals.exitCode();
     switch (command) {
       case 'config':
         process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
         return 0;
       case 'check': {
         const report = await runCheck(config);
-        if (early.signal) return early.exitCode();
+        if (signals.received) return signals.exitCode();
         process.stdout.write((args.values.json ? JSON.stringify(report, null, 2) : formatCheck(report)) + '\n');
         return report.problems.length ? 1 : 0;
       }
@@ -92,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
         return plan.specs.length ? 0 : 1;
       }
       default:
-        return await run(config, log, early);
+        return await run(config, log, signals);
     }
   } catch (err) {
     process.stderr.write(`soload: ${err instanceof SoloadError ? `${err.code}: ` : ''}${escapeForLog((err as Error).message)}\n`);
@@ -102,27 +102,42 @@ export async function main(argv: string[]): Promise<number> {
 
 const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 
-interface EarlySignals {
-  /** The first stop signal received before `run` installed its own handlers. */
-  signal?: NodeJS.Signals;
-  exitCode(): number;
-}
-
 /**
- * Listeners that only note a stop signal. They stay installed for the life of the process: with no
- * listener left, Node restores the default disposition, and a signal queued in between would kill.
+ * soload's one set of stop-signal listeners (SIGINT, SIGTERM, SIGHUP), installed before the first
+ * tracefs write and kept for the life of the process: with no listener, Node restores the default
+ * disposition and a signal would kill soload between a write and its undo. Until `run` hands it a
+ * handler, a signal is only noted.
  */
-function captureEarlySignals(): EarlySignals {
-  const state: EarlySignals = { exitCode: () => (state.signal ? SIGNAL_EXIT[state.signal]! : 0) };
-  for (const sig of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.on(sig, () => (state.signal ??= sig));
-  return state;
+class StopSignals {
+  /** The first stop signal received. */
+  received?: NodeJS.Signals;
+  private handler?: (signal: NodeJS.Signals, exitCode: number) => void;
+
+  constructor() {
+    for (const sig of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) {
+      process.on(sig, () => {
+        this.received ??= sig;
+        this.handler?.(sig, SIGNAL_EXIT[sig]!);
+      });
+    }
+  }
+
+  /** Every signal from now on calls `handler` (with the conventional exit code 128 + n). */
+  handle(handler: (signal: NodeJS.Signals, exitCode: number) => void): void {
+    this.handler = handler;
+  }
+
+  /** 128 + n for the first signal received, 0 when none was. */
+  exitCode(): number {
+    return this.received ? SIGNAL_EXIT[this.received]! : 0;
+  }
 }
 
-async function run(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof stderrLog>, early: EarlySignals): Promise<number> {
+async function run(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof stderrLog>, signals: StopSignals): Promise<number> {
   // A signal during the self-test (its probe is already removed): nothing was started, nothing to undo.
-  if (early.signal) {
-    log.info(`${early.signal} before start-up: nothing installed`);
-    return early.exitCode();
+  if (signals.received) {
+    log.info(`${signals.received} before start-up: nothing installed`);
+    return signals.exitCode();
   }
   process.title = 'soload';
   const agent = new SoloadAgent({ config, log });
@@ -140,9 +155,7 @@ async function run(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof
   // Every way out goes through shutdown(), so no probe outlives the process (SIGKILL cannot be
   // caught: the next start removes what it left, see cleanupStale). Handlers stay installed (`on`,
   // not `once`): a second error while shutting down must not kill the process before cleanup ends.
-  process.on('SIGINT', () => stop('SIGINT', 130));
-  process.on('SIGTERM', () => stop('SIGTERM', 143));
-  process.on('SIGHUP', () => stop('SIGHUP', 129));
+  signals.handle(stop);
   // `soload | head`: the reader of the console output went away. Stop like a SIGPIPE'd tool would.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => stop(`stdout ${err.code === 'EPIPE' ? 'closed (EPIPE)' : `failed (${err.message})`}`, err.code === 'EPIPE' ? 141 : 1));
   process.on('uncaughtException', (err) => {

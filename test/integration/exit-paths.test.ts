@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, FIXTURES_C, gcc, requireLiveKernel, ROOT, soloadLeftovers, tmpDir } from '../helpers/soload';
+import { CLI, FIXTURES_C, gcc, requireLiveKernel, ROOT, soloadLeftovers, tmpDir, TRACEFS } from '../helpers/soload';
 
 function launch(config: object) {
   const dir = tmpDir('soload-exit-');
@@ -88,7 +88,7 @@ test('SIGTERM while the @+ self-test probe is installed: the self-test removes i
     let seen = false;
     // A busy poll: the probe exists for a few milliseconds only.
     while (!seen && Date.now() < until && s.child.exitCode === null) {
-      seen = fs.readFileSync('/sys/kernel/tracing/uprobe_events', 'utf8').includes(`soload_${s.child.pid}/selftest_foffs `);
+      seen = fs.readFileSync(path.join(TRACEFS, 'uprobe_events'), 'utf8').includes(`soload_${s.child.pid}/selftest_foffs `);
     }
     if (!seen) {
       s.child.kill('SIGKILL');

@@ -15,7 +15,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { CLI, FIXTURES_C, gcc, requireLiveKernel, ROOT, soloadLeftovers, startSoload, tmpDir } from '../helpers/soload';
+import { buildLoadFixture } from '../helpers/service';
+import { CLI, requireLiveKernel, ROOT, soloadLeftovers, startSoload, TRACEFS } from '../helpers/soload';
 
 const tag = crypto.randomBytes(6).toString('hex');
 const HEADER_SECRET = `hdr${tag}Secret`;
@@ -43,6 +44,7 @@ const SECRET_ENV: NodeJS.ProcessEnv = {
 let dir = '';
 let prog = '';
 let lib = '';
+const uprobeEvents = () => fs.readFileSync(path.join(TRACEFS, 'uprobe_events'), 'utf8');
 let hostile: http.Server;
 let hostileUrl = '';
 let hostileHits = 0;
@@ -75,11 +77,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | nu
 
 before(async () => {
   requireLiveKernel();
-  dir = tmpDir('soload-secrets-');
-  lib = path.join(dir, 'libplug.so');
-  prog = path.join(dir, 'dlopener');
-  gcc(['-shared', '-fPIC', '-o', lib, path.join(FIXTURES_C, 'plug.c')]);
-  gcc(['-o', prog, path.join(FIXTURES_C, 'dlopener.c'), '-ldl']);
+  ({ dir, loader: prog, lib } = buildLoadFixture('secrets'));
   // A collector that rejects everything and reflects what it was sent, as some proxies do.
   hostile = http.createServer((req, res) => {
     hostileHits++;
@@ -144,7 +142,7 @@ test('invalid configurations whose bad values carry secrets: exit 2 naming the k
     { name: 'unknown key beside secrets', config: { ...good, otel: { ...good.otel, headerz: { authorization: HEADER_SECRET } } }, key: /otel\.headerz/ },
   ];
   for (const c of cases) {
-    const before = fs.readFileSync('/sys/kernel/tracing/uprobe_events', 'utf8');
+    const before = uprobeEvents();
     const file = writeConfig(`bad-${cases.indexOf(c)}`, c.config ?? good);
     for (const command of ['run', 'check', 'config']) {
       const r = cli([command, '--config', file], c.env);
@@ -152,7 +150,7 @@ test('invalid configurations whose bad values carry secrets: exit 2 naming the k
       assert.match(r.out, c.key, `${c.name} (${command}) does not name the key:\n${r.out}`);
       assert.deepEqual(leaks(r.out), [], `${c.name} (${command}) printed a secret:\n${r.out}`);
     }
-    assert.equal(fs.readFileSync('/sys/kernel/tracing/uprobe_events', 'utf8'), before, `${c.name}: uprobe_events changed`);
+    assert.equal(uprobeEvents(), before, `${c.name}: uprobe_events changed`);
   }
   assert.deepEqual(soloadLeftovers(), { probes: [], instances: [] });
 });

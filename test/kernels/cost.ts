@@ -11,8 +11,9 @@
  * of the emulated work the probes add, not what the same CPU would pay natively; the host row runs
  * the same step natively, which is the comparable number for real hardware.
  */
-import { BASELINE, measure, prepareWorkloads, type Measurement } from '../../bench/workloads';
-import { startSoload, type SoloadProcess } from '../helpers/soload';
+import { baselineCondition, measureConditions, type Condition } from '../../bench/baselines';
+import { soloadCondition, type SoloadUsage } from '../../bench/soload-conditions';
+import { prepareWorkloads, type Measurement } from '../../bench/workloads';
 
 /** What the runner asks for. */
 export interface CostPlan {
@@ -39,28 +40,19 @@ export interface CostResult {
 
 export async function measureCost(plan: CostPlan): Promise<CostResult> {
   const workloads = await prepareWorkloads(plan.dir, { quick: true, only: COST_WORKLOADS, prebuilt: true });
-  let running: SoloadProcess | undefined;
-  let mechanisms = '';
+  const usage: SoloadUsage = { cpuMs: 0, loads: 0, mechanisms: '' };
+  // The bench's cost-section soload condition without a forced mechanism: soload picks, as on a user's host.
+  const soload = soloadCondition({ name: SOLOAD_CONDITION, config: { otel: { exporters: ['none'] }, capture: { snapshot: false }, debuginfod: { enabled: false } } }, usage);
   const startMs: number[] = [];
-  const config = { otel: { exporters: ['none'] }, capture: { snapshot: false }, debuginfod: { enabled: false } };
-  const measurements = await measure(
-    workloads,
-    [BASELINE, SOLOAD_CONDITION],
-    async (c) => {
-      if (c === BASELINE) return;
+  const timed: Condition = {
+    name: soload.name,
+    async start() {
       const t = Date.now();
-      running = await startSoload(config, { readyTimeoutMs: 300_000 });
+      await soload.start();
       startMs.push(Date.now() - t);
-      mechanisms = /tracing \d+ probes in group \S+ \(instance \S+\); (.*)/.exec(running.stderr())?.[1] ?? '';
     },
-    async (c) => {
-      if (c === BASELINE || !running) return;
-      const s = running;
-      running = undefined;
-      const code = await s.stop('SIGINT', 120_000);
-      if (code !== 130) throw new Error(`soload exited ${code}:\n${s.stderr().slice(-2000)}`);
-    },
-    plan.rounds,
-  );
-  return { rounds: plan.rounds, workloads: workloads.map((w) => ({ name: w.name, iterations: w.iterations, description: w.description })), measurements, mechanisms, startMs };
+    stop: () => soload.stop(),
+  };
+  const measurements = await measureConditions(workloads, [baselineCondition(), timed], plan.rounds);
+  return { rounds: plan.rounds, workloads: workloads.map((w) => ({ name: w.name, iterations: w.iterations, description: w.description })), measurements, mechanisms: usage.mechanisms, startMs };
 }

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CheckReport } from '../../src/cli/check';
+import { BASELINE } from '../../bench/workloads';
 import { COST_WORKLOADS, SOLOAD_CONDITION, type CostResult } from './cost';
 import { FEATURE_PROBES, type FeatureReport } from './features';
 
@@ -76,7 +77,7 @@ export function costOf(r: KernelResult): CostResult | undefined {
 export function costCell(r: KernelResult, workload: string): string {
   const c = costOf(r);
   if (!c) return (r.results['cost-error'] as { error?: string } | undefined)?.error?.split('\n')[0] ?? 'not measured';
-  const base = c.measurements.find((m) => m.workload === workload && m.condition === 'baseline');
+  const base = c.measurements.find((m) => m.workload === workload && m.condition === BASELINE);
   const so = c.measurements.find((m) => m.workload === workload && m.condition === SOLOAD_CONDITION);
   if (!base || !so) return '—';
   return `${so.ratio.toFixed(2)}× (${base.medianUsPerOp.toFixed(0)} → ${so.medianUsPerOp.toFixed(0)} µs per op)`;
